@@ -1,0 +1,61 @@
+"""Process settings from the environment (12-factor); a `.env` file in the working directory is honoured."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from dotenv import load_dotenv
+
+ROOT = Path(__file__).resolve().parent.parent
+INSTANCE = ROOT / "instance"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    config_path: str | None
+    api_token: str
+    demo_token: str
+    max_body_bytes: int
+    log_level: str
+    log_json: bool
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    if environ is None:
+        load_dotenv(override=False)
+        environ = dict(os.environ)
+    return Settings(
+        database_url=environ.get("DATABASE_URL") or f"sqlite:///{INSTANCE / 'connector.db'}",
+        config_path=environ.get("CONNECTOR_CONFIG") or None,
+        api_token=environ.get("CONNECTOR_API_TOKEN") or _generated_secret("api_token"),
+        demo_token=environ.get("CONNECTOR_DEMO_TOKEN") or _generated_secret("demo_token"),
+        max_body_bytes=int(environ.get("CONNECTOR_MAX_BODY_BYTES", 256 * 1024)),
+        log_level=environ.get("LOG_LEVEL", "INFO"),
+        log_json=environ.get("LOG_FORMAT", "text") == "json",
+    )
+
+
+def _generated_secret(name: str) -> str:
+    """A secret the operator did not set: made once, kept under instance/ so every process shares it.
+
+    It is printed once, by the process that made it (`python -m connector release` in `make run`).
+    """
+    path = INSTANCE / name
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    INSTANCE.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(24)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process made it a moment ago
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value)
+    print(f"Generated {name.replace('_', ' ')} (kept in {path}): {value}", flush=True)
+    return value

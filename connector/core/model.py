@@ -1,0 +1,153 @@
+"""The words of the domain as plain values: bookings, patients, jobs and the policy that plans them.
+
+Nothing here does I/O or reads the clock; every function of the core takes `now` as a parameter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from enum import StrEnum
+
+
+class JobKind(StrEnum):
+    CONFIRMATION = "confirmation"
+    REMINDER = "reminder"
+    RESCHEDULE = "reschedule"
+    CANCELLATION = "cancellation"
+    RESULTS_READY = "results_ready"
+    RECALL = "recall"
+
+
+class JobStatus(StrEnum):
+    SCHEDULED = "scheduled"
+    SENDING = "sending"
+    AWAITING_DELIVERY = "awaiting_delivery"
+    DELIVERED = "delivered"
+    READ = "read"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+    SKIPPED = "skipped"
+
+
+# A job in one of these may still be withdrawn: nothing has gone to a provider yet.
+PENDING_STATUSES = frozenset({JobStatus.SCHEDULED})
+
+
+class BookingState(StrEnum):
+    ACTIVE = "active"
+    CANCELLED = "cancelled"
+    ATTENDED = "attended"
+    NO_SHOW = "no_show"
+
+
+class Sex(StrEnum):
+    MALE = "male"
+    FEMALE = "female"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class QuietHours:
+    """A daily window in the clinic's local time when nothing non-urgent is sent; may span midnight."""
+
+    start: time
+    end: time
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A tenant's planning settings."""
+
+    timezone: str = "Europe/Moscow"
+    reminder_offsets: tuple[timedelta, ...] = (timedelta(hours=24), timedelta(hours=2))
+    quiet_hours: QuietHours | None = QuietHours(time(21, 0), time(9, 0))
+    confirmation: bool = True
+    reschedule: bool = True
+    cancellation: bool = True
+
+
+@dataclass(frozen=True)
+class Patient:
+    phone: str | None = None  # E.164
+    first_name: str | None = None
+    last_name: str | None = None
+    patronymic: str | None = None
+    sex: Sex = Sex.UNKNOWN
+    external_id: str | None = None
+
+
+@dataclass(frozen=True)
+class BookingFacts:
+    """One visit as a source describes it, normalised: what we store and render from."""
+
+    external_id: str
+    starts_at: datetime  # tz-aware, the instant of the visit
+    state: BookingState = BookingState.ACTIVE
+    timezone: str | None = None  # the source's zone when it says one; else the tenant's
+    duration: timedelta | None = None
+    patient: Patient = field(default_factory=Patient)
+    doctor_name: str | None = None
+    doctor_specialty: str | None = None
+    services: tuple[str, ...] = ()
+    preparation: str | None = None
+    comment: str | None = None
+    branch_id: str | None = None
+    address: str | None = None
+
+
+class EventAction(StrEnum):
+    UPSERT = "upsert"  # created or changed: the facts are complete
+    DELETE = "delete"  # removed at the source: only the id is to be trusted
+
+
+@dataclass(frozen=True)
+class SourceEvent:
+    """What a source told us about one booking, after parsing its wire format."""
+
+    action: EventAction
+    external_id: str
+    version: datetime | None  # the source's own change time, to order updates
+    facts: BookingFacts | None  # None for a delete that carries nothing usable
+
+
+@dataclass(frozen=True)
+class Visit:
+    """What planning needs of a booking: when, and in which state."""
+
+    starts_at: datetime
+    state: BookingState = BookingState.ACTIVE
+
+
+@dataclass(frozen=True)
+class ExistingJob:
+    key: str
+    kind: JobKind
+    status: JobStatus
+    due_at: datetime
+
+
+@dataclass(frozen=True)
+class PlannedJob:
+    """A job the plan wants. `status` is SCHEDULED, or SKIPPED when no moment fits (see `note`)."""
+
+    key: str
+    kind: JobKind
+    due_at: datetime
+    status: JobStatus = JobStatus.SCHEDULED
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class Cancellation:
+    key: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class PlanDiff:
+    """What to change in the ledger: jobs to add, pending jobs to cancel (with the reason)."""
+
+    add: tuple[PlannedJob, ...] = ()
+    cancel: tuple[Cancellation, ...] = ()

@@ -1,0 +1,291 @@
+"""Use case: one received webhook body becomes ledger rows (event, booking, patient, jobs, audit) in one go.
+
+The caller owns the transaction: everything here runs inside it, so a booking and its re-planned jobs are
+written together or not at all. Queries are per booking, never per job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from connector.core.model import (
+    BookingFacts,
+    BookingState,
+    EventAction,
+    ExistingJob,
+    JobKind,
+    JobStatus,
+    PlanDiff,
+    SourceEvent,
+    Visit,
+)
+from connector.core.planning import plan_jobs
+from connector.store.models import AuditEvent, Booking, InboundEvent, NotificationJob, Patient
+from connector.tenants import Tenant
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What became of one inbound event; the web layer turns it into an answer."""
+
+    outcome: str  # applied, duplicate, stale, ignored, rejected
+    inbound_event_id: int
+    booking_id: int | None = None
+    detail: str | None = None
+
+
+def record_inbound(
+    session: Session,
+    *,
+    tenant_id: str,
+    source: str,
+    body: str,
+    headers: Mapping[str, str],
+    now: datetime,
+    outcome: str,
+    error: str | None = None,
+    truncated: bool = False,
+    idempotency_key: str | None = None,
+) -> InboundEvent:
+    event = InboundEvent(
+        tenant_id=tenant_id[:64],
+        source=source[:32],
+        received_at=now,
+        headers=dict(headers),
+        body=body,
+        body_truncated=truncated,
+        idempotency_key=idempotency_key,
+        outcome=outcome,
+        error=error,
+    )
+    session.add(event)
+    session.flush()
+    return event
+
+
+def ingest_event(
+    session: Session,
+    *,
+    tenant: Tenant,
+    source: str,
+    event: SourceEvent | None,
+    body: str,
+    headers: Mapping[str, str],
+    now: datetime,
+    idempotency_key: str | None = None,
+) -> Receipt:
+    inbound = record_inbound(
+        session, tenant_id=tenant.id, source=source, body=body, headers=headers, now=now,
+        outcome="applied", idempotency_key=idempotency_key,
+    )
+    if event is None:
+        inbound.outcome = "ignored"
+        inbound.error = "not a booking event"
+        return Receipt("ignored", inbound.id, detail=inbound.error)
+    inbound.external_id = event.external_id[:128]
+    if idempotency_key and _seen_before(session, tenant.id, source, idempotency_key, inbound.id):
+        return _settle(session, inbound, "duplicate", None, "this webhook id was already received", now)
+
+    booking = session.scalars(
+        select(Booking)
+        .where(Booking.tenant_id == tenant.id, Booking.source == source, Booking.external_id == event.external_id)
+        .with_for_update()
+    ).one_or_none()
+
+    if booking is not None and _is_stale(booking, event):
+        return _settle(session, inbound, "stale", booking, "older than the version we hold", now)
+    if event.action is EventAction.DELETE:
+        return _apply_delete(session, tenant, source, inbound, booking, event, now)
+    assert event.facts is not None
+    return _apply_upsert(session, tenant, source, inbound, booking, event, event.facts, now)
+
+
+def _apply_upsert(session, tenant, source, inbound, booking, event, facts: BookingFacts, now) -> Receipt:
+    digest = content_hash(facts)
+    if booking is not None and booking.content_hash == digest:
+        return _settle(session, inbound, "duplicate", booking, "nothing changed", now)
+    previous = None if booking is None else Visit(booking.starts_at, BookingState(booking.state))
+    patient_id = _upsert_patient(session, tenant.id, facts, now)
+    if booking is None:
+        booking = Booking(tenant_id=tenant.id, source=source, external_id=event.external_id, created_at=now)
+        session.add(booking)
+    _copy_facts(booking, facts, tenant, patient_id)
+    booking.source_version = _newest(booking.source_version, event.version)
+    booking.content_hash = digest
+    booking.updated_at = now
+    session.flush()
+    inbound.booking_id = booking.id
+    _audit(session, booking, inbound, now, _booking_change(previous, booking), None)
+    _replan(session, tenant, booking, inbound, previous, now)
+    return Receipt("applied", inbound.id, booking.id)
+
+
+def _apply_delete(session, tenant, source, inbound, booking, event, now) -> Receipt:
+    if booking is None:
+        facts = event.facts
+        if facts is None:
+            inbound.outcome = "ignored"
+            inbound.error = "delete for a booking we never held"
+            return Receipt("ignored", inbound.id, detail=inbound.error)
+        # Kept so that a late create for the same id finds it cancelled, not new.
+        booking = Booking(tenant_id=tenant.id, source=source, external_id=event.external_id, created_at=now)
+        session.add(booking)
+        _copy_facts(booking, facts, tenant, _upsert_patient(session, tenant.id, facts, now))
+        booking.content_hash = content_hash(facts)
+    elif booking.state == BookingState.CANCELLED:
+        return _settle(session, inbound, "duplicate", booking, "already cancelled", now)
+    previous = None if booking.id is None else Visit(booking.starts_at, BookingState(booking.state))
+    booking.state = BookingState.CANCELLED
+    booking.source_version = _newest(booking.source_version, event.version)
+    booking.updated_at = now
+    session.flush()
+    inbound.booking_id = booking.id
+    _audit(session, booking, inbound, now, "booking.cancelled", "deleted at the source")
+    _replan(session, tenant, booking, inbound, previous, now)
+    return Receipt("applied", inbound.id, booking.id)
+
+
+def _replan(session, tenant: Tenant, booking: Booking, inbound, previous: Visit | None, now) -> None:
+    rows = session.execute(
+        select(NotificationJob.id, NotificationJob.plan_key, NotificationJob.kind, NotificationJob.status,
+               NotificationJob.due_at).where(NotificationJob.booking_id == booking.id)
+    ).all()
+    existing = [ExistingJob(row.plan_key, JobKind(row.kind), JobStatus(row.status), row.due_at) for row in rows]
+    current = Visit(booking.starts_at, BookingState(booking.state))
+    diff: PlanDiff = plan_jobs(previous, current, existing, tenant.policy, now)
+
+    pending_ids: dict[str, list[int]] = {}
+    for row in rows:
+        if row.status == JobStatus.SCHEDULED:
+            pending_ids.setdefault(row.plan_key, []).append(row.id)
+    audits: list[AuditEvent] = []
+    for cancellation in diff.cancel:
+        ids = pending_ids.get(cancellation.key, [])
+        if not ids:
+            continue
+        # The status guard keeps us off a job a worker claimed a moment ago.
+        session.execute(
+            update(NotificationJob)
+            .where(NotificationJob.id.in_(ids), NotificationJob.status == JobStatus.SCHEDULED)
+            .values(status=JobStatus.CANCELLED, status_reason=cancellation.reason, updated_at=now)
+        )
+        audits.extend(_job_audit(booking, inbound, now, job_id, "job.cancelled", cancellation.reason)
+                      for job_id in ids)
+    jobs = [
+        NotificationJob(
+            tenant_id=tenant.id, booking_id=booking.id, patient_id=booking.patient_id, kind=planned.kind,
+            plan_key=planned.key, due_at=planned.due_at, status=planned.status, status_reason=planned.note,
+            cascade_step=0, created_at=now, updated_at=now,
+        )
+        for planned in diff.add
+    ]
+    session.add_all(jobs)
+    session.flush()
+    for job, planned in zip(jobs, diff.add, strict=True):
+        what = "job.skipped" if planned.status == JobStatus.SKIPPED else "job.planned"
+        detail = f"{planned.kind} due {planned.due_at.isoformat()}" + (f"; {planned.note}" if planned.note else "")
+        audits.append(_job_audit(booking, inbound, now, job.id, what, detail))
+    session.add_all(audits)
+
+
+def _seen_before(session, tenant_id, source, key, own_id) -> bool:
+    return session.scalar(
+        select(InboundEvent.id).where(
+            InboundEvent.tenant_id == tenant_id, InboundEvent.source == source,
+            InboundEvent.idempotency_key == key, InboundEvent.id != own_id,
+            InboundEvent.outcome.in_(("applied", "duplicate", "stale", "ignored")),
+        ).limit(1)
+    ) is not None
+
+
+def _is_stale(booking: Booking, event: SourceEvent) -> bool:
+    return bool(event.version and booking.source_version and event.version < booking.source_version)
+
+
+def _settle(session, inbound: InboundEvent, outcome: str, booking: Booking | None, detail: str, now) -> Receipt:
+    inbound.outcome = outcome
+    inbound.error = detail
+    if booking is not None:
+        inbound.booking_id = booking.id
+        _audit(session, booking, inbound, now, f"inbound.{outcome}", detail)
+    return Receipt(outcome, inbound.id, booking.id if booking else None, detail)
+
+
+def _upsert_patient(session: Session, tenant_id: str, facts: BookingFacts, now) -> int | None:
+    person = facts.patient
+    if not person.phone:
+        return None
+    patient = session.scalars(
+        select(Patient).where(Patient.tenant_id == tenant_id, Patient.phone == person.phone)
+    ).one_or_none()
+    if patient is None:
+        patient = Patient(tenant_id=tenant_id, phone=person.phone, opt_outs=[], created_at=now)
+        session.add(patient)
+    # A partial payload (a delete, a terse CRM) must not erase what a fuller one told us.
+    for name in ("first_name", "last_name", "patronymic"):
+        value = getattr(person, name)
+        if value:
+            setattr(patient, name, value)
+    if person.sex.value != "unknown" or patient.sex is None:
+        patient.sex = person.sex.value
+    patient.updated_at = now
+    session.flush()
+    return patient.id
+
+
+def _copy_facts(booking: Booking, facts: BookingFacts, tenant: Tenant, patient_id: int | None) -> None:
+    booking.patient_id = patient_id or booking.patient_id
+    booking.starts_at = facts.starts_at
+    booking.timezone = facts.timezone or tenant.timezone
+    booking.duration_s = int(facts.duration.total_seconds()) if facts.duration else None
+    booking.state = facts.state
+    booking.doctor_name = facts.doctor_name
+    booking.doctor_specialty = facts.doctor_specialty
+    booking.services = list(facts.services)
+    booking.preparation = facts.preparation
+    booking.comment = facts.comment
+    booking.branch_id = facts.branch_id
+    booking.address = facts.address
+
+
+def content_hash(facts: BookingFacts) -> str:
+    """A fingerprint of what we care about in a booking: a repeat with the same facts changes nothing."""
+    canonical = json.dumps(asdict(facts), sort_keys=True, default=str, ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _newest(held: datetime | None, incoming: datetime | None) -> datetime | None:
+    if held is None:
+        return incoming
+    if incoming is None:
+        return held
+    return max(held, incoming)
+
+
+def _booking_change(previous: Visit | None, booking: Booking) -> str:
+    if previous is None:
+        return "booking.created"
+    if previous.state != booking.state:
+        return f"booking.{booking.state}"
+    if previous.starts_at != booking.starts_at:
+        return "booking.time_moved"
+    return "booking.updated"
+
+
+def _audit(session, booking: Booking, inbound: InboundEvent, now, what: str, detail: str | None) -> None:
+    if what == "booking.time_moved":
+        detail = f"visit now at {booking.starts_at.isoformat()}"
+    session.add(AuditEvent(tenant_id=booking.tenant_id, booking_id=booking.id, inbound_event_id=inbound.id,
+                           at=now, what=what, detail=detail))
+
+
+def _job_audit(booking: Booking, inbound: InboundEvent, now, job_id: int, what: str, detail: str) -> AuditEvent:
+    return AuditEvent(tenant_id=booking.tenant_id, booking_id=booking.id, job_id=job_id,
+                      inbound_event_id=inbound.id, at=now, what=what, detail=detail)

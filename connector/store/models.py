@@ -1,0 +1,175 @@
+"""The ledger's tables as typed SQLAlchemy 2 models; Alembic migrations in migrations/ create them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from connector.store.types import UTCDateTime
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class InboundEvent(Base):
+    """Every body that reached a webhook URL, as received, with what became of it."""
+
+    __tablename__ = "inbound_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(32))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    headers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    body: Mapped[str] = mapped_column(Text)
+    body_truncated: Mapped[bool] = mapped_column(Boolean, default=False)
+    idempotency_key: Mapped[str | None] = mapped_column(String(128))
+    external_id: Mapped[str | None] = mapped_column(String(128))
+    booking_id: Mapped[int | None] = mapped_column(ForeignKey("booking.id"))
+    outcome: Mapped[str] = mapped_column(String(16))  # applied, duplicate, stale, ignored, rejected
+    error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        Index(None, "tenant_id", "received_at"),
+        Index(None, "tenant_id", "source", "idempotency_key"),
+    )
+
+
+class Patient(Base):
+    __tablename__ = "patient"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    phone: Mapped[str] = mapped_column(String(20))  # E.164
+    first_name: Mapped[str | None] = mapped_column(String(120))
+    last_name: Mapped[str | None] = mapped_column(String(120))
+    patronymic: Mapped[str | None] = mapped_column(String(120))
+    sex: Mapped[str] = mapped_column(String(8), default="unknown")
+    opt_outs: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (UniqueConstraint("tenant_id", "phone"),)
+
+
+class Booking(Base):
+    __tablename__ = "booking"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(32))
+    external_id: Mapped[str] = mapped_column(String(128))
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patient.id"))
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    timezone: Mapped[str] = mapped_column(String(64))
+    duration_s: Mapped[int | None] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16))
+    doctor_name: Mapped[str | None] = mapped_column(String(200))
+    doctor_specialty: Mapped[str | None] = mapped_column(String(200))
+    services: Mapped[list[str]] = mapped_column(JSON, default=list)
+    preparation: Mapped[str | None] = mapped_column(Text)
+    comment: Mapped[str | None] = mapped_column(Text)
+    branch_id: Mapped[str | None] = mapped_column(String(64))
+    address: Mapped[str | None] = mapped_column(String(300))
+    source_version: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    content_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (UniqueConstraint("tenant_id", "source", "external_id"),)
+
+
+class NotificationJob(Base):
+    """One message we mean to deliver: a kind, a due time, and where it stands in the cascade."""
+
+    __tablename__ = "notification_job"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    booking_id: Mapped[int | None] = mapped_column(ForeignKey("booking.id"))
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patient.id"))
+    kind: Mapped[str] = mapped_column(String(24))
+    plan_key: Mapped[str] = mapped_column(String(120))
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(24))
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    cascade_step: Mapped[int] = mapped_column(Integer, default=0)
+    step_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    rendered_text: Mapped[str | None] = mapped_column(Text)
+    lease_owner: Mapped[str | None] = mapped_column(String(120))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        Index(None, "status", "due_at"),
+        Index(None, "booking_id"),
+    )
+
+
+class DeliveryAttempt(Base):
+    """One try of one cascade step: append-only, its status only ever moves forward."""
+
+    __tablename__ = "delivery_attempt"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("notification_job.id"))
+    step: Mapped[int] = mapped_column(Integer)
+    channel: Mapped[str] = mapped_column(String(16))
+    provider: Mapped[str] = mapped_column(String(32))
+    message_id: Mapped[str] = mapped_column(String(64), unique=True)  # ours
+    provider_message_id: Mapped[str | None] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(24))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    read_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        Index(None, "job_id"),
+        Index(None, "provider", "provider_message_id"),
+    )
+
+
+class AuditEvent(Base):
+    """One recorded transition: the clinic's proof of when and how a patient was informed."""
+
+    __tablename__ = "audit_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    booking_id: Mapped[int | None] = mapped_column(ForeignKey("booking.id"))
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("notification_job.id"))
+    attempt_id: Mapped[int | None] = mapped_column(ForeignKey("delivery_attempt.id"))
+    inbound_event_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_event.id"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    what: Mapped[str] = mapped_column(String(48))
+    detail: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        Index(None, "booking_id"),
+        Index(None, "job_id"),
+    )

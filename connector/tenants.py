@@ -1,0 +1,262 @@
+"""The tenants file (YAML): each clinic's settings, validated at start-up so a typo fails the deploy.
+
+Secrets are written as `${ENV_VAR}` references and resolved from the environment here; a literal secret in
+the file is an error, as is a reference to a variable that is not set.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates
+
+from connector.core.durations import parse_duration
+from connector.core.model import Policy, QuietHours
+
+CHANNELS = ("max", "telegram", "whatsapp", "sms")
+PROVIDERS = ("sandbox", "wahelp", "smsru", "smsc", "max_bot", "telegram_bot")
+NOTICE_KINDS = ("confirmation", "reschedule", "cancellation")
+TEMPLATE_KINDS = ("confirmation", "reminder", "reschedule", "cancellation", "results_ready", "recall")
+_REFERENCE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+_SECRET_KEY = re.compile(r"token|secret|password|passwd|psw|api_?key", re.IGNORECASE)
+
+
+class TenantConfigError(ValueError):
+    """The tenants file is unusable; the message names the file and the bad key."""
+
+
+@dataclass(frozen=True)
+class CascadeStep:
+    channel: str
+    provider: str
+    timeout: timedelta
+    until: str = "delivered"  # or "read": the step is done only when the patient has read it
+    sent_is_final: bool | None = None  # None: as the provider declares (no receipts → a send is final)
+
+
+@dataclass(frozen=True)
+class Tenant:
+    id: str
+    name: str
+    timezone: str
+    webhook_token: str
+    policy: Policy
+    cascade: tuple[CascadeStep, ...]
+    webhook_secret: str | None = None
+    address: str | None = None
+    providers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    templates: Mapping[str, str] = field(default_factory=dict)
+    sources: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
+DEFAULT_CASCADE = (
+    CascadeStep("max", "sandbox", timedelta(seconds=20)),
+    CascadeStep("telegram", "sandbox", timedelta(seconds=20)),
+    CascadeStep("whatsapp", "sandbox", timedelta(seconds=20)),
+    CascadeStep("sms", "sandbox", timedelta(seconds=30)),
+)
+
+
+def demo_tenant(webhook_token: str) -> Tenant:
+    """The embedded default: one clinic in Moscow, sandbox channels, no credentials."""
+    return Tenant(
+        id="demo",
+        name="Демо-клиника «Здоровье»",
+        timezone="Europe/Moscow",
+        webhook_token=webhook_token,
+        policy=Policy(timezone="Europe/Moscow"),
+        cascade=DEFAULT_CASCADE,
+        address="ул. Лесная, д. 5",
+        providers={"sandbox": {}},
+        sources={"yclients": {}, "generic": {"mapping": "generic"}},
+    )
+
+
+# --- the schema -------------------------------------------------------------------------------------------
+
+
+class _Duration(fields.Field):
+    def _deserialize(self, value, attr, data, **kwargs):
+        try:
+            return parse_duration(value)
+        except (ValueError, AttributeError) as error:
+            raise ValidationError(str(error)) from error
+
+
+class _ClockTime(fields.Field):
+    def _deserialize(self, value, attr, data, **kwargs):
+        try:
+            return time.fromisoformat(str(value))
+        except ValueError as error:
+            raise ValidationError(f"not a time of day: {value!r} (write e.g. 21:00)") from error
+
+
+class _QuietHoursSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    start = _ClockTime(required=True)
+    end = _ClockTime(required=True)
+
+
+class _NoticesSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    confirmation = fields.Bool(load_default=True)
+    reschedule = fields.Bool(load_default=True)
+    cancellation = fields.Bool(load_default=True)
+
+
+class _StepSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    channel = fields.Str(required=True, validate=validate.OneOf(CHANNELS))
+    provider = fields.Str(required=True, validate=validate.OneOf(PROVIDERS))
+    timeout = _Duration(load_default="PT10M")
+    until = fields.Str(load_default="delivered", validate=validate.OneOf(("delivered", "read")))
+    sent_is_final = fields.Bool(load_default=None, allow_none=True)
+
+
+class _TenantSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    id = fields.Str(required=True, validate=validate.Regexp(r"^[a-z0-9][a-z0-9_-]{0,62}$"))
+    name = fields.Str(load_default=None)
+    timezone = fields.Str(load_default="Europe/Moscow")
+    webhook_token = fields.Str(required=True, validate=validate.Length(min=16))
+    webhook_secret = fields.Str(load_default=None)
+    address = fields.Str(load_default=None)
+    quiet_hours = fields.Nested(_QuietHoursSchema, allow_none=True, load_default={"start": "21:00", "end": "09:00"})
+    reminders = fields.List(_Duration(), load_default=["P1D", "PT2H"])
+    notices = fields.Nested(_NoticesSchema, load_default={})
+    cascade = fields.List(fields.Nested(_StepSchema), load_default=None, validate=validate.Length(min=1))
+    providers = fields.Dict(keys=fields.Str(validate=validate.OneOf(PROVIDERS)), values=fields.Dict())
+    templates = fields.Dict(keys=fields.Str(validate=validate.OneOf(TEMPLATE_KINDS)), values=fields.Str())
+    sources = fields.Dict(keys=fields.Str(validate=validate.OneOf(("yclients", "generic"))), values=fields.Dict())
+
+    @validates("timezone")
+    def _known_zone(self, value: str, **kwargs) -> None:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ValidationError(f"unknown time zone {value!r} (write e.g. Europe/Moscow)") from error
+
+
+class _FileSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    tenants = fields.List(fields.Nested(_TenantSchema), required=True, validate=validate.Length(min=1))
+
+
+# --- loading ----------------------------------------------------------------------------------------------
+
+
+def load_tenants(path: str | Path, environ: Mapping[str, str] | None = None) -> dict[str, Tenant]:
+    environ = os.environ if environ is None else environ
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as error:
+        raise TenantConfigError(f"{path}: cannot read the tenants file: {error}") from error
+    try:
+        resolved = _resolve_references(raw, environ, trail="")
+        loaded = _FileSchema().load(resolved)
+    except ValidationError as error:
+        raise TenantConfigError(f"{path}: {'; '.join(_flatten(error.messages))}") from error
+    except _ReferenceError as error:
+        raise TenantConfigError(f"{path}: {error}") from error
+    tenants = [_build(item) for item in loaded["tenants"]]
+    ids = [tenant.id for tenant in tenants]
+    if len(set(ids)) != len(ids):
+        raise TenantConfigError(f"{path}: tenants: the same id appears twice")
+    _check_templates(path, tenants)
+    return {tenant.id: tenant for tenant in tenants}
+
+
+def _build(item: dict[str, Any]) -> Tenant:
+    quiet = item["quiet_hours"]
+    notices = item["notices"]
+    cascade = item["cascade"]
+    steps = tuple(CascadeStep(**step) for step in cascade) if cascade else DEFAULT_CASCADE
+    return Tenant(
+        id=item["id"],
+        name=item["name"] or item["id"],
+        timezone=item["timezone"],
+        webhook_token=item["webhook_token"],
+        webhook_secret=item["webhook_secret"],
+        address=item["address"],
+        policy=Policy(
+            timezone=item["timezone"],
+            reminder_offsets=tuple(item["reminders"]),
+            quiet_hours=QuietHours(quiet["start"], quiet["end"]) if quiet else None,
+            confirmation=notices["confirmation"],
+            reschedule=notices["reschedule"],
+            cancellation=notices["cancellation"],
+        ),
+        cascade=steps,
+        providers=item.get("providers") or {},
+        templates=item.get("templates") or {},
+        sources=item.get("sources") or {},
+    )
+
+
+def _check_templates(path: str | Path, tenants: list[Tenant]) -> None:
+    from connector.core.wording import WordingError, validate_template
+
+    for index, tenant in enumerate(tenants):
+        for kind, source in tenant.templates.items():
+            try:
+                validate_template(source)
+            except WordingError as error:
+                raise TenantConfigError(f"{path}: tenants[{index}].templates.{kind}: {error}") from error
+
+
+class _ReferenceError(ValueError):
+    pass
+
+
+def _resolve_references(node: Any, environ: Mapping[str, str], trail: str) -> Any:
+    """Replace `${VAR}` by the variable's value; refuse a secret written literally."""
+    if isinstance(node, dict):
+        return {key: _resolve_value(key, value, environ, f"{trail}.{key}" if trail else str(key))
+                for key, value in node.items()}
+    if isinstance(node, list):
+        return [_resolve_references(value, environ, f"{trail}[{i}]") for i, value in enumerate(node)]
+    return node
+
+
+def _resolve_value(key: Any, value: Any, environ: Mapping[str, str], trail: str) -> Any:
+    if not isinstance(value, str):
+        return _resolve_references(value, environ, trail)
+    match = _REFERENCE.match(value.strip())
+    if match:
+        name = match.group(1)
+        if name not in environ or environ[name] == "":
+            raise _ReferenceError(f"{trail}: the environment variable {name} is not set")
+        return environ[name]
+    if isinstance(key, str) and _SECRET_KEY.search(key) and value:
+        raise _ReferenceError(f"{trail}: a secret must be an ${{ENV_VAR}} reference, not a literal value")
+    return value
+
+
+def _flatten(messages: Any, trail: str = "") -> list[str]:
+    if isinstance(messages, dict):
+        out: list[str] = []
+        for key, value in messages.items():
+            step = f"[{key}]" if isinstance(key, int) else (f".{key}" if trail else str(key))
+            out.extend(_flatten(value, trail + step))
+        return out
+    if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        return [f"{trail}: {' '.join(messages)}"]
+    return [f"{trail}: {messages}"]
