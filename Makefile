@@ -1,0 +1,30 @@
+# Two commands do all the set-up on a fresh machine with Python 3.11: `make run` and `make test`.
+VENV ?= .venv
+PYTHON ?= python3
+BIN = $(VENV)/bin
+
+.PHONY: install run test lint bench clean
+
+$(BIN)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements-dev.txt
+	touch $@
+
+install: $(BIN)/.installed
+
+# Migrates the database (SQLite under instance/ unless DATABASE_URL says otherwise), then runs web + worker.
+run: install
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m connector release
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile web worker
+
+# The whole suite. With CI=true the PostgreSQL tests are required, not skipped.
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python bench/dispatch.py
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache

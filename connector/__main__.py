@@ -1,0 +1,46 @@
+"""Command line: `python -m connector release|worker|check`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from connector.config import load_settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m connector")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("release", help="migrate the database and check the configuration (run before each deploy)")
+    sub.add_parser("check", help="validate the tenants file and the mappings, then exit")
+    sub.add_parser("worker", help="run the scheduler: dispatch due jobs, advance cascades, poll statuses")
+    args = parser.parse_args(argv)
+
+    from connector.runtime import build_runtime
+    from connector.tenants import TenantConfigError
+
+    settings = load_settings()
+    try:
+        runtime = build_runtime(settings)
+    except (TenantConfigError, ValueError) as error:
+        print(f"configuration error: {error}", file=sys.stderr)
+        return 2
+    if args.command == "check":
+        print(f"configuration ok: tenants {', '.join(sorted(runtime.tenants))}")
+        return 0
+    if args.command == "release":
+        from connector.store.migrate import upgrade
+
+        upgrade(settings.database_url)
+        print(f"database migrated; tenants: {', '.join(sorted(runtime.tenants))}", flush=True)
+        if not settings.config_path:
+            print(f"demo tenant webhook: POST /webhooks/yclients/demo?token={settings.demo_token}", flush=True)
+        return 0
+    from connector.worker import run_worker
+
+    run_worker(runtime)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

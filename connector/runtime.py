@@ -1,0 +1,45 @@
+"""What a process holds for its whole life: settings, tenants, mappings and the database engine."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from connector.config import ROOT, Settings, load_settings
+from connector.sources.generic import load_mappings
+from connector.store.db import make_engine, make_sessionmaker
+from connector.tenants import Tenant, TenantConfigError, demo_tenant, load_tenants
+
+MAPPINGS_DIR = ROOT / "mappings"
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    tenants: Mapping[str, Tenant]
+    mappings: Mapping[str, Any]
+    engine: Engine
+    sessions: sessionmaker[Session]
+
+
+def build_runtime(settings: Settings | None = None) -> Runtime:
+    """Load and validate everything at start-up: a bad tenants file or mapping stops the process here."""
+    settings = settings or load_settings()
+    if settings.config_path:
+        tenants = load_tenants(settings.config_path)
+    else:
+        tenants = {"demo": demo_tenant(settings.demo_token)}
+    mappings = load_mappings(MAPPINGS_DIR)
+    for tenant in tenants.values():
+        name = (tenant.sources.get("generic") or {}).get("mapping", "generic")
+        if "generic" in tenant.sources and name not in mappings:
+            raise TenantConfigError(
+                f"tenant {tenant.id}: sources.generic.mapping names {name!r}, but mappings/ has "
+                f"only {sorted(mappings)}"
+            )
+    engine = make_engine(settings.database_url)
+    return Runtime(settings, tenants, mappings, engine, make_sessionmaker(engine))

@@ -1,0 +1,40 @@
+"""The web process: a Flask app factory wiring the blueprints to one Runtime."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, current_app, jsonify
+from werkzeug.exceptions import HTTPException
+
+from connector.logs import configure_logging
+from connector.runtime import Runtime, build_runtime
+
+
+def create_app(runtime: Runtime | None = None) -> Flask:
+    runtime = runtime or build_runtime()
+    configure_logging(runtime.settings)
+    app = Flask(__name__)
+    app.json.ensure_ascii = False  # Russian stays readable in answers
+    app.extensions["connector"] = runtime
+
+    from connector.web import api, health, webhooks
+
+    app.register_blueprint(webhooks.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(health.bp)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(error: HTTPException):
+        return jsonify(error=error.name.lower().replace(" ", "_"), message=error.description), error.code
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception):
+        logging.getLogger("connector.web").exception("unhandled error")
+        return jsonify(error="internal_error", message="unexpected error; see the service log"), 500
+
+    return app
+
+
+def runtime() -> Runtime:
+    return current_app.extensions["connector"]

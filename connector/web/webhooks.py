@@ -1,0 +1,155 @@
+"""Webhook doors: YCLIENTS and generic JSON. A thin shell that maps each failure to a precise status.
+
+Every body that reaches these URLs is stored as an inbound event with its outcome, rejected ones too;
+when the database cannot store it we answer 503 so the source may retry, never 200.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+
+from flask import Blueprint, jsonify, request
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from connector.ingest import Receipt, ingest_event, record_inbound
+from connector.sources.errors import PayloadError
+from connector.sources.generic import parse_generic
+from connector.sources.signatures import AuthError, check_standard_signature, check_token
+from connector.sources.yclients import parse_record_webhook
+from connector.tenants import Tenant
+
+bp = Blueprint("webhooks", __name__)
+log = logging.getLogger("connector.webhooks")
+
+SOURCES = ("yclients", "generic")
+_KEPT_HEADERS = ("Content-Type", "Content-Length", "User-Agent", "X-Forwarded-For", "X-Hook-Id",
+                 "webhook-id", "webhook-timestamp")
+
+
+class _Rejection(Exception):
+    def __init__(self, status: int, error: str, message: str, field: str | None = None):
+        super().__init__(message)
+        self.status, self.error, self.message, self.field = status, error, message, field
+
+
+@bp.post("/webhooks/<source>/<tenant_id>")
+def receive(source: str, tenant_id: str):
+    from connector.web import runtime
+
+    rt = runtime()
+    now = datetime.now(UTC)
+    raw, truncated = _read_capped(rt.settings.max_body_bytes)
+    text = raw.decode("utf-8", errors="replace")
+    headers = {name: request.headers[name] for name in _KEPT_HEADERS if name in request.headers}
+    tenant = rt.tenants.get(tenant_id)
+    try:
+        if source not in SOURCES:
+            raise _Rejection(404, "unknown_source", f"no webhook for source {source!r}; use one of {SOURCES}")
+        if tenant is None:
+            raise _Rejection(404, "unknown_tenant", f"no tenant {tenant_id!r} is configured")
+        if truncated:
+            raise _Rejection(413, "body_too_large", f"the body is over {rt.settings.max_body_bytes} bytes")
+        idempotency_key = _authenticate(tenant, source, raw, now)
+        event = _parse(rt, tenant, source, raw)
+    except _Rejection as rejection:
+        return _reject(rt, tenant_id, source, text, headers, now, truncated, rejection)
+
+    for attempt in (1, 2):
+        try:
+            with rt.sessions.begin() as session:
+                receipt = ingest_event(session, tenant=tenant, source=source, event=event, body=text,
+                                       headers=headers, now=now, idempotency_key=idempotency_key)
+            break
+        except IntegrityError:
+            # Two deliveries of one new booking raced to insert it; the second pass finds it.
+            if attempt == 2:
+                log.exception("webhook could not be stored", extra=_fields(tenant_id, source, None))
+                return _unavailable()
+        except SQLAlchemyError:
+            log.exception("webhook could not be stored", extra=_fields(tenant_id, source, None))
+            return _unavailable()
+    log.info("webhook %s", receipt.outcome, extra=_fields(tenant_id, source, receipt))
+    return jsonify(_answer(receipt)), 200
+
+
+def _authenticate(tenant: Tenant, source: str, raw: bytes, now: datetime) -> str | None:
+    """Return the sender's idempotency key where it gives one (a Standard Webhooks id)."""
+    try:
+        if source == "generic" and tenant.webhook_secret:
+            return check_standard_signature(tenant.webhook_secret, request.headers, raw, now)
+        check_token(tenant.webhook_token, request.args.get("token"), request.headers.get("X-Connector-Token"))
+    except AuthError as error:
+        raise _Rejection(401, "unauthorized", str(error)) from error
+    return None
+
+
+def _parse(rt, tenant: Tenant, source: str, raw: bytes):
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise _Rejection(400, "malformed_json", f"the body is not valid JSON: {error}") from error
+    try:
+        if source == "yclients":
+            _check_company(tenant, body)
+            return parse_record_webhook(body, default_tz=tenant.timezone)
+        mapping_name = (tenant.sources.get("generic") or {}).get("mapping", "generic")
+        return parse_generic(body, rt.mappings[mapping_name], default_tz=tenant.timezone)
+    except PayloadError as error:
+        raise _Rejection(422, "invalid_payload", str(error), getattr(error, "field", None)) from error
+
+
+def _check_company(tenant: Tenant, body) -> None:
+    """A clinic network may route several YCLIENTS branches to one tenant; anything else is misrouted."""
+    allowed = (tenant.sources.get("yclients") or {}).get("company_id")
+    if allowed is None or not isinstance(body, dict) or "company_id" not in body:
+        return
+    allowed_ids = {str(c) for c in (allowed if isinstance(allowed, list) else [allowed])}
+    if str(body["company_id"]) not in allowed_ids:
+        raise PayloadError(f"company_id {body['company_id']} is not one of this tenant's branches",
+                           field="company_id")
+
+
+def _reject(rt, tenant_id, source, text, headers, now, truncated, rejection: _Rejection):
+    message = rejection.message
+    try:
+        with rt.sessions.begin() as session:
+            inbound = record_inbound(session, tenant_id=tenant_id, source=source, body=text, headers=headers,
+                                     now=now, outcome="rejected", error=f"{rejection.error}: {message}",
+                                     truncated=truncated)
+            inbound_id = inbound.id
+    except SQLAlchemyError:
+        log.exception("rejected webhook could not be stored", extra=_fields(tenant_id, source, None))
+        return _unavailable()
+    log.warning("webhook rejected: %s", rejection.error, extra=_fields(tenant_id, source, None))
+    answer = {"error": rejection.error, "message": message, "inbound_event_id": inbound_id}
+    if rejection.field:
+        answer["field"] = rejection.field
+    return jsonify(answer), rejection.status
+
+
+def _read_capped(limit: int) -> tuple[bytes, bool]:
+    """Read at most `limit` bytes; a larger body is kept truncated so support can see what came."""
+    data = request.stream.read(limit + 1)
+    return data[:limit], len(data) > limit
+
+
+def _unavailable():
+    return jsonify(error="database_unavailable", message="the event could not be stored; please retry"), 503
+
+
+def _answer(receipt: Receipt) -> dict:
+    answer = {"outcome": receipt.outcome, "inbound_event_id": receipt.inbound_event_id}
+    if receipt.booking_id is not None:
+        answer["booking_id"] = receipt.booking_id
+    if receipt.detail:
+        answer["detail"] = receipt.detail
+    return answer
+
+
+def _fields(tenant_id: str, source: str, receipt: Receipt | None) -> dict:
+    fields = {"tenant": tenant_id, "source": source}
+    if receipt is not None:
+        fields.update(inbound_event=receipt.inbound_event_id, booking=receipt.booking_id)
+    return {"fields": fields}
