@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine
@@ -24,6 +25,7 @@ class Runtime:
     mappings: Mapping[str, Any]
     engine: Engine
     sessions: sessionmaker[Session]
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
 
 def build_runtime(settings: Settings | None = None) -> Runtime:

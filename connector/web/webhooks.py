@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 
 from flask import Blueprint, jsonify, request
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -39,7 +39,7 @@ def receive(source: str, tenant_id: str):
     from connector.web import runtime
 
     rt = runtime()
-    now = datetime.now(UTC)
+    now = rt.clock()
     raw, truncated = _read_capped(rt.settings.max_body_bytes)
     text = raw.decode("utf-8", errors="replace")
     headers = {name: request.headers[name] for name in _KEPT_HEADERS if name in request.headers}

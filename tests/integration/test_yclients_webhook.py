@@ -1,0 +1,267 @@
+"""The YCLIENTS door end to end through Flask, on a real SQLite file and a real PostgreSQL database."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.conftest import API_TOKEN, DEMO_TOKEN
+from tests.fixtures import shared_fixture
+
+URL = f"/webhooks/yclients/demo?token={DEMO_TOKEN}"
+AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
+FIXTURES = ["record_create", "record_update_time_moved", "record_update_confirmed", "record_delete"]
+
+
+def load(name: str) -> dict:
+    return json.loads(shared_fixture("yclients", f"{name}.json").read_text(encoding="utf-8"))
+
+
+def at_source_time(runtime, body: dict) -> None:
+    """Run the clock as YCLIENTS would deliver: about five seconds after the change."""
+    changed = datetime.fromisoformat(body["data"]["last_change_date"])
+    runtime.clock = lambda: changed.astimezone(UTC) + timedelta(seconds=5)
+
+
+def post(client, runtime, body: dict, url: str = URL):
+    at_source_time(runtime, body)
+    return client.post(url, json=body)
+
+
+def booking(client, external_id="987654321"):
+    response = client.get(f"/api/v1/demo/bookings/yclients/{external_id}", headers=AUTH)
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+def jobs_by_status(view: dict) -> list[tuple[str, str, str]]:
+    return sorted((job["kind"], job["due_at"], job["status"]) for job in view["jobs"])
+
+
+def test_create_plans_confirmation_and_two_reminders(client, runtime):
+    response = post(client, runtime, load("record_create"))
+    assert response.status_code == 200
+    assert response.get_json()["outcome"] == "applied"
+    view = booking(client)
+    assert view["starts_at"] == "2026-12-03T10:00:00+03:00"
+    assert view["state"] == "active"
+    assert view["patient"]["phone"] == "+7 916 ***-**-60"
+    assert jobs_by_status(view) == [
+        ("confirmation", "2026-11-27T08:02:46Z", "scheduled"),
+        # 08:00 Moscow is inside the quiet hours (21:00-09:00): moved to 09:00, still before the visit.
+        ("reminder", "2026-12-03T06:00:00Z", "scheduled"),
+        ("reminder", "2026-12-02T07:00:00Z", "scheduled"),
+    ]
+
+
+def test_fixtures_in_order_give_exactly_the_expected_jobs(client, runtime):
+    for name in FIXTURES:
+        assert post(client, runtime, load(name)).get_json()["outcome"] == "applied", name
+    view = booking(client)
+    assert view["state"] == "cancelled"
+    assert jobs_by_status(view) == sorted([
+        ("confirmation", "2026-11-27T08:02:46Z", "scheduled"),
+        # the 10:00 reminders, cancelled when the visit moved to 15:00
+        ("reminder", "2026-12-02T07:00:00Z", "cancelled"),
+        ("reminder", "2026-12-03T06:00:00Z", "cancelled"),
+        # the 15:00 reminders and notice, cancelled when the record came back to 10:00
+        ("reminder", "2026-12-02T12:00:00Z", "cancelled"),
+        ("reminder", "2026-12-03T10:00:00Z", "cancelled"),
+        ("reschedule", "2026-11-28T06:47:10Z", "scheduled"),
+        # the record in the "confirmed" sample is at 10:00 again: a second reschedule notice
+        ("reminder", "2026-12-02T07:00:00Z", "cancelled"),
+        ("reminder", "2026-12-03T06:00:00Z", "cancelled"),
+        ("reschedule", "2026-11-28T07:05:05Z", "scheduled"),
+        # deleted: everything pending is withdrawn, the patient is told
+        ("cancellation", "2026-11-29T17:15:38Z", "scheduled"),
+    ])
+    statuses = {(job["kind"], job["key"]): job["status"] for job in view["jobs"]}
+    assert statuses[("cancellation", "cancellation@2026-12-03T07:00:00Z")] == "scheduled"
+    assert all(job["status"] == "cancelled" for job in view["jobs"] if job["kind"] == "reminder")
+    whats = [event["what"] for event in view["events"]]
+    assert whats[:1] == ["booking.created"] and "booking.time_moved" in whats and "booking.cancelled" in whats
+
+
+def test_replaying_everything_twice_changes_nothing(client, runtime):
+    for name in FIXTURES:
+        post(client, runtime, load(name))
+    before = booking(client)
+    outcomes = [post(client, runtime, load(name)).get_json()["outcome"] for name in FIXTURES]
+    assert outcomes == ["stale", "stale", "stale", "duplicate"]
+    after = booking(client)
+    assert after["jobs"] == before["jobs"]
+    assert after["state"] == before["state"] == "cancelled"
+
+
+def test_yclients_repeats_one_update_four_times(client, runtime):
+    post(client, runtime, load("record_create"))
+    moved = load("record_update_time_moved")
+    outcomes = [post(client, runtime, moved).get_json()["outcome"] for _ in range(4)]
+    assert outcomes == ["applied", "duplicate", "duplicate", "duplicate"]
+    kinds = [job["kind"] for job in booking(client)["jobs"] if job["status"] == "scheduled"]
+    assert sorted(kinds) == ["confirmation", "reminder", "reminder", "reschedule"]
+
+
+def test_an_older_update_arriving_late_is_stale(client, runtime):
+    post(client, runtime, load("record_create"))
+    post(client, runtime, load("record_update_confirmed"))
+    late = load("record_update_time_moved")  # changed at 09:47, before the 10:05 confirmation
+    assert post(client, runtime, late).get_json()["outcome"] == "stale"
+    assert booking(client)["starts_at"] == "2026-12-03T10:00:00+03:00"
+
+
+def test_comment_change_replans_without_duplicates(client, runtime):
+    post(client, runtime, load("record_create"))
+    changed = load("record_create")
+    changed["status"] = "update"
+    changed["data"]["comment"] = "Пациент просил позвонить заранее."
+    changed["data"]["staff"]["name"] = "Петрова Анна Сергеевна"
+    changed["data"]["last_change_date"] = "2026-11-27T12:00:00+0300"
+    assert post(client, runtime, changed).get_json()["outcome"] == "applied"
+    view = booking(client)
+    assert view["doctor"] == "Петрова Анна Сергеевна"
+    assert len(view["jobs"]) == 3 and {job["status"] for job in view["jobs"]} == {"scheduled"}
+
+
+def test_no_show_cancels_reminders_without_a_notice(client, runtime):
+    post(client, runtime, load("record_create"))
+    body = load("record_update_confirmed")
+    body["data"]["attendance"] = -1
+    post(client, runtime, body)
+    view = booking(client)
+    assert view["state"] == "no_show"
+    assert not [job for job in view["jobs"] if job["kind"] == "cancellation"]
+    assert all(job["status"] == "cancelled" for job in view["jobs"] if job["kind"] == "reminder")
+
+
+def test_attended_visit(client, runtime):
+    post(client, runtime, load("record_create"))
+    body = load("record_update_confirmed")
+    body["data"]["attendance"] = 1
+    post(client, runtime, body)
+    assert booking(client)["state"] == "attended"
+
+
+def test_booking_three_hours_ahead_gets_only_the_two_hour_reminder(client, runtime):
+    body = load("record_create")
+    body["data"]["datetime"] = "2026-11-27T14:02:41+03:00"  # created 11:02:41 Moscow
+    view_status = post(client, runtime, body)
+    assert view_status.status_code == 200
+    reminders = [job for job in booking(client)["jobs"] if job["kind"] == "reminder"]
+    assert [(job["due_at"], job["status"]) for job in reminders] == [("2026-11-27T09:02:41Z", "scheduled")]
+
+
+def test_yekaterinburg_clinic(database_url):
+    """Quiet hours and the shown time follow the clinic's zone, +05:00, not Moscow's."""
+    from dataclasses import replace
+
+    from connector.core.model import Policy
+    from connector.tenants import demo_tenant
+    from connector.web import create_app
+    from tests.conftest import make_runtime
+
+    tenant = replace(demo_tenant(DEMO_TOKEN), timezone="Asia/Yekaterinburg",
+                     policy=Policy(timezone="Asia/Yekaterinburg"))
+    runtime = make_runtime(database_url, [tenant])
+    client = create_app(runtime).test_client()
+    body = load("record_create")
+    body["data"]["datetime"] = "2026-12-03T10:00:00+05:00"
+    assert post(client, runtime, body).status_code == 200
+    view = booking(client)
+    assert view["starts_at"] == "2026-12-03T10:00:00+05:00"
+    dues = sorted(job["due_at"] for job in view["jobs"] if job["kind"] == "reminder")
+    # 24 h before: 10:00 local the day before (05:00Z). 2 h before: 08:00 local is inside the quiet hours,
+    # moved to 09:00 local (04:00Z), still before the visit. In Moscow's zone it would have stayed at 06:00.
+    assert dues == ["2026-12-02T05:00:00Z", "2026-12-03T04:00:00Z"]
+    runtime.engine.dispose()
+
+
+def test_delete_with_only_an_id_cancels_what_we_hold(client, runtime):
+    post(client, runtime, load("record_create"))
+    runtime.clock = lambda: datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
+    body = {"company_id": 512345, "resource": "record", "resource_id": 987654321, "status": "delete",
+            "data": {"id": 987654321}}
+    assert client.post(URL, json=body).get_json()["outcome"] == "applied"
+    view = booking(client)
+    assert view["state"] == "cancelled"
+    assert [job["status"] for job in view["jobs"] if job["kind"] == "cancellation"] == ["scheduled"]
+    assert view["starts_at"] == "2026-12-03T10:00:00+03:00"  # the partial body did not erase what we held
+
+
+def test_cancelled_after_the_visit_sends_no_notice(client, runtime):
+    post(client, runtime, load("record_create"))
+    runtime.clock = lambda: datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
+    body = load("record_delete")
+    assert client.post(URL, json=body).get_json()["outcome"] == "applied"
+    assert not [job for job in booking(client)["jobs"] if job["kind"] == "cancellation"]
+
+
+def test_other_resources_are_recorded_as_ignored(client, runtime):
+    body = {"company_id": 512345, "resource": "good", "resource_id": 5, "status": "create", "data": {"id": 5}}
+    response = client.post(URL, json=body)
+    assert response.status_code == 200 and response.get_json()["outcome"] == "ignored"
+    events = client.get("/api/v1/demo/inbound-events?outcome=ignored", headers=AUTH).get_json()["events"]
+    assert len(events) == 1 and json.loads(events[0]["body"]) == body
+
+
+@pytest.mark.parametrize(
+    ("url", "headers", "body", "status", "error"),
+    [
+        ("/webhooks/yclients/demo", {}, b"{}", 401, "unauthorized"),
+        ("/webhooks/yclients/demo?token=wrong-token-000000", {}, b"{}", 401, "unauthorized"),
+        ("/webhooks/yclients/nowhere?token=x", {}, b"{}", 404, "unknown_tenant"),
+        (URL, {}, b"{not json", 400, "malformed_json"),
+        (URL, {}, json.dumps({"resource": "record", "status": "create", "company_id": 512345,
+                              "data": {"id": 1, "client": None}}).encode(), 422, "invalid_payload"),
+        (URL, {}, b"[1, 2]", 422, "invalid_payload"),
+        (URL, {}, b'{"pad": "' + b"x" * 70_000 + b'"}', 413, "body_too_large"),
+    ],
+)
+def test_bad_input_gets_a_clear_answer_and_is_kept(client, runtime, url, headers, body, status, error):
+    response = client.post(url, data=body, headers={"Content-Type": "application/json", **headers})
+    assert response.status_code == status
+    answer = response.get_json()
+    assert answer["error"] == error and answer["message"]
+    with runtime.sessions() as session:
+        from connector.store.models import InboundEvent
+
+        stored = session.get(InboundEvent, answer["inbound_event_id"])
+        assert stored.outcome == "rejected" and error in stored.error
+        assert stored.body == body[: runtime.settings.max_body_bytes].decode()
+
+
+def test_missing_start_time_names_the_field(client, runtime):
+    body = load("record_create")
+    del body["data"]["datetime"], body["data"]["date"]
+    answer = client.post(URL, json=body).get_json()
+    assert answer["error"] == "invalid_payload" and "datetime" in answer["message"]
+
+
+def test_token_in_header_is_accepted(client, runtime):
+    body = load("record_create")
+    at_source_time(runtime, body)
+    response = client.post("/webhooks/yclients/demo", json=body, headers={"X-Connector-Token": DEMO_TOKEN})
+    assert response.status_code == 200
+
+
+def test_api_requires_the_bearer_token(client):
+    assert client.get("/api/v1/demo/bookings/yclients/1").status_code == 401
+    assert client.get("/api/v1/demo/bookings/yclients/1", headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert client.get("/api/v1/demo/bookings/yclients/1", headers=AUTH).status_code == 404
+
+
+def test_database_down_answers_503_never_200():
+    from tests.conftest import make_runtime
+
+    from connector.web import create_app
+
+    runtime = make_runtime("postgresql+psycopg://postgres@127.0.0.1:1/nowhere")
+    client = create_app(runtime).test_client()
+    response = client.post(URL, json=load("record_create"))
+    assert response.status_code == 503
+    assert response.get_json()["error"] == "database_unavailable"
+    bad = client.post(URL, data=b"{oops", headers={"Content-Type": "application/json"})
+    assert bad.status_code == 503
+    assert client.get("/healthz").status_code == 503
