@@ -110,6 +110,9 @@ def ingest_event(
 def _apply_upsert(session, tenant, source, inbound, booking, event, facts: BookingFacts, now) -> Receipt:
     digest = content_hash(facts)
     if booking is not None and booking.content_hash == digest:
+        # Same facts, maybe a newer version (a confirmation flag we do not plan on): remember the version
+        # so that an older update arriving later is still seen as stale.
+        booking.source_version = _newest(booking.source_version, event.version)
         return _settle(session, inbound, "duplicate", booking, "nothing changed", now)
     previous = None if booking is None else Visit(booking.starts_at, BookingState(booking.state))
     patient_id = _upsert_patient(session, tenant.id, facts, now)

@@ -51,8 +51,8 @@ def test_create_plans_confirmation_and_two_reminders(client, runtime):
     assert jobs_by_status(view) == [
         ("confirmation", "2026-11-27T08:02:46Z", "scheduled"),
         # 08:00 Moscow is inside the quiet hours (21:00-09:00): moved to 09:00, still before the visit.
-        ("reminder", "2026-12-03T06:00:00Z", "scheduled"),
         ("reminder", "2026-12-02T07:00:00Z", "scheduled"),
+        ("reminder", "2026-12-03T06:00:00Z", "scheduled"),
     ]
 
 
@@ -61,20 +61,21 @@ def test_fixtures_in_order_give_exactly_the_expected_jobs(client, runtime):
         assert post(client, runtime, load(name)).get_json()["outcome"] == "applied", name
     view = booking(client)
     assert view["state"] == "cancelled"
+    # Nothing ran a worker here, so every notice was still pending when the record was deleted.
     assert jobs_by_status(view) == sorted([
-        ("confirmation", "2026-11-27T08:02:46Z", "scheduled"),
+        ("confirmation", "2026-11-27T08:02:46Z", "cancelled"),
         # the 10:00 reminders, cancelled when the visit moved to 15:00
         ("reminder", "2026-12-02T07:00:00Z", "cancelled"),
         ("reminder", "2026-12-03T06:00:00Z", "cancelled"),
-        # the 15:00 reminders and notice, cancelled when the record came back to 10:00
+        # the 15:00 reminders and notice: the record in the "confirmed" sample is at 10:00 again
         ("reminder", "2026-12-02T12:00:00Z", "cancelled"),
         ("reminder", "2026-12-03T10:00:00Z", "cancelled"),
-        ("reschedule", "2026-11-28T06:47:10Z", "scheduled"),
-        # the record in the "confirmed" sample is at 10:00 again: a second reschedule notice
+        ("reschedule", "2026-11-28T06:47:10Z", "cancelled"),
+        # back at 10:00: its reminders again and a second reschedule notice, withdrawn by the delete
         ("reminder", "2026-12-02T07:00:00Z", "cancelled"),
         ("reminder", "2026-12-03T06:00:00Z", "cancelled"),
-        ("reschedule", "2026-11-28T07:05:05Z", "scheduled"),
-        # deleted: everything pending is withdrawn, the patient is told
+        ("reschedule", "2026-11-28T07:05:05Z", "cancelled"),
+        # deleted: the patient is told
         ("cancellation", "2026-11-29T17:15:38Z", "scheduled"),
     ])
     statuses = {(job["kind"], job["key"]): job["status"] for job in view["jobs"]}
