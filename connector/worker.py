@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import socket
-import os
 from datetime import UTC, datetime
 
 from apscheduler.schedulers.blocking import BlockingScheduler

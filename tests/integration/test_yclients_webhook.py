@@ -254,9 +254,8 @@ def test_api_requires_the_bearer_token(client):
 
 
 def test_database_down_answers_503_never_200():
-    from tests.conftest import make_runtime
-
     from connector.web import create_app
+    from tests.conftest import make_runtime
 
     runtime = make_runtime("postgresql+psycopg://postgres@127.0.0.1:1/nowhere")
     client = create_app(runtime).test_client()
