@@ -1,0 +1,1 @@
+"""Adapters that turn each source's wire format into the core's values."""
