@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
+
 from connector.config import load_settings
 from connector.store.db import make_engine
 from connector.store.models import Base
