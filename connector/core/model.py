@@ -151,3 +151,16 @@ class PlanDiff:
 
     add: tuple[PlannedJob, ...] = ()
     cancel: tuple[Cancellation, ...] = ()
+
+
+class AttemptStatus(StrEnum):
+    """One try of one cascade step, in the unified vocabulary every provider is translated into."""
+
+    QUEUED = "queued"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    FAILED = "failed"
+    NOT_REGISTERED = "not_registered"
+    REJECTED = "rejected"
+    EXPIRED = "expired"

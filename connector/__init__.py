@@ -1,0 +1,1 @@
+"""The patient-notification connector: bookings in, reminders out through the channel cascade."""
