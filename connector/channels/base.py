@@ -1,0 +1,134 @@
+"""The channel interface: what every provider adapter offers, in our words. Adapters translate wire formats only.
+
+Errors an adapter may raise (everything else from a library is caught at the boundary and translated):
+
+    ChannelError
+    ├── TransientError      a timeout, a 5xx, a 429: worth retrying later in the same step (retry_after honoured)
+    └── CallbackAuthError   a status callback that does not prove it comes from the provider (answer 401)
+
+A permanent refusal is not an exception: `send` returns a SendResult with status REJECTED, FAILED or
+NOT_REGISTERED, and the cascade moves on.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import requests
+
+from connector.core.model import AttemptStatus
+
+DEFAULT_TIMEOUT = (5.0, 15.0)  # connect, read (seconds): every outbound call carries one
+
+
+class ChannelError(Exception):
+    """Base of the errors an adapter raises."""
+
+
+class TransientError(ChannelError):
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class CallbackAuthError(ChannelError):
+    pass
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """Who to reach, with the addresses we know: a phone, and ids linked through bots (max_bot, telegram_bot)."""
+
+    phone: str | None  # E.164
+    links: Mapping[str, str] = field(default_factory=dict)  # provider name → user_id / chat_id
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    message_id: str  # ours, unique; providers that accept a client id get it, so a lost answer can be looked up
+    tenant_id: str
+    channel: str  # max, telegram, whatsapp, sms
+    recipient: Recipient
+    text: str
+
+
+@dataclass(frozen=True)
+class SendResult:
+    status: AttemptStatus  # SENT or QUEUED on success; NOT_REGISTERED, REJECTED or FAILED when refused
+    provider_message_id: str | None = None
+    error: str | None = None  # the provider's words or code, for the audit trail (never patient data)
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    """One status change of one message, as a callback or a poll told it."""
+
+    status: AttemptStatus
+    provider_message_id: str | None = None
+    message_id: str | None = None  # ours, where the provider echoes it
+    at: datetime | None = None
+    error: str | None = None
+    raw_status: str | None = None
+
+
+@dataclass(frozen=True)
+class Link:
+    """A patient reached us through a bot: from now on this provider can address them (or no longer can)."""
+
+    provider: str
+    address: str  # user_id / chat_id
+    phone: str | None = None  # when the patient shared a contact
+    payload: str | None = None  # deep-link payload (e.g. our patient reference)
+    active: bool = True  # False: the patient blocked or stopped the bot
+
+
+@dataclass(frozen=True)
+class CallbackRequest:
+    """An HTTP request to /callbacks/<provider>/<tenant>, framework-free."""
+
+    method: str
+    headers: Mapping[str, str]
+    query: Mapping[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class CallbackResult:
+    reports: Sequence[StatusReport] = ()
+    links: Sequence[Link] = ()
+    status_code: int = 200
+    body: str = '{"ok": true}'  # some providers want a particular answer (SMS.ru: "100")
+    content_type: str = "application/json"
+
+
+class Channel(ABC):
+    """One provider account of one tenant. Construct with the tenant's config for it and a requests.Session."""
+
+    name: str = ""
+    channels: frozenset[str] = frozenset()  # which of max/telegram/whatsapp/sms it carries
+    has_receipts: bool = True  # False: a successful send is final unless the step says otherwise
+    can_poll: bool = False
+
+    def __init__(self, config: Mapping[str, Any], session: requests.Session | None = None):
+        self.config = config
+        self.http = session or requests.Session()
+
+    @abstractmethod
+    def send(self, message: OutboundMessage) -> SendResult:
+        """Hand one message to the provider. Raises TransientError when it is worth trying again."""
+
+    def can_address(self, recipient: Recipient, channel: str) -> bool:
+        """Whether this provider has what it needs to reach the patient (a phone, a linked chat)."""
+        return recipient.phone is not None
+
+    def parse_callback(self, request: CallbackRequest) -> CallbackResult:
+        """Turn a provider's status callback into reports. Raises CallbackAuthError when not authentic."""
+        raise NotImplementedError(f"{self.name} sends no callbacks")
+
+    def poll(self, provider_message_ids: Sequence[str]) -> list[StatusReport]:
+        """Ask the provider for the current status of messages it has no callback for."""
+        raise NotImplementedError(f"{self.name} cannot be polled")
