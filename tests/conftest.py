@@ -63,7 +63,8 @@ def _truncate_all(url: str) -> None:
     engine = make_engine(url)
     with engine.begin() as connection:
         connection.execute(text(
-            "TRUNCATE audit_event, delivery_attempt, notification_job, inbound_event, booking, patient "
+            "TRUNCATE audit_event, delivery_attempt, notification_job, inbound_event, booking, patient_channel, "
+            "patient_link, worker_heartbeat, sandbox_callback, patient "
             "RESTART IDENTITY CASCADE"))
     engine.dispose()
 

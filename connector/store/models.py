@@ -141,7 +141,9 @@ class DeliveryAttempt(Base):
     message_id: Mapped[str] = mapped_column(String(64), unique=True)  # ours
     provider_message_id: Mapped[str | None] = mapped_column(String(128))
     status: Mapped[str] = mapped_column(String(24))
+    raw_status: Mapped[str | None] = mapped_column(String(64))
     error: Mapped[str | None] = mapped_column(Text)
+    tries: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -173,3 +175,55 @@ class AuditEvent(Base):
         Index(None, "booking_id"),
         Index(None, "job_id"),
     )
+
+
+class PatientChannel(Base):
+    """What we know of one patient on one channel: known absent until when, opted out, last delivered."""
+
+    __tablename__ = "patient_channel"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patient.id"))
+    channel: Mapped[str] = mapped_column(String(16))
+    not_registered_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    opted_out: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (UniqueConstraint("patient_id", "channel"),)
+
+
+class PatientLink(Base):
+    """A bot chat a patient opened (max_bot user_id, telegram_bot chat_id): how those providers reach them."""
+
+    __tablename__ = "patient_link"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patient.id"))
+    provider: Mapped[str] = mapped_column(String(32))
+    address: Mapped[str] = mapped_column(String(64))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (UniqueConstraint("tenant_id", "provider", "address"), Index(None, "patient_id"))
+
+
+class WorkerHeartbeat(Base):
+    __tablename__ = "worker_heartbeat"
+
+    worker_id: Mapped[str] = mapped_column(String(120), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    beat_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    sent_total: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class SandboxCallback(Base):
+    """A status report the sandbox provider will deliver later, through the same path as a real callback."""
+
+    __tablename__ = "sandbox_callback"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    body: Mapped[str] = mapped_column(Text)
