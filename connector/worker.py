@@ -1,4 +1,8 @@
-"""The worker process: one APScheduler scheduler whose short interval jobs do the periodic work."""
+"""The worker process: one APScheduler scheduler whose short interval jobs do the periodic work.
+
+Never run inside gunicorn. The database is the only source of truth: each run opens its own session, and
+any number of workers may run against PostgreSQL (on SQLite, one).
+"""
 
 from __future__ import annotations
 
@@ -6,29 +10,136 @@ import logging
 import os
 import signal
 import socket
-from datetime import UTC, datetime
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.blocking import BlockingScheduler
+from sqlalchemy import select
 
+from connector.accounts import Accounts
+from connector.channels.base import CallbackRequest, TransientError
+from connector.core.model import AttemptStatus
+from connector.dispatch import Dispatcher, advance_timed_out
 from connector.logs import configure_logging
+from connector.receipts import apply_reports, handle_callback
 from connector.runtime import Runtime
+from connector.store.models import DeliveryAttempt, NotificationJob, SandboxCallback, WorkerHeartbeat
 
 log = logging.getLogger("connector.worker")
+
+POLL_AFTER = timedelta(seconds=30)  # give callbacks a chance first
+POLL_WINDOW = timedelta(days=3)  # providers forget statuses after a while; so do we
 
 
 def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+class Worker:
+    def __init__(self, runtime: Runtime, *, concurrency: int = 32, retry_base: float = 0.5, name: str | None = None):
+        self.rt = runtime
+        self.id = name or worker_id()
+        self.accounts = Accounts(dict(runtime.tenants), pool_size=concurrency)
+        self.pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="send")
+        self.dispatcher = Dispatcher(runtime, self.accounts, self.id, self.pool, retry_base=retry_base, batch=200)
+        self.started_at = datetime.now(UTC)
+        self.sent_total = 0
+
+    def dispatch(self) -> int:
+        handled = self.dispatcher.run_until_idle()
+        self.sent_total += handled
+        return handled
+
+    def advance(self) -> int:
+        with self.rt.sessions.begin() as session:
+            return advance_timed_out(session, self.accounts, self.rt, self.rt.clock())
+
+    def deliver_sandbox_reports(self) -> int:
+        """The sandbox's status reports, through the same path as a provider's HTTP callback."""
+        with self.rt.sessions.begin() as session:
+            now = self.rt.clock()
+            due = session.scalars(select(SandboxCallback).where(SandboxCallback.due_at <= now)
+                                  .order_by(SandboxCallback.due_at).limit(500).with_for_update(skip_locked=True)).all()
+            for item in due:
+                request = CallbackRequest("POST", {"Content-Type": "application/json"}, {}, item.body.encode())
+                handle_callback(session, self.rt, self.accounts, "sandbox", item.tenant_id, request, now)
+                session.delete(item)
+            return len(due)
+
+    def poll(self) -> int:
+        """Ask providers without callbacks (or whose callbacks are late) about messages still in flight."""
+        now = self.rt.clock()
+        with self.rt.sessions() as session:
+            rows = session.execute(
+                select(DeliveryAttempt.provider, DeliveryAttempt.provider_message_id, NotificationJob.tenant_id)
+                .join(NotificationJob, DeliveryAttempt.job_id == NotificationJob.id)
+                .where(DeliveryAttempt.status.in_((AttemptStatus.QUEUED, AttemptStatus.SENT)),
+                       DeliveryAttempt.provider_message_id.is_not(None),
+                       DeliveryAttempt.updated_at <= now - POLL_AFTER,
+                       DeliveryAttempt.created_at >= now - POLL_WINDOW)
+                .limit(2000)
+            ).all()
+        groups: dict[tuple[str, str], list[str]] = defaultdict(list)
+        for provider, message_id, tenant_id in rows:
+            if tenant_id in self.rt.tenants and self.accounts.get(tenant_id, provider).channel.can_poll:
+                groups[(tenant_id, provider)].append(message_id)
+        polled = 0
+        for (tenant_id, provider), ids in groups.items():
+            try:
+                reports = self.accounts.get(tenant_id, provider).channel.poll(ids)
+            except TransientError as error:
+                log.warning("poll failed: %s", error, extra={"fields": {"provider": provider}})
+                continue
+            with self.rt.sessions.begin() as session:
+                apply_reports(session, self.rt, self.accounts, tenant_id, provider, reports, self.rt.clock())
+            polled += len(ids)
+        return polled
+
+    def heartbeat(self) -> None:
+        now = self.rt.clock()
+        with self.rt.sessions.begin() as session:
+            beat = session.get(WorkerHeartbeat, self.id)
+            if beat is None:
+                beat = WorkerHeartbeat(worker_id=self.id, started_at=self.started_at)
+                session.add(beat)
+            beat.beat_at = now
+            beat.sent_total = self.sent_total
+
+    def tick(self) -> None:
+        """Everything once, in order; tests and the benchmark drive the worker with this."""
+        self.deliver_sandbox_reports()
+        self.advance()
+        self.dispatch()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+
+
 def run_worker(runtime: Runtime) -> None:
     configure_logging(runtime.settings)
-    scheduler = BlockingScheduler(timezone=UTC, job_defaults={"max_instances": 1, "coalesce": True})
-    scheduler.add_job(lambda: _heartbeat(runtime), "interval", seconds=10, id="heartbeat",
-                      next_run_time=datetime.now(UTC))
+    tick = float(os.environ.get("WORKER_TICK_SECONDS", "1"))
+    worker = Worker(runtime, concurrency=int(os.environ.get("WORKER_CONCURRENCY", "32")))
+    scheduler = BlockingScheduler(timezone=UTC, job_defaults={"max_instances": 1, "coalesce": True,
+                                                              "misfire_grace_time": 30})
+    now = datetime.now(UTC)
+    for job, seconds in ((worker.dispatch, tick), (worker.advance, tick), (worker.deliver_sandbox_reports, tick),
+                         (worker.poll, 30 * tick), (worker.heartbeat, 10 * tick)):
+        scheduler.add_job(_guarded(job), "interval", seconds=seconds, id=job.__name__, next_run_time=now)
     signal.signal(signal.SIGTERM, lambda *_: scheduler.shutdown(wait=False))
-    log.info("worker started", extra={"fields": {"worker": worker_id()}})
-    scheduler.start()
+    log.info("worker started", extra={"fields": {"worker": worker.id, "tenants": ",".join(runtime.tenants)}})
+    try:
+        scheduler.start()
+    finally:
+        worker.close()
 
 
-def _heartbeat(runtime: Runtime) -> None:
-    log.debug("heartbeat", extra={"fields": {"worker": worker_id()}})
+def _guarded(job):
+    def run():
+        try:
+            job()
+        except Exception:  # the database may be away for a while; the next run tries again
+            log.exception("%s failed", job.__name__)
+
+    run.__name__ = job.__name__
+    return run

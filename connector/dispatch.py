@@ -1,0 +1,318 @@
+"""Use case: one worker pass over due jobs — claim with a lease, prepare, send through the pool, record.
+
+Three short transactions per pass and none open during a provider call:
+  1. claim: `SELECT … FOR UPDATE SKIP LOCKED` the due jobs (and those whose lease ran out), write the lease;
+  2. prepare: render from the current booking, choose the step, write each attempt `queued` with our id;
+  3. (no transaction) send concurrently, each account within its rate limit, transient errors retried;
+  4. record: the provider's answers, the cascade's decisions, the audit trail.
+A worker that dies between 2 and 4 leaves a `queued` attempt; whoever reclaims the job does not resend on
+that channel (at-most-once per channel and step) but moves on to the next one.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from connector.accounts import Accounts
+from connector.channels.base import OutboundMessage, Recipient, SendResult, TransientError
+from connector.channels.sandbox import SandboxChannel
+from connector.core.cascade import Decision, Step, after_send, choose_step, must_expire, on_timeout, retry_delay
+from connector.core.model import (
+    AttemptStatus,
+    BookingFacts,
+    BookingState,
+    JobKind,
+    JobStatus,
+    Sex,
+)
+from connector.core.model import (
+    Patient as PatientFacts,
+)
+from connector.core.wording import WordingError, render_message
+from connector.runtime import Runtime
+from connector.store.models import (
+    Booking,
+    DeliveryAttempt,
+    NotificationJob,
+    Patient,
+    PatientChannel,
+    PatientLink,
+    SandboxCallback,
+)
+from connector.transitions import apply_decision, audit, remember_channels, update_attempt
+
+log = logging.getLogger("connector.dispatch")
+
+LEASE = timedelta(minutes=2)
+MAX_TRIES = 4  # per step, for transient errors (timeouts, 5xx, 429)
+RETRY_BUDGET = 45.0  # seconds of retrying per step, well inside the lease
+
+
+@dataclass(frozen=True)
+class Send:
+    job_id: int
+    attempt_id: int
+    tenant_id: str
+    step: Step
+    message: OutboundMessage
+
+
+@dataclass(frozen=True)
+class Sent:
+    send: Send
+    result: SendResult
+    tries: int
+    reports: list[tuple[float, str]] = field(default_factory=list)
+
+
+class Dispatcher:
+    def __init__(self, runtime: Runtime, accounts: Accounts, worker_id: str, pool: ThreadPoolExecutor,
+                 retry_base: float = 0.5, batch: int = 500):
+        self.rt, self.accounts, self.worker_id, self.pool = runtime, accounts, worker_id, pool
+        self.retry_base, self.batch = retry_base, batch
+
+    # --- the pass ---------------------------------------------------------------------------------------
+
+    def run_once(self) -> int:
+        """Claim, prepare, send and record one batch; the number of jobs handled."""
+        with self.rt.sessions.begin() as session:
+            ids = claim_due_jobs(session, self.worker_id, self.rt.clock(), self.batch)
+        if not ids:
+            return 0
+        with self.rt.sessions.begin() as session:
+            sends = self._prepare(session, ids, self.rt.clock())
+        results = list(self.pool.map(self._send, sends))
+        with self.rt.sessions.begin() as session:
+            self._record(session, results, self.rt.clock())
+        return len(ids)
+
+    def run_until_idle(self, max_passes: int = 50) -> int:
+        total = 0
+        for _ in range(max_passes):
+            handled = self.run_once()
+            total += handled
+            if handled == 0:
+                break
+        return total
+
+    # --- 2. prepare -------------------------------------------------------------------------------------
+
+    def _prepare(self, session: Session, ids: list[int], now: datetime) -> list[Send]:
+        rows = session.execute(
+            select(NotificationJob, Booking, Patient)
+            .outerjoin(Booking, NotificationJob.booking_id == Booking.id)
+            .outerjoin(Patient, NotificationJob.patient_id == Patient.id)
+            .where(NotificationJob.id.in_(ids))
+        ).all()
+        patient_ids = {patient.id for _, _, patient in rows if patient is not None}
+        reach = session.scalars(select(PatientChannel).where(PatientChannel.patient_id.in_(patient_ids))).all()
+        links = session.scalars(select(PatientLink).where(
+            PatientLink.patient_id.in_(patient_ids), PatientLink.active.is_(True))).all()
+        unfinished = session.scalars(select(DeliveryAttempt).where(
+            DeliveryAttempt.job_id.in_(ids), DeliveryAttempt.status == AttemptStatus.QUEUED)).all()
+        unfinished_by_job: dict[int, list[DeliveryAttempt]] = {}
+        for attempt in unfinished:
+            unfinished_by_job.setdefault(attempt.job_id, []).append(attempt)
+
+        plans: list[tuple[NotificationJob, DeliveryAttempt, Step, OutboundMessage]] = []
+        audits = []
+        for job, booking, patient in rows:
+            outcome = self._prepare_one(job, booking, patient, reach, links, unfinished_by_job.get(job.id, []),
+                                        now, audits)
+            if outcome is not None:
+                plans.append((job, *outcome))
+        session.add_all([attempt for _, attempt, _, _ in plans])
+        session.flush()
+        for job, attempt, step, _ in plans:
+            audits.append(audit(job, now, "attempt.queued", f"step {job.cascade_step + 1}: {step.channel} via "
+                                f"{step.provider}", attempt))
+        session.add_all(audits)
+        return [Send(job.id, attempt.id, job.tenant_id, step, message) for job, attempt, step, message in plans]
+
+    def _prepare_one(self, job, booking, patient, reach, links, unfinished, now, audits):
+        tenant = self.rt.tenants.get(job.tenant_id)
+        if tenant is None:
+            return self._finish(job, JobStatus.FAILED, "the tenant is no longer configured", now, audits)
+        kind = JobKind(job.kind)
+        if booking is not None and booking.state != BookingState.ACTIVE and kind != JobKind.CANCELLATION:
+            return self._finish(job, JobStatus.CANCELLED, f"booking is {booking.state}", now, audits)
+        if booking is not None and must_expire(kind, booking.starts_at, now):
+            return self._finish(job, JobStatus.EXPIRED, "the visit has started; not sent late", now, audits)
+        if patient is None:
+            return self._finish(job, JobStatus.SKIPPED, "no phone number for the patient", now, audits)
+
+        steps = self.accounts.steps(tenant)
+        start = job.cascade_step
+        for attempt in unfinished:
+            # We never learnt how this send ended: do not risk the same text twice on that channel.
+            update_attempt(attempt, AttemptStatus.FAILED, now, error="outcome unknown: the worker stopped mid-send")
+            audits.append(audit(job, now, "attempt.unknown", "worker stopped mid-send; moving to the next channel",
+                                attempt))
+            start = max(start, attempt.step + 1)
+        recipient = Recipient(patient.phone, {link.provider: link.address for link in links
+                                              if link.patient_id == patient.id})
+        opted_out = frozenset(r.channel for r in reach if r.patient_id == patient.id and r.opted_out)
+        absent = frozenset(r.channel for r in reach if r.patient_id == patient.id and r.not_registered_until
+                           and r.not_registered_until > now)
+        unaddressable = frozenset(
+            i for i, step in enumerate(steps)
+            if not self.accounts.get(tenant.id, step.provider).channel.can_address(recipient, step.channel))
+        index, skipped = choose_step(steps, start, opted_out=opted_out, not_registered=absent,
+                                     unaddressable=unaddressable)
+        for skipped_index, reason in skipped:
+            audits.append(audit(job, now, "step.skipped", f"step {skipped_index + 1} ({steps[skipped_index].channel}):"
+                                f" {reason}"))
+        if index is None:
+            return self._finish(job, JobStatus.FAILED, "no channel left to try", now, audits)
+        try:
+            job.rendered_text = render_message(
+                kind, _facts(booking, patient), now=now, tz=(booking.timezone if booking else tenant.timezone),
+                clinic_name=tenant.name, address=tenant.address, overrides=tenant.templates)
+        except (WordingError, ValueError) as error:
+            return self._finish(job, JobStatus.FAILED, f"the message could not be rendered: {error}", now, audits)
+        step = steps[index]
+        job.cascade_step = index
+        job.lease_until = now + LEASE
+        job.updated_at = now
+        attempt = DeliveryAttempt(job_id=job.id, step=index, channel=step.channel, provider=step.provider,
+                                  message_id=uuid.uuid4().hex, status=AttemptStatus.QUEUED, tries=0,
+                                  created_at=now, updated_at=now)
+        message = OutboundMessage(attempt.message_id, job.tenant_id, step.channel, recipient, job.rendered_text)
+        return attempt, step, message
+
+    @staticmethod
+    def _finish(job, status: JobStatus, reason: str, now, audits) -> None:
+        job.status, job.status_reason, job.updated_at = status, reason, now
+        job.lease_owner = job.lease_until = job.step_deadline = None
+        audits.append(audit(job, now, f"job.{status}", reason))
+        return None
+
+    # --- 3. send (no transaction) -----------------------------------------------------------------------
+
+    def _send(self, send: Send) -> Sent:
+        account = self.accounts.get(send.tenant_id, send.step.provider)
+        started = time.monotonic()
+        tries = 0
+        while True:
+            tries += 1
+            account.limiter.acquire()
+            try:
+                result = account.channel.send(send.message)
+                break
+            except TransientError as error:
+                delay = retry_delay(tries, error.retry_after, base=self.retry_base)
+                budget = min(RETRY_BUDGET, send.step.timeout.total_seconds())
+                if tries >= MAX_TRIES or time.monotonic() - started + delay > budget:
+                    result = SendResult(AttemptStatus.FAILED, error=f"gave up after {tries} tries: {error}")
+                    break
+                time.sleep(delay)
+            except Exception as error:  # an adapter bug must cost one step, not the whole batch
+                log.exception("adapter error", extra={"fields": {"provider": send.step.provider}})
+                result = SendResult(AttemptStatus.FAILED, error=f"adapter error: {type(error).__name__}")
+                break
+        reports = []
+        if isinstance(account.channel, SandboxChannel):
+            reports = account.channel.scheduled_reports(send.message, result)
+        return Sent(send, result, tries, reports)
+
+    # --- 4. record --------------------------------------------------------------------------------------
+
+    def _record(self, session: Session, results: list[Sent], now: datetime) -> None:
+        if not results:
+            return
+        jobs = {job.id: job for job in session.scalars(select(NotificationJob).where(
+            NotificationJob.id.in_([sent.send.job_id for sent in results])))}
+        attempts = {a.id: a for a in session.scalars(select(DeliveryAttempt).where(
+            DeliveryAttempt.id.in_([sent.send.attempt_id for sent in results])))}
+        audits, memory = [], []
+        for sent in results:
+            job, attempt = jobs[sent.send.job_id], attempts[sent.send.attempt_id]
+            result = sent.result
+            attempt.tries = sent.tries
+            attempt.provider_message_id = result.provider_message_id
+            update_attempt(attempt, result.status, now, error=result.error)
+            audits.append(audit(job, now, f"attempt.{attempt.status}",
+                                _attempt_detail(sent.send.step, result, sent.tries), attempt))
+            memory.append((job.patient_id, attempt.channel, result.status))
+            if job.status != JobStatus.SENDING:
+                continue  # a receipt already settled it while we were sending
+            steps = self.accounts.steps(self.rt.tenants[job.tenant_id])
+            decision = after_send(steps, attempt.step, AttemptStatus(attempt.status), now)
+            apply_decision(job, decision, now)
+            audits.append(audit(job, now, f"job.{decision.job_status}", decision.note))
+            for delay, body in sent.reports:
+                session.add(SandboxCallback(tenant_id=job.tenant_id, due_at=now + timedelta(seconds=delay), body=body))
+        remember_channels(session, now, memory)
+        session.add_all(audits)
+
+
+def claim_due_jobs(session: Session, worker_id: str, now: datetime, limit: int) -> list[int]:
+    """Lease due jobs to this worker. SKIP LOCKED lets any number of workers share the queue on PostgreSQL."""
+    ids = list(session.scalars(
+        select(NotificationJob.id)
+        .where(or_(
+            and_(NotificationJob.status == JobStatus.SCHEDULED, NotificationJob.due_at <= now),
+            and_(NotificationJob.status == JobStatus.SENDING, NotificationJob.lease_until < now),
+        ))
+        .order_by(NotificationJob.due_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ))
+    if ids:
+        session.execute(update(NotificationJob).where(NotificationJob.id.in_(ids)).values(
+            status=JobStatus.SENDING, lease_owner=worker_id, lease_until=now + LEASE, updated_at=now))
+    return ids
+
+
+def advance_timed_out(session: Session, accounts: Accounts, runtime: Runtime, now: datetime, limit: int = 500) -> int:
+    """Steps whose deadline passed without the receipt they wait for: the attempt expires, the cascade moves."""
+    jobs = session.scalars(
+        select(NotificationJob)
+        .where(NotificationJob.status == JobStatus.AWAITING_DELIVERY, NotificationJob.step_deadline <= now)
+        .limit(limit).with_for_update(skip_locked=True)
+    ).all()
+    if not jobs:
+        return 0
+    attempts = session.scalars(select(DeliveryAttempt).where(DeliveryAttempt.job_id.in_([j.id for j in jobs]))
+                               .order_by(DeliveryAttempt.id)).all()
+    current = {(a.job_id, a.step): a for a in attempts}
+    audits = []
+    for job in jobs:
+        attempt = current.get((job.id, job.cascade_step))
+        status = AttemptStatus(attempt.status) if attempt else AttemptStatus.SENT
+        decision: Decision = on_timeout(accounts.steps(runtime.tenants[job.tenant_id]), job.cascade_step, status, now)
+        if attempt is not None and status in (AttemptStatus.QUEUED, AttemptStatus.SENT):
+            update_attempt(attempt, AttemptStatus.EXPIRED, now, error="sent_timeout")
+            audits.append(audit(job, now, "attempt.expired", "sent_timeout: no delivery receipt in time", attempt))
+        apply_decision(job, decision, now)
+        audits.append(audit(job, now, f"job.{decision.job_status}", decision.note))
+    session.add_all(audits)
+    return len(jobs)
+
+
+def _attempt_detail(step: Step, result: SendResult, tries: int) -> str:
+    detail = f"{step.channel} via {step.provider}: {result.status}"
+    if tries > 1:
+        detail += f" after {tries} tries"
+    return detail + (f" ({result.error})" if result.error else "")
+
+
+def _facts(booking: Booking | None, patient: Patient) -> BookingFacts:
+    person = PatientFacts(phone=patient.phone, first_name=patient.first_name, last_name=patient.last_name,
+                          patronymic=patient.patronymic, sex=Sex(patient.sex or "unknown"))
+    if booking is None:
+        raise ValueError("results and recalls are not planned yet")
+    return BookingFacts(
+        external_id=booking.external_id, starts_at=booking.starts_at, state=BookingState(booking.state),
+        timezone=booking.timezone, patient=person, doctor_name=booking.doctor_name,
+        doctor_specialty=booking.doctor_specialty, services=tuple(booking.services or ()),
+        preparation=booking.preparation, comment=booking.comment, branch_id=booking.branch_id,
+        address=booking.address)

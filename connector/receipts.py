@@ -1,0 +1,153 @@
+"""Use case: status reports from providers (callbacks, polling, the sandbox) move attempts and jobs forward.
+
+A report only ever moves an attempt forward; a late receipt for an earlier step is recorded on that attempt
+and never restarts the cascade. Reports for message ids we do not know are kept (the raw callback is an
+inbound event), never dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from connector.accounts import Accounts
+from connector.channels.base import CallbackAuthError, CallbackRequest, Link, StatusReport
+from connector.core.cascade import after_report
+from connector.core.model import AttemptStatus, JobStatus
+from connector.core.phones import normalise_phone
+from connector.ingest import record_inbound
+from connector.runtime import Runtime
+from connector.store.models import DeliveryAttempt, NotificationJob, Patient, PatientChannel, PatientLink
+from connector.transitions import apply_decision, audit, remember_channels, update_attempt
+
+log = logging.getLogger("connector.receipts")
+
+_LINK_CHANNEL = {"max_bot": "max", "telegram_bot": "telegram"}
+
+
+@dataclass(frozen=True)
+class CallbackAnswer:
+    status_code: int
+    body: str
+    content_type: str = "application/json"
+
+
+def handle_callback(session: Session, runtime: Runtime, accounts: Accounts, provider: str, tenant_id: str,
+                    request: CallbackRequest, now: datetime) -> CallbackAnswer:
+    """Store the raw callback, check it, apply its reports and links; all in the caller's transaction."""
+    body = request.body.decode("utf-8", errors="replace")
+    inbound = record_inbound(session, tenant_id=tenant_id, source=f"callback:{provider}", body=body,
+                             headers={k: v for k, v in request.headers.items() if k.lower() == "content-type"},
+                             now=now, outcome="applied")
+    tenant = runtime.tenants.get(tenant_id)
+    if tenant is None or (provider not in tenant.providers and provider != "sandbox"):
+        inbound.outcome, inbound.error = "rejected", "unknown tenant or provider"
+        return CallbackAnswer(404, '{"error": "unknown_tenant_or_provider"}')
+    try:
+        result = accounts.get(tenant_id, provider).channel.parse_callback(request)
+    except CallbackAuthError as error:
+        inbound.outcome, inbound.error = "rejected", f"unauthorized: {error}"
+        return CallbackAnswer(401, '{"error": "unauthorized"}')
+    matched, unmatched = apply_reports(session, runtime, accounts, tenant_id, provider, result.reports, now)
+    linked = apply_links(session, tenant_id, result.links, now)
+    if result.status_code >= 400:
+        inbound.outcome, inbound.error = "rejected", result.body[:500]
+    elif unmatched:
+        inbound.error = f"{unmatched} report(s) for unknown message ids"
+        inbound.outcome = "applied" if matched or linked else "ignored"
+    elif not (matched or linked):
+        inbound.outcome = "ignored"
+    return CallbackAnswer(result.status_code, result.body, result.content_type)
+
+
+def apply_reports(session: Session, runtime: Runtime, accounts: Accounts, tenant_id: str, provider: str,
+                  reports: Sequence[StatusReport], now: datetime) -> tuple[int, int]:
+    if not reports:
+        return 0, 0
+    provider_ids = [r.provider_message_id for r in reports if r.provider_message_id]
+    our_ids = [r.message_id for r in reports if r.message_id]
+    rows = session.execute(
+        select(DeliveryAttempt, NotificationJob)
+        .join(NotificationJob, DeliveryAttempt.job_id == NotificationJob.id)
+        .where(NotificationJob.tenant_id == tenant_id, DeliveryAttempt.provider == provider,
+               or_(DeliveryAttempt.provider_message_id.in_(provider_ids), DeliveryAttempt.message_id.in_(our_ids)))
+        .with_for_update(of=NotificationJob)
+    ).all()
+    by_provider_id = {a.provider_message_id: (a, j) for a, j in rows if a.provider_message_id}
+    by_our_id = {a.message_id: (a, j) for a, j in rows}
+    matched = unmatched = 0
+    audits, memory = [], []
+    for report in reports:
+        pair = by_provider_id.get(report.provider_message_id) or by_our_id.get(report.message_id)
+        if pair is None:
+            unmatched += 1
+            continue
+        matched += 1
+        attempt, job = pair
+        at = report.at or now
+        if not update_attempt(attempt, report.status, at, error=report.error, raw_status=report.raw_status):
+            continue
+        memory.append((job.patient_id, attempt.channel, report.status))
+        audits.append(audit(job, now, f"attempt.{attempt.status}",
+                            f"{attempt.channel} via {provider} reports {report.raw_status or report.status}", attempt))
+        tenant = runtime.tenants.get(tenant_id)
+        if tenant is None:
+            continue
+        decision = after_report(accounts.steps(tenant), job_status=JobStatus(job.status),
+                                current_index=job.cascade_step, attempt_index=attempt.step,
+                                status=AttemptStatus(attempt.status), now=now)
+        if decision is None:
+            continue
+        if job.status == JobStatus.SENDING and decision.job_status == JobStatus.SCHEDULED:
+            continue  # the worker holding the lease will decide from the same facts
+        apply_decision(job, decision, now)
+        audits.append(audit(job, now, f"job.{decision.job_status}", decision.note))
+    remember_channels(session, now, memory)
+    session.add_all(audits)
+    return matched, unmatched
+
+
+def apply_links(session: Session, tenant_id: str, links: Sequence[Link], now: datetime) -> int:
+    """A patient opened (or left) the clinic's bot: how max_bot / telegram_bot reach them from now on."""
+    for link in links:
+        row = session.scalars(select(PatientLink).where(
+            PatientLink.tenant_id == tenant_id, PatientLink.provider == link.provider,
+            PatientLink.address == link.address)).one_or_none()
+        if row is None:
+            row = PatientLink(tenant_id=tenant_id, provider=link.provider, address=link.address)
+            session.add(row)
+        patient_id = _patient_for(session, tenant_id, link)
+        if patient_id is not None:
+            row.patient_id = patient_id
+        row.active = link.active
+        row.updated_at = now
+        channel = _LINK_CHANNEL.get(link.provider)
+        if row.patient_id is not None and channel and not link.active:
+            remember_channels(session, now, [(row.patient_id, channel, AttemptStatus.NOT_REGISTERED)])
+        elif row.patient_id is not None and channel:
+            _forget_absence(session, row.patient_id, channel, now)
+    return len(links)
+
+
+def _patient_for(session: Session, tenant_id: str, link: Link) -> int | None:
+    """By a shared contact's phone, or by a deep-link payload `p<patient id>` from our own invitation links."""
+    phone = normalise_phone(link.phone) if link.phone else None
+    if phone:
+        return session.scalar(select(Patient.id).where(Patient.tenant_id == tenant_id, Patient.phone == phone))
+    payload = (link.payload or "").strip()
+    if payload.startswith("p") and payload[1:].isdigit():
+        return session.scalar(select(Patient.id).where(Patient.tenant_id == tenant_id, Patient.id == int(payload[1:])))
+    return None
+
+
+def _forget_absence(session: Session, patient_id: int, channel: str, now: datetime) -> None:
+    row = session.scalars(select(PatientChannel).where(
+        PatientChannel.patient_id == patient_id, PatientChannel.channel == channel)).one_or_none()
+    if row is not None:
+        row.not_registered_until = None
+        row.updated_at = now

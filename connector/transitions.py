@@ -1,0 +1,86 @@
+"""Writing a cascade decision onto the ledger: the job row, its attempt, the patient's channel memory, audit.
+
+Shared by the worker (after a send, after a timeout) and by the receipts use case (callbacks, polling).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from connector.core.cascade import Decision, merge_status
+from connector.core.model import AttemptStatus, JobStatus
+from connector.store.models import AuditEvent, DeliveryAttempt, NotificationJob, PatientChannel
+
+REMEMBER_NOT_REGISTERED = timedelta(days=30)
+
+
+def apply_decision(job: NotificationJob, decision: Decision, now: datetime) -> None:
+    job.status = decision.job_status
+    job.updated_at = now
+    job.lease_owner = None
+    job.lease_until = None
+    if decision.job_status == JobStatus.SCHEDULED:
+        job.cascade_step = decision.next_step if decision.next_step is not None else job.cascade_step
+        job.due_at = now
+        job.step_deadline = None
+    elif decision.job_status == JobStatus.AWAITING_DELIVERY:
+        job.step_deadline = decision.deadline
+    else:
+        job.step_deadline = None
+    if decision.note:
+        job.status_reason = decision.note
+
+
+def update_attempt(attempt: DeliveryAttempt, status: AttemptStatus, now: datetime, *, error: str | None = None,
+                   raw_status: str | None = None) -> bool:
+    """Move the attempt forward (never back); stamp the times. True when its status changed."""
+    before = AttemptStatus(attempt.status)
+    after = merge_status(before, status)
+    if raw_status:
+        attempt.raw_status = raw_status[:64]
+    if error and after != before and after not in (AttemptStatus.DELIVERED, AttemptStatus.READ):
+        attempt.error = error
+    attempt.updated_at = now
+    if after == before:
+        return False
+    attempt.status = after
+    if after == AttemptStatus.SENT and attempt.sent_at is None:
+        attempt.sent_at = now
+    if after in (AttemptStatus.DELIVERED, AttemptStatus.READ) and attempt.delivered_at is None:
+        attempt.delivered_at = now
+    if after == AttemptStatus.READ and attempt.read_at is None:
+        attempt.read_at = now
+    return True
+
+
+def remember_channels(session: Session, now: datetime,
+                      facts: Iterable[tuple[int, str, AttemptStatus]]) -> None:
+    """Per patient and channel: known absent for a while after `not_registered`, or last delivered."""
+    facts = [(pid, channel, status) for pid, channel, status in facts if pid is not None and status in (
+        AttemptStatus.NOT_REGISTERED, AttemptStatus.DELIVERED, AttemptStatus.READ)]
+    if not facts:
+        return
+    rows = session.scalars(select(PatientChannel).where(
+        PatientChannel.patient_id.in_({pid for pid, _, _ in facts}))).all()
+    known = {(row.patient_id, row.channel): row for row in rows}
+    for pid, channel, status in facts:
+        row = known.get((pid, channel))
+        if row is None:
+            row = known[(pid, channel)] = PatientChannel(patient_id=pid, channel=channel, opted_out=False)
+            session.add(row)
+        if status == AttemptStatus.NOT_REGISTERED:
+            row.not_registered_until = now + REMEMBER_NOT_REGISTERED
+        else:
+            row.not_registered_until = None
+            row.last_delivered_at = now
+        row.updated_at = now
+
+
+def audit(job: NotificationJob, now: datetime, what: str, detail: str | None,
+          attempt: DeliveryAttempt | None = None) -> AuditEvent:
+    return AuditEvent(tenant_id=job.tenant_id, booking_id=job.booking_id, job_id=job.id,
+                      attempt_id=attempt.id if attempt is not None else None, at=now, what=what, detail=detail)

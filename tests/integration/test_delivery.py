@@ -1,0 +1,200 @@
+"""The delivery engine on the real database: the sandbox's ten paths, leases, a dead worker, late receipts."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from connector.store.models import DeliveryAttempt, NotificationJob
+from connector.worker import Worker
+from tests.conftest import API_TOKEN, DEMO_TOKEN
+from tests.fixtures import shared_fixture
+
+START = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)  # 12:00 in Moscow: outside quiet hours
+AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
+
+# last digit → (the confirmation's final status, [(channel, attempt status), ...])
+EXPECTED = {
+    0: ("delivered", [("max", "delivered")]),
+    1: ("read", [("max", "read")]),
+    2: ("delivered", [("max", "not_registered"), ("telegram", "delivered")]),
+    3: ("delivered", [("max", "expired"), ("telegram", "not_registered"), ("whatsapp", "delivered")]),
+    4: ("delivered", [("max", "not_registered"), ("telegram", "not_registered"), ("whatsapp", "delivered")]),
+    5: ("delivered", [("max", "not_registered"), ("telegram", "not_registered"), ("whatsapp", "expired"),
+                      ("sms", "delivered")]),
+    6: ("delivered", [("max", "not_registered"), ("telegram", "not_registered"), ("whatsapp", "not_registered"),
+                      ("sms", "delivered")]),
+    7: ("failed", [("max", "failed"), ("telegram", "failed"), ("whatsapp", "failed"), ("sms", "failed")]),
+    8: ("delivered", [("max", "delivered")]),
+    9: ("delivered", [("max", "delivered"), ("telegram", "delivered")]),
+}
+
+
+class Clock:
+    def __init__(self, start: datetime):
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+def book(client, digit: int, record_id: int, visit: str = "2026-12-03T10:00:00+03:00") -> None:
+    body = json.loads(shared_fixture("yclients", "record_create.json").read_text(encoding="utf-8"))
+    body["resource_id"] = body["data"]["id"] = record_id
+    body["data"]["client"]["phone"] = f"+7916123456{digit}"
+    body["data"]["datetime"] = visit
+    response = client.post(f"/webhooks/yclients/demo?token={DEMO_TOKEN}", json=body)
+    assert response.status_code == 200, response.get_json()
+
+
+def confirmation(client, record_id: int) -> dict:
+    view = client.get(f"/api/v1/demo/bookings/yclients/{record_id}", headers=AUTH).get_json()
+    return next(job for job in view["jobs"] if job["kind"] == "confirmation")
+
+
+def run(worker: Worker, clock: Clock, seconds: int) -> None:
+    for _ in range(seconds):
+        worker.tick()
+        clock.advance(1)
+
+
+@pytest.fixture
+def clock(runtime):
+    clock = Clock(START)
+    runtime.clock = clock
+    return clock
+
+
+@pytest.fixture
+def worker(runtime):
+    worker = Worker(runtime, concurrency=8, retry_base=0.01, name="test-worker")
+    yield worker
+    worker.close()
+
+
+def test_each_last_digit_walks_its_cascade_path(client, clock, worker):
+    for digit in range(10):
+        book(client, digit, 1000 + digit)
+    run(worker, clock, 120)
+    for digit, (status, path) in EXPECTED.items():
+        job = confirmation(client, 1000 + digit)
+        assert job["status"] == status, (digit, job)
+        assert [(a["channel"], a["status"]) for a in job["attempts"]] == path, digit
+        assert "Смирнов" not in job["text"] and "Иван Петрович" in job["text"]
+
+
+def test_late_receipt_is_recorded_and_restarts_nothing(client, clock, worker, runtime):
+    book(client, 9, 2009)
+    run(worker, clock, 120)
+    job = confirmation(client, 2009)
+    max_attempt, telegram_attempt = job["attempts"]
+    assert max_attempt["delivered_at"] > telegram_attempt["delivered_at"]  # MAX's receipt came after the fallback
+    view = client.get("/api/v1/demo/bookings/yclients/2009", headers=AUTH).get_json()
+    sends = [e for e in view["events"] if e["job_id"] == job["id"] and e["what"] == "attempt.queued"]
+    assert len(sends) == 2  # no third message went out because of the late receipt
+
+
+def test_reminder_due_after_the_visit_started_expires(client, clock, worker):
+    book(client, 0, 3000, visit="2026-11-27T15:00:00+03:00")  # 3 h ahead: confirmation + the 2 h reminder
+    clock.now = datetime(2026, 11, 27, 12, 1, tzinfo=UTC)  # the worker was down until after the visit began
+    run(worker, clock, 3)
+    view = client.get("/api/v1/demo/bookings/yclients/3000", headers=AUTH).get_json()
+    assert {job["kind"]: job["status"] for job in view["jobs"]} == {"confirmation": "expired", "reminder": "expired"}
+    assert all(not job["attempts"] for job in view["jobs"])
+
+
+def test_a_job_cancelled_after_it_was_claimed_is_not_sent(client, clock, worker, runtime):
+    book(client, 0, 4000)
+    with runtime.sessions.begin() as session:
+        from connector.dispatch import claim_due_jobs
+
+        assert claim_due_jobs(session, "someone-else", clock(), 10)
+    body = json.loads(shared_fixture("yclients", "record_delete.json").read_text(encoding="utf-8"))
+    body["resource_id"] = body["data"]["id"] = 4000
+    clock.advance(1)
+    assert client.post(f"/webhooks/yclients/demo?token={DEMO_TOKEN}", json=body).status_code == 200
+    clock.advance(200)  # the other worker died; its lease ran out
+    run(worker, clock, 5)
+    job = confirmation(client, 4000)
+    assert job["status"] == "cancelled" and job["attempts"] == []
+
+
+def test_a_worker_killed_mid_send_loses_nothing_and_never_resends_on_that_channel(client, clock, worker, runtime):
+    book(client, 0, 5000)
+    # A worker claimed the job and wrote its attempt as queued, then died before the provider answered.
+    dead = Worker(runtime, concurrency=1, name="dead-worker")
+    with runtime.sessions.begin() as session:
+        from connector.dispatch import claim_due_jobs
+
+        ids = claim_due_jobs(session, dead.id, clock(), 10)
+    with runtime.sessions.begin() as session:
+        dead.dispatcher._prepare(session, ids, clock())
+    dead.close()
+    run(worker, clock, 5)
+    assert confirmation(client, 5000)["status"] == "sending"  # still leased to the dead worker
+    clock.advance(150)
+    run(worker, clock, 30)
+    job = confirmation(client, 5000)
+    assert [(a["channel"], a["status"]) for a in job["attempts"]] == [("max", "failed"), ("telegram", "delivered")]
+    assert job["status"] == "delivered"
+
+
+def test_not_registered_is_remembered_for_the_patient(client, clock, worker, runtime):
+    book(client, 2, 6000)
+    run(worker, clock, 30)
+    # A second booking of the same patient: MAX is skipped at once, and the audit trail says why.
+    book(client, 2, 6001)
+    run(worker, clock, 30)
+    job = confirmation(client, 6001)
+    assert [(a["channel"], a["status"]) for a in job["attempts"]] == [("telegram", "delivered")]
+    view = client.get("/api/v1/demo/bookings/yclients/6001", headers=AUTH).get_json()
+    assert any(e["what"] == "step.skipped" and "max" in e["detail"] for e in view["events"])
+
+
+def test_unknown_message_ids_in_callbacks_are_kept(client, runtime, clock):
+    response = client.post("/callbacks/sandbox/demo", json={"id": "sbx-nobody", "status": "delivered"})
+    assert response.status_code == 200
+    events = client.get("/api/v1/demo/inbound-events", headers=AUTH).get_json()["events"]
+    assert events[0]["source"] == "callback:sandbox" and "unknown message" in events[0]["error"]
+
+
+@pytest.mark.postgres
+def test_two_workers_send_each_job_exactly_once(postgres_database):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from connector.core.model import BookingFacts, EventAction, Patient, SourceEvent
+    from connector.ingest import ingest_event
+    from tests.conftest import _truncate_all, make_runtime
+
+    _truncate_all(postgres_database)
+    runtime = make_runtime(postgres_database)
+    clock = Clock(START)
+    runtime.clock = clock
+    tenant = runtime.tenants["demo"]
+    with runtime.sessions.begin() as session:
+        for n in range(1500):
+            facts = BookingFacts(external_id=str(n), starts_at=datetime(2026, 12, 3, 7, tzinfo=UTC),
+                                 patient=Patient(phone=f"+7916{n:06d}0"))
+            ingest_event(session, tenant=tenant, source="yclients", body="{}", headers={}, now=clock(),
+                         event=SourceEvent(EventAction.UPSERT, str(n), None, facts))
+    workers = [Worker(runtime, concurrency=8, name=f"w{i}") for i in range(2)]
+    with ThreadPoolExecutor(2) as pool:
+        handled = list(pool.map(lambda w: w.dispatcher.run_until_idle(max_passes=100), workers))
+    with runtime.sessions() as session:
+        attempts = session.scalars(select(DeliveryAttempt.job_id)).all()
+        confirmations = session.scalars(select(NotificationJob.id).where(NotificationJob.kind == "confirmation")).all()
+    per_job = {}
+    for job_id in attempts:
+        per_job[job_id] = per_job.get(job_id, 0) + 1
+    assert len(confirmations) == 1500
+    assert sum(handled) == 1500 and min(handled) > 0  # both took a share, none took the same job
+    assert set(per_job) == set(confirmations) and set(per_job.values()) == {1}
+    for w in workers:
+        w.close()
+    runtime.engine.dispose()
