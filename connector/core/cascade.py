@@ -1,0 +1,326 @@
+"""The channel cascade as a pure state machine: given where a job stands and what a provider said, what next.
+
+A tenant's cascade is an ordered list of steps (one channel through one provider, with a timeout). A job walks
+it: the worker picks the first usable step (`choose_step`), sends, and hands the provider's immediate answer to
+`after_send`; callbacks and polls go through `merge_status` (per attempt) and `after_report` (per job); a step
+whose deadline passed goes through `on_timeout`. Each returns a `Decision` (the job's next status, and the step
+to try or the deadline to wait for) with a note for the audit trail, or None when the job does not change.
+
+What it promises (docs/architecture.md, "Delivery semantics"; providers.md §6):
+
+- an attempt's status only moves forward: queued < sent < delivered < read; failures are final, except our own
+  sent-timeout `expired`, which a late delivered/read still upgrades;
+- a step is never sent twice: every fall back goes to a later step, and a report never restarts anything;
+- a late receipt from an earlier step concludes the job (the patient has it) and withdraws a pending fall back.
+
+Plus the small arithmetic the worker needs: whether a visit job is too late to send, the retry backoff, and the
+daily cap of a warming-up number.
+
+Pure: stdlib only, no I/O, no clock reads (`now` is a parameter).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Context, Decimal
+
+from connector.core.model import AttemptStatus, JobKind, JobStatus
+
+__all__ = [
+    "Decision",
+    "Step",
+    "after_report",
+    "after_send",
+    "choose_step",
+    "daily_cap",
+    "merge_status",
+    "must_expire",
+    "on_timeout",
+    "retry_delay",
+]
+
+_UNTIL = ("delivered", "read")
+
+# Success ranks: a report only ever moves an attempt up this ladder.
+_RANK = {
+    AttemptStatus.QUEUED: 0,
+    AttemptStatus.SENT: 1,
+    AttemptStatus.DELIVERED: 2,
+    AttemptStatus.READ: 3,
+}
+_FAILURES = frozenset(
+    {AttemptStatus.FAILED, AttemptStatus.NOT_REGISTERED, AttemptStatus.REJECTED, AttemptStatus.EXPIRED}
+)
+_PENDING = frozenset({AttemptStatus.QUEUED, AttemptStatus.SENT})
+_RECEIPTS = frozenset({AttemptStatus.DELIVERED, AttemptStatus.READ})
+
+# Jobs a report can no longer change: read is the best there is; the others were never (or no longer) sent.
+_SETTLED_JOBS = frozenset({JobStatus.READ, JobStatus.CANCELLED, JobStatus.EXPIRED, JobStatus.SKIPPED})
+
+# Kinds about one visit: once the visit has started, telling the patient about it is useless or misleading.
+_VISIT_KINDS = frozenset({JobKind.CONFIRMATION, JobKind.REMINDER, JobKind.RESCHEDULE, JobKind.CANCELLATION})
+
+# 2**64 seconds is far beyond any cap: past it the exponent is not worth computing (and would overflow a float).
+_MAX_DOUBLINGS = 64
+# A server's Retry-After is honoured over our backoff, but not beyond this many caps: a misconfigured server
+# asking for a day must not park a reminder past its visit.
+_RETRY_AFTER_CAPS = 5
+
+
+@dataclass(frozen=True)
+class Step:
+    channel: str  # max, telegram, whatsapp, sms
+    provider: str
+    timeout: timedelta
+    until: str = "delivered"  # or "read": the step is done only when the patient has read it
+    sent_is_final: bool = False  # resolved by the caller: channels without receipts count a send as final
+
+    def __post_init__(self) -> None:
+        # The tenants file validates these too; a Step built by hand must not silently mean something else.
+        if self.until not in _UNTIL:
+            raise ValueError(f"step until must be one of {_UNTIL}, not {self.until!r}")
+        if self.timeout < timedelta(0):
+            raise ValueError(f"step timeout must not be negative: {self.timeout}")
+
+
+@dataclass(frozen=True)
+class Decision:
+    job_status: JobStatus  # SCHEDULED (try next_step now), AWAITING_DELIVERY, DELIVERED, READ, FAILED
+    next_step: int | None = None  # with SCHEDULED: index of the step to try next
+    deadline: datetime | None = None  # with AWAITING_DELIVERY: when the step times out
+    note: str = ""  # English, for the audit trail: why
+
+
+# --- one attempt -------------------------------------------------------------------------------------------
+
+
+def merge_status(current: AttemptStatus, incoming: AttemptStatus) -> AttemptStatus:
+    """The attempt's status after a report: never backwards, failures final (bar our own sent-timeout)."""
+    if current in _FAILURES:
+        # Our local `expired` only means "we stopped waiting"; a receipt arriving after it is the truth and is
+        # recorded on that attempt. A provider's failure is its final word, and the first failure sticks.
+        if current is AttemptStatus.EXPIRED and incoming in _RECEIPTS:
+            return incoming
+        return current
+    if incoming in _FAILURES:
+        # A failure after a receipt is logged by the caller but cannot take back what the patient got.
+        return incoming if current in _PENDING else current
+    return incoming if _RANK[incoming] > _RANK[current] else current
+
+
+# --- choosing a step ---------------------------------------------------------------------------------------
+
+
+def choose_step(
+    steps: Sequence[Step],
+    start: int,
+    *,
+    opted_out: frozenset[str],
+    not_registered: frozenset[str],
+    unaddressable: frozenset[int],
+) -> tuple[int | None, list[tuple[int, str]]]:
+    """The first usable step from `start` on, and the steps skipped on the way as (index, reason).
+
+    `opted_out` and `not_registered` are channel names known for the patient; `unaddressable` holds the indexes
+    of steps whose provider has no address for them (a bot the patient never opened). (None, skipped) when no
+    step is left.
+    """
+    if start < 0:
+        raise ValueError(f"start must not be negative: {start}")
+    skipped: list[tuple[int, str]] = []
+    for index in range(start, len(steps)):
+        step = steps[index]
+        # The patient's own wish comes first in the audit trail: it is the reason that matters to the clinic.
+        if step.channel in opted_out:
+            skipped.append((index, f"patient opted out of {step.channel}"))
+        elif step.channel in not_registered:
+            skipped.append((index, f"patient is not on {step.channel} (remembered)"))
+        elif index in unaddressable:
+            skipped.append((index, f"provider {step.provider} has no address for the patient"))
+        else:
+            return index, skipped
+    return None, skipped
+
+
+# --- the job after a send, a report, a timeout -------------------------------------------------------------
+
+
+def after_send(steps: Sequence[Step], index: int, status: AttemptStatus, now: datetime) -> Decision:
+    """The job after the provider's immediate answer to the send on step `index`."""
+    step = _step(steps, index)
+    if status in _PENDING:
+        if step.sent_is_final and status is AttemptStatus.SENT:
+            # No receipt will ever come from this channel: waiting would only end in a pointless fall back.
+            return Decision(
+                JobStatus.DELIVERED,
+                note=f"{_label(step)}: sent; the channel has no receipts, so a send counts as final",
+            )
+        return _await(step, now, f"{_label(step)}: {status}")
+    if status is AttemptStatus.DELIVERED:
+        if step.until == "read":
+            return _await(step, now, f"{_label(step)}: delivered; the step waits until read")
+        return Decision(JobStatus.DELIVERED, note=f"{_label(step)}: delivered")
+    if status is AttemptStatus.READ:
+        return Decision(JobStatus.READ, note=f"{_label(step)}: read")
+    return _fall_back(steps, index, f"{_label(step)}: {status}")
+
+
+def after_report(
+    steps: Sequence[Step],
+    *,
+    job_status: JobStatus,
+    current_index: int,
+    attempt_index: int,
+    status: AttemptStatus,
+    now: datetime,
+) -> Decision | None:
+    """The job after a callback or poll for the attempt made on step `attempt_index`; None when unchanged.
+
+    `status` is the attempt's status after `merge_status`, so a failure reported after a receipt arrives here
+    as the receipt. The job is at `current_index` with `job_status`. A report never restarts the cascade.
+    """
+    if job_status in _SETTLED_JOBS:
+        return None
+    if attempt_index < 0 or attempt_index > current_index or attempt_index >= len(steps):
+        # A report for a step not tried yet (or not in the cascade any more, after a config change) cannot be
+        # ours to act on; the attempt row still records it.
+        return None
+    step = steps[attempt_index]
+    late = attempt_index < current_index
+    where = f"late receipt from step {attempt_index} ({step.channel})" if late else _label(step)
+
+    if job_status is JobStatus.DELIVERED:
+        # Delivered is already a success; only a read can improve it, whichever attempt it comes from.
+        if status is AttemptStatus.READ:
+            return Decision(JobStatus.READ, note=f"{where}: read")
+        return None
+
+    if status is AttemptStatus.READ:
+        return Decision(JobStatus.READ, note=_concluded(where, job_status, "read"))
+    if status is AttemptStatus.DELIVERED:
+        if step.until == "read" and job_status is not JobStatus.FAILED:
+            # The clinic asked for a read on this step: delivered alone does not stop the cascade (it already
+            # sent us on after "not read in time", or keeps waiting for the read). A failed job, though, is
+            # told the truth: the patient did get it.
+            return None
+        return Decision(JobStatus.DELIVERED, note=_concluded(where, job_status, "delivered"))
+
+    if status in _FAILURES and not late and job_status is JobStatus.AWAITING_DELIVERY:
+        return _fall_back(steps, attempt_index, f"{where}: {status}")
+    # queued/sent change nothing at job level; a failure of an earlier step was already acted on (we fell back
+    # from it); a failure while the job is scheduled, sending or failed is someone else's decision to make.
+    return None
+
+
+def on_timeout(steps: Sequence[Step], index: int, attempt_status: AttemptStatus, now: datetime) -> Decision:
+    """The job when the deadline of step `index` passed while awaiting delivery: the next step, never this one.
+
+    `attempt_status` is the status of the attempt on that step as recorded.
+    """
+    step = _step(steps, index)
+    if attempt_status in _PENDING:
+        return _fall_back(steps, index, f"{_label(step)}: sent_timeout, still {attempt_status} after {step.timeout}")
+    if attempt_status is AttemptStatus.DELIVERED and step.until == "read":
+        return _fall_back(steps, index, f"{_label(step)}: delivered but not read in time ({step.timeout})")
+    # The job should have left AWAITING_DELIVERY already. A receipt on record is the truth: concluding beats
+    # sending the patient the same text on another channel.
+    if attempt_status is AttemptStatus.READ:
+        return Decision(JobStatus.READ, note=f"{_label(step)}: read (recorded before the deadline)")
+    if attempt_status is AttemptStatus.DELIVERED:
+        return Decision(JobStatus.DELIVERED, note=f"{_label(step)}: delivered (recorded before the deadline)")
+    # A failure that was not acted on: fall back rather than leave the job waiting for ever.
+    return _fall_back(steps, index, f"{_label(step)}: {attempt_status} at the deadline")
+
+
+# --- arithmetic --------------------------------------------------------------------------------------------
+
+
+def must_expire(kind: JobKind, visit_start: datetime | None, now: datetime) -> bool:
+    """True when a job about a visit would go out after the visit has started: it must not be sent."""
+    return kind in _VISIT_KINDS and visit_start is not None and visit_start <= now
+
+
+def retry_delay(tries: int, retry_after: float | None, *, base: float = 1.0, cap: float = 60.0) -> float:
+    """Seconds to wait before try `tries + 1` of the same step after a transient error (tries counts from 1).
+
+    Exponential: base, 2*base, 4*base…, at most `cap`. A server's Retry-After wins, within `cap` * 5.
+    """
+    if retry_after is not None and not math.isnan(retry_after):
+        return min(max(retry_after, 0.0), cap * _RETRY_AFTER_CAPS)
+    # tries below 1 would mean "no try yet"; the first retry is the gentlest one.
+    doublings = min(max(tries, 1) - 1, _MAX_DOUBLINGS)
+    return min(base * 2.0**doublings, cap)
+
+
+def daily_cap(*, start: int, growth: float, since: date, today: date, ceiling: int | None = None) -> int:
+    """How many messages a warming-up sender number may send today.
+
+    `start` on day `since` (and before it), times `growth` for each day after, rounded down, at most `ceiling`.
+    """
+    if start < 0:
+        raise ValueError(f"start must not be negative: {start}")
+    if not growth > 0 or math.isinf(growth):
+        raise ValueError(f"growth must be a positive number: {growth}")
+    days = max((today - since).days, 0)
+    if ceiling is not None and start >= ceiling and growth >= 1:
+        return ceiling
+    try:
+        # Decimal of the written value: growth 1.1 over 3 days is 1.331 exactly, so the cap is the number a
+        # person would compute, not one less because of binary floating point.
+        # A fresh context: the thread's current one may have been changed by someone else.
+        context = Context()
+        value = context.multiply(Decimal(start), context.power(Decimal(str(growth)), days))
+    except ArithmeticError:
+        # Beyond what a Decimal holds (millennia of doubling): only a ceiling gives a meaningful answer.
+        if ceiling is None:
+            raise
+        return ceiling
+    # Compared as a Decimal first: turning a number of a million digits into an int takes seconds.
+    if ceiling is not None and value >= ceiling:
+        return ceiling
+    return int(value)
+
+
+# --- helpers -----------------------------------------------------------------------------------------------
+
+
+def _step(steps: Sequence[Step], index: int) -> Step:
+    # Negative indexes would silently pick a step from the end: a bug, not a fall back.
+    if not 0 <= index < len(steps):
+        raise IndexError(f"step {index} is not in a cascade of {len(steps)}")
+    return steps[index]
+
+
+def _label(step: Step) -> str:
+    return f"{step.channel} via {step.provider}"
+
+
+def _await(step: Step, now: datetime, why: str) -> Decision:
+    deadline = now + step.timeout
+    return Decision(JobStatus.AWAITING_DELIVERY, deadline=deadline, note=f"{why}; waiting until {deadline.isoformat()}")
+
+
+def _fall_back(steps: Sequence[Step], index: int, why: str) -> Decision:
+    # Always forward: the step that just failed (or timed out) is never tried again for this job. The caller
+    # runs choose_step from next_step, which skips what is known to be unusable.
+    following = index + 1
+    if following < len(steps):
+        return Decision(
+            JobStatus.SCHEDULED,
+            next_step=following,
+            note=f"{why}; falling back to step {following} ({steps[following].channel})",
+        )
+    return Decision(JobStatus.FAILED, note=f"{why}; no channel left")
+
+
+def _concluded(where: str, job_status: JobStatus, outcome: str) -> str:
+    # Say what the receipt overrode, so the audit trail explains why a pending send was withdrawn.
+    overridden = {
+        JobStatus.SCHEDULED: "; the pending fall back is withdrawn",
+        JobStatus.SENDING: "; the job is done, whatever the send in flight returns",
+        JobStatus.FAILED: "; the job had failed, the receipt wins",
+    }
+    return f"{where}: {outcome}{overridden.get(job_status, '')}"
