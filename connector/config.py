@@ -22,6 +22,8 @@ class Settings:
     max_body_bytes: int
     log_level: str
     log_json: bool
+    demo_step_seconds: float = 20.0
+    demo_quiet_hours: str = "21:00-09:00"  # "off" to watch the demo cascade at any hour
 
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
@@ -36,6 +38,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         max_body_bytes=int(environ.get("CONNECTOR_MAX_BODY_BYTES", 256 * 1024)),
         log_level=environ.get("LOG_LEVEL", "INFO"),
         log_json=environ.get("LOG_FORMAT", "text") == "json",
+        demo_step_seconds=float(environ.get("CONNECTOR_DEMO_STEP_SECONDS", 20)),
+        demo_quiet_hours=environ.get("CONNECTOR_DEMO_QUIET_HOURS", "21:00-09:00"),
     )
 
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from connector.config import ROOT, Settings, load_settings
 from connector.sources.generic import load_mappings
 from connector.store.db import make_engine, make_sessionmaker
-from connector.tenants import Tenant, TenantConfigError, demo_tenant, load_tenants
+from connector.tenants import Tenant, TenantConfigError, demo_tenant, load_tenants, parse_quiet_hours
 
 MAPPINGS_DIR = ROOT / "mappings"
 
@@ -34,7 +34,8 @@ def build_runtime(settings: Settings | None = None) -> Runtime:
     if settings.config_path:
         tenants = load_tenants(settings.config_path)
     else:
-        tenants = {"demo": demo_tenant(settings.demo_token)}
+        tenants = {"demo": demo_tenant(settings.demo_token, step_seconds=settings.demo_step_seconds,
+                                       quiet_hours=parse_quiet_hours(settings.demo_quiet_hours))}
     mappings = load_mappings(MAPPINGS_DIR)
     for tenant in tenants.values():
         name = (tenant.sources.get("generic") or {}).get("mapping", "generic")

@@ -57,27 +57,48 @@ class Tenant:
     sources: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
-DEFAULT_CASCADE = (
-    CascadeStep("max", "sandbox", timedelta(seconds=20)),
-    CascadeStep("telegram", "sandbox", timedelta(seconds=20)),
-    CascadeStep("whatsapp", "sandbox", timedelta(seconds=20)),
-    CascadeStep("sms", "sandbox", timedelta(seconds=30)),
-)
+def demo_cascade(step_seconds: float = 20) -> tuple[CascadeStep, ...]:
+    """The default cascade; the demo's steps are short so a fallback shows within a minute."""
+    step = timedelta(seconds=step_seconds)
+    return (
+        CascadeStep("max", "sandbox", step),
+        CascadeStep("telegram", "sandbox", step),
+        CascadeStep("whatsapp", "sandbox", step),
+        CascadeStep("sms", "sandbox", step * 1.5),
+    )
 
 
-def demo_tenant(webhook_token: str) -> Tenant:
+DEFAULT_CASCADE = demo_cascade()
+DEFAULT_QUIET_HOURS = QuietHours(time(21, 0), time(9, 0))
+
+
+def demo_tenant(webhook_token: str, *, step_seconds: float = 20,
+                quiet_hours: QuietHours | None = DEFAULT_QUIET_HOURS) -> Tenant:
     """The embedded default: one clinic in Moscow, sandbox channels, no credentials."""
     return Tenant(
         id="demo",
         name="Демо-клиника «Здоровье»",
         timezone="Europe/Moscow",
         webhook_token=webhook_token,
-        policy=Policy(timezone="Europe/Moscow"),
-        cascade=DEFAULT_CASCADE,
+        policy=Policy(timezone="Europe/Moscow", quiet_hours=quiet_hours),
+        cascade=demo_cascade(step_seconds),
         address="ул. Лесная, д. 5",
-        providers={"sandbox": {}},
+        # the late receipt of digit 9 must come after MAX's step has timed out
+        providers={"sandbox": {"delay": min(2.0, step_seconds / 4), "read_delay": min(4.0, step_seconds / 2),
+                               "late_after": step_seconds * 1.5}},
         sources={"yclients": {}, "generic": {"mapping": "generic"}},
     )
+
+
+def parse_quiet_hours(text: str) -> QuietHours | None:
+    """"21:00-09:00", or "off"."""
+    if text.strip().lower() in ("off", "none", ""):
+        return None
+    start, _, end = text.partition("-")
+    try:
+        return QuietHours(time.fromisoformat(start.strip()), time.fromisoformat(end.strip()))
+    except ValueError as error:
+        raise TenantConfigError(f"quiet hours {text!r}: write e.g. 21:00-09:00, or off") from error
 
 
 # --- the schema -------------------------------------------------------------------------------------------
