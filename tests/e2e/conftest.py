@@ -1,0 +1,87 @@
+"""Runs the real processes of the Procfile (release, gunicorn web, worker) on a fresh SQLite file."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+API_TOKEN = "e2e-api-token-0123456789"
+DEMO_TOKEN = "e2e-demo-token-0123456789"
+
+
+@dataclass
+class Service:
+    base_url: str
+    env: dict[str, str]
+    logs: Path
+
+    def api(self, path: str) -> dict:
+        response = requests.get(self.base_url + path, headers={"Authorization": f"Bearer {API_TOKEN}"}, timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_service(tmp_path: Path, extra_env: dict[str, str] | None = None) -> tuple[Service, list[subprocess.Popen]]:
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'e2e.db'}", "CONNECTOR_API_TOKEN": API_TOKEN,
+           "CONNECTOR_DEMO_TOKEN": DEMO_TOKEN, "CONNECTOR_DEMO_STEP_SECONDS": "3",
+           "CONNECTOR_DEMO_QUIET_HOURS": "off", "WORKER_TICK_SECONDS": "0.3", "PYTHONUNBUFFERED": "1",
+           **(extra_env or {})}
+    env.pop("CONNECTOR_CONFIG", None) if "CONNECTOR_CONFIG" not in (extra_env or {}) else None
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    subprocess.run([sys.executable, "-m", "connector", "release"], cwd=ROOT, env=env, check=True,
+                   stdout=open(logs / "release.log", "w"), stderr=subprocess.STDOUT, timeout=120)
+    processes = [
+        subprocess.Popen([sys.executable, "-m", "gunicorn", "wsgi:app", "--bind", f"127.0.0.1:{port}",
+                          "--workers", "2"], cwd=ROOT, env=env, stdout=open(logs / "web.log", "w"),
+                         stderr=subprocess.STDOUT),
+        subprocess.Popen([sys.executable, "-m", "connector", "worker"], cwd=ROOT, env=env,
+                         stdout=open(logs / "worker.log", "w"), stderr=subprocess.STDOUT),
+    ]
+    service = Service(f"http://127.0.0.1:{port}", env, logs)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(service.base_url + "/healthz", timeout=2).status_code == 200:
+                return service, processes
+        except requests.ConnectionError:
+            pass
+        if any(p.poll() is not None for p in processes):
+            break
+        time.sleep(0.2)
+    stop(processes)
+    pytest.fail("the service did not start:\n" + "\n".join(f.read_text() for f in logs.iterdir()))
+
+
+def stop(processes: list[subprocess.Popen]) -> None:
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture
+def service(tmp_path) -> Iterator[Service]:
+    service, processes = start_service(tmp_path)
+    yield service
+    stop(processes)
