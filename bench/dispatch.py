@@ -1,0 +1,155 @@
+"""How fast one worker drains due jobs, against a bare loop POSTing the same messages with the same session.
+
+A local stand-in speaks SMS.ru's wire format (`POST /sms/send`, json=1), in its own process so that it does
+not share our interpreter. Two rounds: the stand-in answering at once (the ratio is the figure: what the
+ledger, the cascade and the audit trail cost per message), and answering after 100 ms like a real provider
+(messages per second per worker is the figure: what the bounded send pool buys over a serial loop).
+
+    python bench/dispatch.py [--jobs 2000] [--delay-jobs 1000] [--concurrency 32] [--database-url URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs
+
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from connector.config import Settings  # noqa: E402
+from connector.core.model import BookingFacts, EventAction, Patient, Policy, SourceEvent  # noqa: E402
+from connector.ingest import ingest_event  # noqa: E402
+from connector.runtime import MAPPINGS_DIR, Runtime  # noqa: E402
+from connector.sources.generic import load_mappings  # noqa: E402
+from connector.store.db import make_engine, make_sessionmaker  # noqa: E402
+from connector.store.migrate import upgrade  # noqa: E402
+from connector.tenants import CascadeStep, Tenant  # noqa: E402
+from connector.worker import Worker  # noqa: E402
+
+
+def _serve(port_queue, delay: float) -> None:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # else headers and body go as two segments and wait on delayed ACKs
+        wbufsize = -1
+
+        def do_POST(self):  # noqa: N802 (the stdlib's name)
+            form = parse_qs(self.rfile.read(int(self.headers["Content-Length"])).decode())
+            if delay:
+                time.sleep(delay)
+            to = form["to"][0]
+            body = json.dumps({"status": "OK", "status_code": 100, "balance": 1000.0,
+                               "sms": {to: {"status": "OK", "status_code": 100, "sms_id": uuid.uuid4().hex}}})
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        def log_message(self, *args):
+            pass
+
+    ThreadingHTTPServer.daemon_threads = True
+    ThreadingHTTPServer.request_queue_size = 256
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    port_queue.put(server.server_address[1])
+    server.serve_forever()
+
+
+def start_standin(delay: float) -> tuple[multiprocessing.Process, str]:
+    queue: multiprocessing.Queue = multiprocessing.Queue()
+    process = multiprocessing.Process(target=_serve, args=(queue, delay), daemon=True)
+    process.start()
+    return process, f"http://127.0.0.1:{queue.get(timeout=10)}"
+
+
+def bare_loop(base_url: str, count: int) -> float:
+    """The baseline: the same POSTs, one after another, on one session; messages per second."""
+    session = requests.Session()
+    started = time.perf_counter()
+    for n in range(count):
+        response = session.post(f"{base_url}/sms/send", data={"api_id": "bench", "to": f"7916{n:07d}",
+                                                              "msg": "Напоминаем о приёме", "json": "1"}, timeout=10)
+        response.raise_for_status()
+    return count / (time.perf_counter() - started)
+
+
+def worker_rate(base_url: str, count: int, database_url: str | None, concurrency: int) -> float:
+    """One worker draining `count` due confirmations through an SMS.ru step; messages per second."""
+    if database_url is None:
+        database_url = f"sqlite:///{tempfile.mkdtemp()}/bench.db"
+    else:
+        _reset(database_url)
+    upgrade(database_url)
+    tenant = Tenant(id="bench", name="Клиника", timezone="Europe/Moscow", webhook_token="x" * 16,
+                    policy=Policy(quiet_hours=None, reminder_offsets=()),
+                    cascade=(CascadeStep("sms", "smsru", timedelta(hours=1)),),
+                    providers={"smsru": {"base_url": base_url, "api_id": "bench"}})
+    engine = make_engine(database_url)
+    settings = Settings(database_url, None, "api", "demo", 65536, "WARNING", False)
+    runtime = Runtime(settings, {"bench": tenant}, load_mappings(MAPPINGS_DIR), engine, make_sessionmaker(engine))
+    now = datetime.now(UTC)
+    with runtime.sessions.begin() as session:
+        for n in range(count):
+            facts = BookingFacts(external_id=str(n), starts_at=now + timedelta(days=2),
+                                 patient=Patient(phone=f"+7916{n:07d}", first_name="Иван"))
+            ingest_event(session, tenant=tenant, source="generic", body="{}", headers={}, now=now,
+                         event=SourceEvent(EventAction.UPSERT, str(n), None, facts))
+    worker = Worker(runtime, concurrency=concurrency, name="bench")
+    started = time.perf_counter()
+    handled = worker.dispatcher.run_until_idle(max_passes=10_000)
+    elapsed = time.perf_counter() - started
+    worker.close()
+    engine.dispose()
+    assert handled == count, (handled, count)
+    return count / elapsed
+
+
+def _reset(database_url: str) -> None:
+    from sqlalchemy import text
+
+    engine = make_engine(database_url)
+    with engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    engine.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--jobs", type=int, default=2000)
+    parser.add_argument("--delay-jobs", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--database-url", default=None, help="default: a new SQLite file")
+    args = parser.parse_args()
+
+    process, url = start_standin(0.0)
+    bare = bare_loop(url, args.jobs)
+    ours = worker_rate(url, args.jobs, args.database_url, args.concurrency)
+    process.terminate()
+    print(f"stand-in answering at once, {args.jobs} messages:")
+    print(f"  bare loop (one session, serial): {bare:8.1f} msg/s")
+    print(f"  one worker (ledger + cascade):   {ours:8.1f} msg/s   ratio {ours / bare:.2f}")
+
+    process, url = start_standin(0.1)
+    bare = bare_loop(url, min(args.delay_jobs, 100))
+    ours = worker_rate(url, args.delay_jobs, args.database_url, args.concurrency)
+    process.terminate()
+    print(f"stand-in answering after 100 ms, {args.delay_jobs} messages:")
+    print(f"  bare loop (one session, serial): {bare:8.1f} msg/s")
+    print(f"  one worker, {args.concurrency} sends in flight:  {ours:8.1f} msg/s   ratio {ours / bare:.2f}")
+    print(f"  a 09:00 burst of 10 000 reminders: {10_000 / ours / 60:.1f} min with one worker, "
+          f"{10_000 / bare / 60:.1f} min serially")
+
+
+if __name__ == "__main__":
+    main()
