@@ -26,7 +26,7 @@ PROVIDERS = ("sandbox", "wahelp", "smsru", "smsc", "max_bot", "telegram_bot")
 NOTICE_KINDS = ("confirmation", "reschedule", "cancellation")
 TEMPLATE_KINDS = ("confirmation", "reminder", "reschedule", "cancellation", "results_ready", "recall")
 _REFERENCE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
-_SECRET_KEY = re.compile(r"token|secret|password|passwd|psw|api_?key", re.IGNORECASE)
+_SECRET_KEY = re.compile(r"token|secret|password|passwd|psw|api_?key|api_?id", re.IGNORECASE)
 
 
 class TenantConfigError(ValueError):
@@ -143,7 +143,7 @@ class _StepSchema(Schema):
 
     channel = fields.Str(required=True, validate=validate.OneOf(CHANNELS))
     provider = fields.Str(required=True, validate=validate.OneOf(PROVIDERS))
-    timeout = _Duration(load_default="PT10M")
+    timeout = _Duration(load_default=timedelta(minutes=10))
     until = fields.Str(load_default="delivered", validate=validate.OneOf(("delivered", "read")))
     sent_is_final = fields.Bool(load_default=None, allow_none=True)
 
@@ -158,8 +158,10 @@ class _TenantSchema(Schema):
     webhook_token = fields.Str(required=True, validate=validate.Length(min=16))
     webhook_secret = fields.Str(load_default=None)
     address = fields.Str(load_default=None)
-    quiet_hours = fields.Nested(_QuietHoursSchema, allow_none=True, load_default={"start": "21:00", "end": "09:00"})
-    reminders = fields.List(_Duration(), load_default=["P1D", "PT2H"])
+    # marshmallow hands load_default values over as they are: they are given already deserialised
+    quiet_hours = fields.Nested(_QuietHoursSchema, allow_none=True,
+                                load_default={"start": DEFAULT_QUIET_HOURS.start, "end": DEFAULT_QUIET_HOURS.end})
+    reminders = fields.List(_Duration(), load_default=[timedelta(days=1), timedelta(hours=2)])
     notices = fields.Nested(_NoticesSchema, load_default={})
     cascade = fields.List(fields.Nested(_StepSchema), load_default=None, validate=validate.Length(min=1))
     providers = fields.Dict(keys=fields.Str(validate=validate.OneOf(PROVIDERS)), values=fields.Dict())
@@ -221,9 +223,9 @@ def _build(item: dict[str, Any]) -> Tenant:
             timezone=item["timezone"],
             reminder_offsets=tuple(item["reminders"]),
             quiet_hours=QuietHours(quiet["start"], quiet["end"]) if quiet else None,
-            confirmation=notices["confirmation"],
-            reschedule=notices["reschedule"],
-            cancellation=notices["cancellation"],
+            confirmation=notices.get("confirmation", True),
+            reschedule=notices.get("reschedule", True),
+            cancellation=notices.get("cancellation", True),
         ),
         cascade=steps,
         providers=item.get("providers") or {},

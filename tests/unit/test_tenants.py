@@ -1,0 +1,97 @@
+"""The tenants file: defaults, ${ENV} secrets, and a clear error naming the bad key."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import time, timedelta
+from pathlib import Path
+
+import pytest
+
+from connector.core.model import QuietHours
+from connector.tenants import TenantConfigError, load_tenants
+
+ROOT = Path(__file__).resolve().parents[2]
+ENV = {"ZDOROVIE_WEBHOOK_TOKEN": "a-long-enough-token-123", "TOKEN": "a-long-enough-token-123", "API": "k"}
+MINIMAL = "tenants:\n  - id: clinic\n    webhook_token: ${TOKEN}\n"
+
+
+def load_text(tmp_path, text: str, env=ENV):
+    path = tmp_path / "tenants.yaml"
+    path.write_text(text, encoding="utf-8")
+    return load_tenants(path, env)
+
+
+def test_the_example_file_loads():
+    tenants = load_tenants(ROOT / "connector.example.yaml", ENV)
+    tenant = tenants["zdorovie"]
+    assert tenant.webhook_token == ENV["ZDOROVIE_WEBHOOK_TOKEN"]
+    assert [step.channel for step in tenant.cascade] == ["max", "telegram", "whatsapp", "sms"]
+    assert tenant.cascade[3].timeout == timedelta(hours=1)
+    assert tenant.sources["yclients"]["company_id"] == 512345
+
+
+def test_defaults(tmp_path):
+    tenant = load_text(tmp_path, MINIMAL)["clinic"]
+    assert tenant.policy.quiet_hours == QuietHours(time(21), time(9))
+    assert tenant.policy.reminder_offsets == (timedelta(days=1), timedelta(hours=2))
+    assert tenant.timezone == tenant.policy.timezone == "Europe/Moscow"
+    assert (tenant.policy.confirmation, tenant.policy.reschedule, tenant.policy.cancellation) == (True, True, True)
+    assert [step.channel for step in tenant.cascade] == ["max", "telegram", "whatsapp", "sms"]
+
+
+def test_quiet_hours_null_switches_them_off(tmp_path):
+    assert load_text(tmp_path, MINIMAL + "    quiet_hours: null\n")["clinic"].policy.quiet_hours is None
+
+
+def test_reminders_and_notices(tmp_path):
+    tenant = load_text(tmp_path, MINIMAL + "    reminders: [P2D, PT3H]\n    notices: {confirmation: false}\n")["clinic"]
+    assert tenant.policy.reminder_offsets == (timedelta(days=2), timedelta(hours=3))
+    assert tenant.policy.confirmation is False and tenant.policy.reschedule is True
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        ("    quiet_hour: null\n", "quiet_hour"),
+        ("    timezone: Mars/Olympus\n", "timezone"),
+        ("    reminders: [1 day]\n", "reminders"),
+        ("    quiet_hours: {start: '25:00', end: '09:00'}\n", "quiet_hours.start"),
+        ("    cascade: [{channel: pigeon, provider: sandbox}]\n", "cascade[0].channel"),
+        ("    cascade: [{channel: sms, provider: sandbox, timeout: soon}]\n", "cascade[0].timeout"),
+        ("    providers: {smsru: {api_id: literal-secret-value}}\n", "providers.smsru.api_id"),
+        ("    webhook_secret: whsec_literal\n", "webhook_secret"),
+        ("    templates: {reminder: '{{ greeting '}\n", "templates.reminder"),
+    ],
+)
+def test_a_bad_key_is_named(tmp_path, extra, named):
+    with pytest.raises(TenantConfigError) as error:
+        load_text(tmp_path, MINIMAL + extra)
+    assert named in str(error.value) and "tenants.yaml" in str(error.value)
+
+
+def test_a_literal_webhook_token_is_refused(tmp_path):
+    with pytest.raises(TenantConfigError, match=r"webhook_token: a secret must be an \$\{ENV_VAR\} reference"):
+        load_text(tmp_path, "tenants:\n  - id: clinic\n    webhook_token: a-long-enough-token-123\n")
+
+
+def test_an_unset_variable_is_named(tmp_path):
+    with pytest.raises(TenantConfigError, match="TOKEN is not set"):
+        load_text(tmp_path, MINIMAL, env={})
+
+
+def test_the_same_id_twice(tmp_path):
+    with pytest.raises(TenantConfigError, match="same id"):
+        load_text(tmp_path, MINIMAL + "  - id: clinic\n    webhook_token: ${TOKEN}\n")
+
+
+def test_check_command_fails_the_deploy_with_the_key_named(tmp_path):
+    path = tmp_path / "tenants.yaml"
+    path.write_text(MINIMAL + "    quiet_hour: null\n", encoding="utf-8")
+    result = subprocess.run([sys.executable, "-m", "connector", "check"], cwd=ROOT, capture_output=True, text=True,
+                            env={"CONNECTOR_CONFIG": str(path), "TOKEN": ENV["TOKEN"], "PATH": "/usr/bin:/bin",
+                                 "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}", "CONNECTOR_API_TOKEN": "x",
+                                 "CONNECTOR_DEMO_TOKEN": "y"})
+    assert result.returncode == 2
+    assert "quiet_hour" in result.stderr
