@@ -16,7 +16,7 @@ install: $(BIN)/.installed
 # Migrates the database (SQLite under instance/ unless DATABASE_URL says otherwise), then runs web + worker.
 run: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m connector release
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile web worker
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile -p $${PORT:-8000} web worker
 
 # The whole suite. With CI=true the PostgreSQL tests are required, not skipped.
 test: install

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from connector.config import load_settings
@@ -34,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
         upgrade(settings.database_url)
         print(f"database migrated; tenants: {', '.join(sorted(runtime.tenants))}", flush=True)
         if not settings.config_path:
-            print(f"demo tenant webhook: POST /webhooks/yclients/demo?token={settings.demo_token}", flush=True)
+            where = "$CONNECTOR_DEMO_TOKEN" if os.environ.get("CONNECTOR_DEMO_TOKEN") else "instance/demo_token"
+            print(f"demo tenant webhook: POST /webhooks/yclients/demo?token=<the token in {where}>", flush=True)
         return 0
     from connector.worker import run_worker
 

@@ -16,15 +16,26 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from datetime import time as clock_time
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from connector.accounts import Accounts
 from connector.channels.base import OutboundMessage, Recipient, SendResult, TransientError
 from connector.channels.sandbox import SandboxChannel
-from connector.core.cascade import Decision, Step, after_send, choose_step, must_expire, on_timeout, retry_delay
+from connector.core.cascade import (
+    Decision,
+    Step,
+    after_send,
+    choose_step,
+    daily_cap,
+    must_expire,
+    on_timeout,
+    retry_delay,
+)
 from connector.core.model import (
     AttemptStatus,
     BookingFacts,
@@ -122,11 +133,12 @@ class Dispatcher:
         for attempt in unfinished:
             unfinished_by_job.setdefault(attempt.job_id, []).append(attempt)
 
+        caps = self._warmup_caps(session, {job.tenant_id for job, _, _ in rows}, now)
         plans: list[tuple[NotificationJob, DeliveryAttempt, Step, OutboundMessage]] = []
         audits = []
         for job, booking, patient in rows:
             outcome = self._prepare_one(job, booking, patient, reach, links, unfinished_by_job.get(job.id, []),
-                                        now, audits)
+                                        now, audits, caps)
             if outcome is not None:
                 plans.append((job, *outcome))
         session.add_all([attempt for _, attempt, _, _ in plans])
@@ -137,7 +149,7 @@ class Dispatcher:
         session.add_all(audits)
         return [Send(job.id, attempt.id, job.tenant_id, step, message) for job, attempt, step, message in plans]
 
-    def _prepare_one(self, job, booking, patient, reach, links, unfinished, now, audits):
+    def _prepare_one(self, job, booking, patient, reach, links, unfinished, now, audits, caps):
         tenant = self.rt.tenants.get(job.tenant_id)
         if tenant is None:
             return self._finish(job, JobStatus.FAILED, "the tenant is no longer configured", now, audits)
@@ -165,13 +177,25 @@ class Dispatcher:
         unaddressable = frozenset(
             i for i, step in enumerate(steps)
             if not self.accounts.get(tenant.id, step.provider).channel.can_address(recipient, step.channel))
-        index, skipped = choose_step(steps, start, opted_out=opted_out, not_registered=absent,
-                                     unaddressable=unaddressable)
-        for skipped_index, reason in skipped:
-            audits.append(audit(job, now, "step.skipped", f"step {skipped_index + 1} ({steps[skipped_index].channel}):"
-                                f" {reason}"))
-        if index is None:
-            return self._finish(job, JobStatus.FAILED, "no channel left to try", now, audits)
+        while True:
+            index, skipped = choose_step(steps, start, opted_out=opted_out, not_registered=absent,
+                                         unaddressable=unaddressable)
+            for skipped_index, reason in skipped:
+                audits.append(audit(job, now, "step.skipped",
+                                    f"step {skipped_index + 1} ({steps[skipped_index].channel}): {reason}"))
+            if index is None:
+                return self._finish(job, JobStatus.FAILED, "no channel left to try", now, audits)
+            cap = caps.get((tenant.id, steps[index].provider))
+            if cap is None or cap.take():
+                break
+            wait_until = cap.next_slot()
+            if booking is None or not must_expire(kind, booking.starts_at, wait_until):
+                return self._defer(job, index, wait_until, f"{steps[index].provider} has sent its warm-up cap of "
+                                   f"{cap.limit} today; waits until {wait_until.isoformat()}", now, audits)
+            # Waiting for tomorrow's allowance would be too late for this visit: the next channel carries it.
+            audits.append(audit(job, now, "step.skipped", f"step {index + 1} ({steps[index].channel}): warm-up cap "
+                                f"of {steps[index].provider} reached and the visit comes first"))
+            start = index + 1
         try:
             job.rendered_text = render_message(
                 kind, _facts(booking, patient), now=now, tz=(booking.timezone if booking else tenant.timezone),
@@ -187,6 +211,23 @@ class Dispatcher:
                                   created_at=now, updated_at=now)
         message = OutboundMessage(attempt.message_id, job.tenant_id, step.channel, recipient, job.rendered_text)
         return attempt, step, message
+
+    @staticmethod
+    def _defer(job, index: int, until: datetime, reason: str, now, audits) -> None:
+        job.status, job.due_at, job.cascade_step, job.updated_at = JobStatus.SCHEDULED, until, index, now
+        job.lease_owner = job.lease_until = None
+        audits.append(audit(job, now, "job.deferred", reason))
+        return None
+
+    def _warmup_caps(self, session: Session, tenant_ids: set[str], now: datetime) -> dict[tuple[str, str], WarmupCap]:
+        """Today's allowance per warming-up account: one count query per such account, not per job."""
+        caps = {}
+        for tenant_id in tenant_ids:
+            tenant = self.rt.tenants.get(tenant_id)
+            for provider, config in (tenant.providers.items() if tenant else ()):
+                if config.get("warmup"):
+                    caps[(tenant_id, provider)] = WarmupCap.today(session, tenant, provider, config["warmup"], now)
+        return caps
 
     @staticmethod
     def _finish(job, status: JobStatus, reason: str, now, audits) -> None:
@@ -252,6 +293,53 @@ class Dispatcher:
                 session.add(SandboxCallback(tenant_id=job.tenant_id, due_at=now + timedelta(seconds=delay), body=body))
         remember_channels(session, now, memory)
         session.add_all(audits)
+
+
+class WarmupCap:
+    """A new sender number's daily allowance (it rises day by day); work over it waits for the next day,
+    spread over that day's sending hours rather than sent in one burst."""
+
+    def __init__(self, limit: int, used: int, tomorrow_limit: int, window_start: datetime, window_end: datetime):
+        self.limit, self.left, self.tomorrow_limit = limit, max(limit - used, 0), max(tomorrow_limit, 1)
+        self.window_start, self.window_end = window_start, window_end
+        self.waiting = 0
+
+    @classmethod
+    def today(cls, session: Session, tenant, provider: str, config: dict, now: datetime) -> WarmupCap:
+        zone = ZoneInfo(tenant.timezone)
+        today = now.astimezone(zone).date()
+        since = config.get("since")
+        since = date.fromisoformat(str(since)) if since else today
+
+        def cap(day: date) -> int:
+            return daily_cap(start=int(config.get("start", 50)), growth=float(config.get("growth", 1.5)),
+                             since=since, today=day, ceiling=config.get("ceiling"))
+
+        midnight = datetime.combine(today, clock_time(0), zone)
+        used = session.scalar(
+            select(func.count(DeliveryAttempt.id)).join(NotificationJob, DeliveryAttempt.job_id == NotificationJob.id)
+            .where(NotificationJob.tenant_id == tenant.id, DeliveryAttempt.provider == provider,
+                   DeliveryAttempt.created_at >= midnight)) or 0
+        quiet = tenant.policy.quiet_hours
+        tomorrow = today + timedelta(days=1)
+        start = datetime.combine(tomorrow, quiet.end if quiet else clock_time(9), zone)
+        end = datetime.combine(tomorrow, quiet.start if quiet else clock_time(21), zone)
+        if end <= start:
+            end = start + timedelta(hours=12)
+        return cls(cap(today), used, cap(tomorrow), start, end)
+
+    def take(self) -> bool:
+        if self.left <= 0:
+            return False
+        self.left -= 1
+        return True
+
+    def next_slot(self) -> datetime:
+        """The next waiting message's moment tomorrow: evenly spaced over the sending hours."""
+        spacing = (self.window_end - self.window_start) / self.tomorrow_limit
+        slot = self.window_start + spacing * self.waiting
+        self.waiting += 1
+        return slot.astimezone(self.window_start.tzinfo)
 
 
 def claim_due_jobs(session: Session, worker_id: str, now: datetime, limit: int) -> list[int]:

@@ -44,16 +44,17 @@ def start_service(tmp_path: Path, extra_env: dict[str, str] | None = None) -> tu
            "CONNECTOR_DEMO_QUIET_HOURS": "off", "WORKER_TICK_SECONDS": "0.3", "PYTHONUNBUFFERED": "1",
            **(extra_env or {})}
     env.pop("CONNECTOR_CONFIG", None) if "CONNECTOR_CONFIG" not in (extra_env or {}) else None
+    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
+    env["PORT"], env["WEB_CONCURRENCY"] = str(port), "2"
     logs = tmp_path / "logs"
     logs.mkdir()
-    subprocess.run([sys.executable, "-m", "connector", "release"], cwd=ROOT, env=env, check=True,
+    procfile = dict(line.split(": ", 1) for line in (ROOT / "Procfile").read_text().splitlines() if ": " in line)
+    subprocess.run(["bash", "-c", procfile["release"]], cwd=ROOT, env=env, check=True,
                    stdout=open(logs / "release.log", "w"), stderr=subprocess.STDOUT, timeout=120)
-    processes = [
-        subprocess.Popen([sys.executable, "-m", "gunicorn", "wsgi:app", "--bind", f"127.0.0.1:{port}",
-                          "--workers", "2"], cwd=ROOT, env=env, stdout=open(logs / "web.log", "w"),
-                         stderr=subprocess.STDOUT),
-        subprocess.Popen([sys.executable, "-m", "connector", "worker"], cwd=ROOT, env=env,
-                         stdout=open(logs / "worker.log", "w"), stderr=subprocess.STDOUT),
+    processes = [  # the Procfile's own command lines, as a platform would run them
+        subprocess.Popen(["bash", "-c", f"exec {procfile[name]}"], cwd=ROOT, env=env,
+                         stdout=open(logs / f"{name}.log", "w"), stderr=subprocess.STDOUT)
+        for name in ("web", "worker")
     ]
     service = Service(f"http://127.0.0.1:{port}", env, logs)
     deadline = time.monotonic() + 60

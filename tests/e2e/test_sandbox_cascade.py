@@ -56,6 +56,8 @@ def test_every_last_digit_ends_as_the_table_says(service):
         assert [a["channel"] for a in job["attempts"]] == channels, digit
     assert jobs[9]["attempts"][0]["status"] == "delivered"  # recorded on MAX's attempt, after the fallback
     assert jobs[3]["attempts"][0]["status"] == "expired"  # MAX stayed "sent" past its step
+    logs = "".join(f.read_text() for f in service.logs.iterdir())
+    assert DEMO_TOKEN not in logs and "916123456" not in logs and "Смирнов" not in logs
 
 
 def _confirmation(service, record_id: int) -> dict:

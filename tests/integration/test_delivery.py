@@ -198,3 +198,61 @@ def test_two_workers_send_each_job_exactly_once(postgres_database):
     for w in workers:
         w.close()
     runtime.engine.dispose()
+
+
+def warming_runtime(database_url: str, clock: Clock):
+    from dataclasses import replace
+
+    from connector.tenants import demo_tenant
+    from tests.conftest import make_runtime
+
+    tenant = demo_tenant(DEMO_TOKEN)
+    warm = {"delay": 2, "warmup": {"start": 3, "growth": 2, "since": "2026-11-27"}}
+    runtime = make_runtime(database_url, [replace(tenant, providers={"sandbox": warm})])
+    runtime.clock = clock
+    return runtime
+
+
+def test_warm_up_cap_holds_the_rest_until_tomorrow_spread_over_the_day(database_url):
+    from connector.web import create_app
+
+    clock = Clock(START)
+    runtime = warming_runtime(database_url, clock)
+    client = create_app(runtime).test_client()
+    worker = Worker(runtime, concurrency=4, name="warm")
+    for n in range(5):
+        book(client, 0, 8000 + n, visit="2026-12-03T10:00:00+03:00")
+    run(worker, clock, 10)
+    jobs = [confirmation(client, 8000 + n) for n in range(5)]
+    assert sorted(job["status"] for job in jobs) == ["delivered"] * 3 + ["scheduled"] * 2
+    waiting = sorted(job["due_at"] for job in jobs if job["status"] == "scheduled")
+    # Tomorrow's cap is 6: the day's sending hours (09:00-21:00 Moscow) are split in six, two slots taken.
+    assert waiting == ["2026-11-28T06:00:00Z", "2026-11-28T08:00:00Z"]
+    clock.now = datetime(2026, 11, 28, 8, 0, 1, tzinfo=UTC)
+    run(worker, clock, 10)
+    assert all(confirmation(client, 8000 + n)["status"] == "delivered" for n in range(5))
+    worker.close()
+    runtime.engine.dispose()
+
+
+def test_over_the_cap_a_visit_before_tomorrow_goes_by_the_next_channel(database_url):
+    from connector.web import create_app
+
+    clock = Clock(START)
+    runtime = warming_runtime(database_url, clock)
+    client = create_app(runtime).test_client()
+    worker = Worker(runtime, concurrency=4, name="warm")
+    for n in range(4):
+        book(client, 0, 8100 + n, visit="2026-11-27T20:00:00+03:00")  # this evening
+    run(worker, clock, 10)
+    channels = sorted(tuple(a["channel"] for a in confirmation(client, 8100 + n)["attempts"]) for n in range(4))
+    # All four steps are the same sandbox account: three go today; the fourth cannot wait until tomorrow and
+    # finds no other account, so it fails, and the audit trail says why.
+    assert channels.count(("max",)) == 3
+    [failed] = [n for n in range(4) if confirmation(client, 8100 + n)["status"] != "delivered"]
+    assert confirmation(client, 8100 + failed)["status"] == "failed"
+    view = client.get(f"/api/v1/demo/bookings/yclients/{8100 + failed}", headers=AUTH).get_json()
+    reasons = [e["detail"] for e in view["events"] if e["what"] == "step.skipped"]
+    assert len(reasons) == 4 and all("warm-up cap of sandbox reached" in r for r in reasons)
+    worker.close()
+    runtime.engine.dispose()
