@@ -1,21 +1,32 @@
-"""Liveness for load balancers and the support engineer: is the ledger reachable."""
+"""Liveness for load balancers and the support engineer: is the ledger reachable, are workers beating."""
 
 from __future__ import annotations
 
 from flask import Blueprint, jsonify
-from sqlalchemy import text
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
+from connector.store.models import WorkerHeartbeat
+
 bp = Blueprint("health", __name__)
+
+STALE_AFTER_SECONDS = 60
 
 
 @bp.get("/healthz")
 def healthz():
     from connector.web import runtime
 
+    rt = runtime()
     try:
-        with runtime().engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
+        with rt.sessions() as session:
+            beats = session.scalars(select(WorkerHeartbeat).order_by(WorkerHeartbeat.beat_at.desc()).limit(20)).all()
     except SQLAlchemyError:
         return jsonify(status="unavailable", database="unreachable"), 503
-    return jsonify(status="ok", database="ok", tenants=sorted(runtime().tenants))
+    now = rt.clock()
+    workers = [{"id": beat.worker_id, "seconds_since_beat": round((now - beat.beat_at).total_seconds()),
+                "sent_total": beat.sent_total} for beat in beats]
+    alive = [w for w in workers if w["seconds_since_beat"] <= STALE_AFTER_SECONDS]
+    # The web answers 200 without a worker (it still takes webhooks); the field tells support the rest.
+    return jsonify(status="ok", database="ok", tenants=sorted(rt.tenants),
+                   worker="running" if alive else "not running", workers=workers)

@@ -256,3 +256,52 @@ def test_over_the_cap_a_visit_before_tomorrow_goes_by_the_next_channel(database_
     assert len(reasons) == 4 and all("warm-up cap of sandbox reached" in r for r in reasons)
     worker.close()
     runtime.engine.dispose()
+
+
+def test_health_shows_whether_a_worker_is_beating(client, clock, worker):
+    assert client.get("/healthz").get_json()["worker"] == "not running"
+    worker.heartbeat()
+    answer = client.get("/healthz").get_json()
+    assert answer["worker"] == "running" and answer["workers"][0]["id"] == "test-worker"
+    clock.advance(120)
+    assert client.get("/healthz").get_json()["worker"] == "not running"
+
+
+def test_a_provider_without_callbacks_is_polled_until_delivered(database_url, httpserver):
+    """SMS.ru with no callback configured: the worker asks `sms/status` and the job ends delivered."""
+    from dataclasses import replace
+
+    from connector.tenants import CascadeStep, demo_tenant
+    from connector.web import create_app
+    from tests.conftest import make_runtime
+
+    sent = {}
+
+    def send(request):
+        from werkzeug import Response
+
+        to = request.form["to"]
+        sent["to"] = to
+        return Response(json.dumps({"status": "OK", "status_code": 100, "sms": {
+            to: {"status": "OK", "status_code": 100, "sms_id": "000123-000001"}}}), content_type="application/json")
+
+    httpserver.expect_request("/sms/send", method="POST").respond_with_handler(send)
+    httpserver.expect_request("/sms/status", method="POST").respond_with_json(
+        {"status": "OK", "status_code": 100, "sms": {"000123-000001": {"status": "OK", "status_code": 103}}})
+    tenant = replace(demo_tenant(DEMO_TOKEN), cascade=(CascadeStep("sms", "smsru", timedelta(hours=1)),),
+                     providers={"smsru": {"base_url": httpserver.url_for("/").rstrip("/"), "api_id": "k"}})
+    clock = Clock(START)
+    runtime = make_runtime(database_url, [tenant])
+    runtime.clock = clock
+    client = create_app(runtime).test_client()
+    worker = Worker(runtime, concurrency=2, name="poller")
+    book(client, 6, 9000)
+    run(worker, clock, 3)
+    assert confirmation(client, 9000)["status"] == "awaiting_delivery"
+    clock.advance(31)
+    assert worker.poll() == 1
+    job = confirmation(client, 9000)
+    assert job["status"] == "delivered" and job["attempts"][0]["status"] == "delivered"
+    assert sent["to"] == "79161234566"
+    worker.close()
+    runtime.engine.dispose()
