@@ -32,7 +32,6 @@ Config: `token` (required), `webhook_secret` (required for callbacks), `base_url
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import re
@@ -45,8 +44,6 @@ from typing import Any
 import requests
 
 from connector.channels.base import (
-    DEFAULT_TIMEOUT,
-    CallbackAuthError,
     CallbackRequest,
     CallbackResult,
     Channel,
@@ -56,6 +53,15 @@ from connector.channels.base import (
     SendResult,
     StatusReport,
     TransientError,
+)
+from connector.channels.wire import (
+    dig,
+    header,
+    json_or_none,
+    request_timeout,
+    require_secret,
+    retry_after_seconds,
+    truncate,
 )
 from connector.core.model import AttemptStatus
 
@@ -114,7 +120,7 @@ class MaxBotChannel(Channel):
         self.base_url = str(config.get("base_url") or DEFAULT_BASE_URL).rstrip("/")
         self.token = str(config.get("token") or "")
         self.webhook_secret = str(config.get("webhook_secret") or "")
-        self.timeout = _timeout(config.get("timeout"))
+        self.timeout = request_timeout(config.get("timeout"), self.name)
         self.ca_bundle = config.get("ca_bundle")
         self.limiter = ChatRateLimiter(clock=clock, sleep=sleep)
 
@@ -152,7 +158,7 @@ class MaxBotChannel(Channel):
     def _result(self, response: requests.Response) -> SendResult:
         status = response.status_code
         if 200 <= status < 300:
-            mid = _dig(_json(response), "message", "body", "mid")
+            mid = dig(json_or_none(response), "message", "body", "mid")
             if mid is None:
                 return SendResult(AttemptStatus.SENT, error="max_bot: accepted without message.body.mid")
             return SendResult(AttemptStatus.SENT, provider_message_id=str(mid))
@@ -160,7 +166,7 @@ class MaxBotChannel(Channel):
         words = _scrub(" ".join(part for part in (code, text) if part))
         error = f"max_bot: HTTP {status}" + (f" {words}" if words else "")
         if status == 429:
-            raise TransientError(error, retry_after=_retry_after(response))
+            raise TransientError(error, retry_after=retry_after_seconds(response.headers.get("Retry-After")))
         if status >= 500:
             raise TransientError(error)
         lowered = (text or "").lower()
@@ -173,8 +179,8 @@ class MaxBotChannel(Channel):
     # --- webhook ---------------------------------------------------------------------------------------------
 
     def parse_callback(self, request: CallbackRequest) -> CallbackResult:
-        if not _secret_matches(self.webhook_secret, _header(request.headers, SECRET_HEADER)):
-            raise CallbackAuthError("max_bot: missing or wrong X-Max-Bot-Api-Secret")
+        require_secret(self.webhook_secret, header(request.headers, SECRET_HEADER),
+                       "max_bot: missing or wrong X-Max-Bot-Api-Secret")
         try:
             body = json.loads(request.body or b"null")
         except ValueError:
@@ -195,20 +201,20 @@ class MaxBotChannel(Channel):
         kind = update.get("update_type")
         at = _from_millis(update.get("timestamp"))
         if kind == "bot_started":
-            user_id = _dig(update, "user", "user_id")
+            user_id = dig(update, "user", "user_id")
             if user_id is not None:
                 payload = update.get("payload")
                 links.append(Link(self.name, str(user_id), payload=str(payload) if payload else None))
         elif kind in ("bot_stopped", "dialog_removed"):
-            user_id = _dig(update, "user", "user_id")
+            user_id = dig(update, "user", "user_id")
             if user_id is not None:
                 links.append(Link(self.name, str(user_id), active=False))
         elif kind == "message_callback":
-            mid = _dig(update, "message", "body", "mid")
-            user_id = _dig(update, "callback", "user", "user_id")
+            mid = dig(update, "message", "body", "mid")
+            user_id = dig(update, "callback", "user", "user_id")
             if mid is not None:
                 reports.append(StatusReport(AttemptStatus.READ, provider_message_id=str(mid),
-                                            at=_from_millis(_dig(update, "callback", "timestamp")) or at,
+                                            at=_from_millis(dig(update, "callback", "timestamp")) or at,
                                             raw_status=kind))
             elif user_id is not None:
                 links.append(Link(self.name, str(user_id)))
@@ -221,12 +227,12 @@ class MaxBotChannel(Channel):
                          links: list[Link]) -> None:
         sender = message.get("sender") or {}
         user_id = sender.get("user_id")
-        chat_type = _dig(message, "recipient", "chat_type")
+        chat_type = dig(message, "recipient", "chat_type")
         if user_id is None or sender.get("is_bot") or (chat_type is not None and chat_type != "dialog"):
             return  # our own echo, or a group chat: not a patient's dialog with the bot
         link = message.get("link") or {}
-        replied = _dig(link, "message", "mid")
-        replied_to_bot = _dig(link, "sender", "is_bot") is not False  # absent sender: trust the reply
+        replied = dig(link, "message", "mid")
+        replied_to_bot = dig(link, "sender", "is_bot") is not False  # absent sender: trust the reply
         if link.get("type") == "reply" and replied is not None and replied_to_bot:
             reports.append(StatusReport(AttemptStatus.READ, provider_message_id=str(replied), at=at,
                                         raw_status="message_created"))
@@ -234,69 +240,10 @@ class MaxBotChannel(Channel):
         links.append(Link(self.name, str(user_id), phone=_own_contact_phone(message, user_id)))
 
 
-# --- helpers (shared shape with telegram_bot; kept local so each adapter stands alone) ---------------------------
-
-def truncate(text: str, limit: int) -> str:
-    """Cut `text` to at most `limit` UTF-16 units (the stricter count), on a word boundary when one is near, + "…"."""
-    if _utf16_len(text) <= limit:
-        return text
-    budget, units, end = limit - 1, 0, 0
-    for index, char in enumerate(text):
-        units += 2 if ord(char) > 0xFFFF else 1
-        if units > budget:
-            break
-        end = index + 1
-    head = text[:end]
-    if not text[end].isspace():
-        boundary = max((i for i, char in enumerate(head) if char.isspace()), default=-1)
-        if boundary > len(head) // 2:
-            head = head[:boundary]
-    return head.rstrip() + "…"
-
-
-def _utf16_len(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
-
-
-def _timeout(value: Any) -> float | tuple[float, float]:
-    if value is None:
-        return DEFAULT_TIMEOUT
-    if isinstance(value, list | tuple):
-        connect, read = value
-        return float(connect), float(read)
-    return float(value)
-
-
-def _secret_matches(expected: str, given: str | None) -> bool:
-    """Constant-time; no configured secret accepts nothing."""
-    return bool(expected) and bool(given) and hmac.compare_digest(given.encode(), expected.encode())
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    wanted = name.lower()
-    for key, value in headers.items():
-        if key.lower() == wanted:
-            return value
-    return None
-
-
-def _json(response: requests.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
-
-
-def _dig(value: Any, *keys: str) -> Any:
-    for key in keys:
-        if not isinstance(value, dict):
-            return None
-        value = value.get(key)
-    return value
-
+# --- helpers (max_bot's own; the shared ones are in connector.channels.wire) -------------------------------------
 
 def _error(response: requests.Response) -> tuple[str | None, str | None]:
-    body = _json(response)
+    body = json_or_none(response)
     if isinstance(body, dict):
         code, text = body.get("code"), body.get("message") or body.get("error")
         return (str(code) if code else None), (str(text) if text else None)
@@ -306,13 +253,6 @@ def _error(response: requests.Response) -> tuple[str | None, str | None]:
 def _scrub(text: str) -> str:
     """The provider's words for the audit trail, without ids it echoes (`args: [<user_id>,]`)."""
     return re.sub(r"\d{5,}", "#", text)[:200]
-
-
-def _retry_after(response: requests.Response) -> float | None:
-    try:
-        return float(response.headers["Retry-After"])
-    except (KeyError, ValueError):
-        return None
 
 
 def _from_millis(value: Any) -> datetime | None:
@@ -328,12 +268,12 @@ def _kind(update: dict) -> str:
 
 def _own_contact_phone(message: dict, user_id: Any) -> str | None:
     """The phone of a contact the user shared of themselves (request_contact button), raw from the vCard."""
-    attachments: Iterable[Any] = _dig(message, "body", "attachments") or ()
+    attachments: Iterable[Any] = dig(message, "body", "attachments") or ()
     for attachment in attachments:
         if not isinstance(attachment, dict) or attachment.get("type") != "contact":
             continue
         payload = attachment.get("payload") or {}
-        if _dig(payload, "max_info", "user_id") != user_id:
+        if dig(payload, "max_info", "user_id") != user_id:
             continue  # someone else's card: never link a number the sender does not own
         for line in str(payload.get("vcf_info") or "").splitlines():
             name, _, value = line.partition(":")

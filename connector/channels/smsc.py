@@ -43,18 +43,14 @@ whether status.php wants the phone with "+" (we send digits, as the official cli
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
 import requests
 
 from connector.channels.base import (
-    DEFAULT_TIMEOUT,
-    CallbackAuthError,
     CallbackRequest,
     CallbackResult,
     Channel,
@@ -64,6 +60,7 @@ from connector.channels.base import (
     StatusReport,
     TransientError,
 )
+from connector.channels.wire import int_or_none, phone_digits, request_timeout, require_secret, retry_after_seconds
 from connector.core.model import AttemptStatus as S
 
 DEFAULT_BASE_URL = "https://smsc.ru/sys"
@@ -118,12 +115,12 @@ class SmscChannel(Channel):
     def __init__(self, config: Mapping[str, Any], session: requests.Session | None = None):
         super().__init__(config, session)
         self.base_url = str(config.get("base_url") or DEFAULT_BASE_URL).rstrip("/")
-        self.timeout = _timeout(config.get("timeout"))
+        self.timeout = request_timeout(config.get("timeout"), self.name)
 
     # --- send -------------------------------------------------------------------------------------------
 
     def send(self, message: OutboundMessage) -> SendResult:
-        digits = _digits(message.recipient.phone)
+        digits = phone_digits(message.recipient.phone)
         if not digits:
             return SendResult(S.NOT_REGISTERED, error="smsc: no phone number")
         data = {**self._auth(), "phones": "+" + digits, "mes": message.text, "fmt": "3", "charset": "utf-8"}
@@ -139,7 +136,7 @@ class SmscChannel(Channel):
         smsc_id = body.get("id")
         provider_id = _provider_id(smsc_id, digits) if smsc_id not in (None, "") else None
         if "error" in body or "error_code" in body:
-            code = _int(body.get("error_code"))
+            code = int_or_none(body.get("error_code"))
             if code == 4:
                 raise TransientError("smsc: error_code 4 (IP temporarily blocked)")
             status, label = SEND_ERRORS.get(code, (S.FAILED, "unknown error")) if code is not None else (
@@ -159,7 +156,7 @@ class SmscChannel(Channel):
                 continue  # not an id this adapter made: nothing to ask
             body = self._post("status.php", {**self._auth(), "phone": digits, "id": smsc_id, "fmt": "3"})
             if "error" in body or "error_code" in body:
-                code = _int(body.get("error_code"))
+                code = int_or_none(body.get("error_code"))
                 label = STATUS_ERRORS.get(code, "unknown error") if code is not None else "no error_code"
                 if code == 4:
                     raise TransientError(f"smsc: status error_code {code} ({label})")
@@ -167,10 +164,10 @@ class SmscChannel(Channel):
                     raise TransientError(f"smsc: status error_code {code} ({label})", retry_after=60.0)
                 raise ChannelError(f"smsc: status request refused, error_code {code} ({label})")
             at = None
-            stamp = _int(body.get("last_timestamp"))
+            stamp = int_or_none(body.get("last_timestamp"))
             if stamp:
                 at = datetime.fromtimestamp(stamp, UTC)
-            report = _report(provider_id, _int(body.get("status")), _int(body.get("err")), at)
+            report = _report(provider_id, int_or_none(body.get("status")), int_or_none(body.get("err")), at)
             if report is not None:
                 reports.append(report)
         return reports
@@ -178,18 +175,17 @@ class SmscChannel(Channel):
     # --- callbacks --------------------------------------------------------------------------------------
 
     def parse_callback(self, request: CallbackRequest) -> CallbackResult:
-        given = request.query.get("secret")
-        expected = self.config.get("callback_secret")
-        if not expected or not given or not hmac.compare_digest(str(given).encode(), str(expected).encode()):
-            raise CallbackAuthError("smsc: callback secret missing or wrong")
+        require_secret(self.config.get("callback_secret"), request.query.get("secret"),
+                       "smsc: callback secret missing or wrong")
         fields = {k: v for k, v in request.query.items() if k != "secret"}
         fields.update(parse_qsl(request.body.decode("utf-8", "replace"), keep_blank_values=True))
         reports: list[StatusReport] = []
-        smsc_id, digits, code = fields.get("id", "").strip(), _digits(fields.get("phone")), _int(fields.get("status"))
+        smsc_id, digits = fields.get("id", "").strip(), phone_digits(fields.get("phone"))
+        code = int_or_none(fields.get("status"))
         if smsc_id and digits and code is not None:  # else an incoming SMS or another event: not ours
             stamp = fields.get("ts", "").strip()
             at = datetime.fromtimestamp(int(stamp), UTC) if stamp.isdigit() else None
-            report = _report(_provider_id(smsc_id, digits), code, _int(fields.get("err")), at)
+            report = _report(_provider_id(smsc_id, digits), code, int_or_none(fields.get("err")), at)
             if report is not None:
                 reports.append(report)
         return CallbackResult(reports=reports, body="OK", content_type="text/plain")
@@ -211,7 +207,7 @@ class SmscChannel(Channel):
         except requests.RequestException as error:
             raise TransientError(f"smsc: {path} failed ({type(error).__name__})") from None
         if response.status_code == 429 or response.status_code >= 500:
-            retry_after = _retry_after(response.headers.get("Retry-After"))
+            retry_after = retry_after_seconds(response.headers.get("Retry-After"))
             raise TransientError(f"smsc: HTTP {response.status_code}", retry_after)
         if not 200 <= response.status_code < 300:
             raise _Refused(response.status_code)
@@ -240,39 +236,3 @@ def _provider_id(smsc_id: Any, digits: str) -> str:
 
 def _client_id(message_id: str) -> bool:
     return message_id.isascii() and message_id.isdigit() and 1 <= int(message_id) <= MAX_CLIENT_ID
-
-
-def _digits(phone: str | None) -> str:
-    return "".join(ch for ch in phone or "" if ch.isdigit())
-
-
-def _int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _timeout(value: Any) -> float | tuple[float, float]:
-    if value is None:
-        return DEFAULT_TIMEOUT
-    if isinstance(value, (int, float, str)):
-        return float(value)
-    connect, read = value
-    return float(connect), float(read)
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max((when - datetime.now(UTC)).total_seconds(), 0.0)

@@ -44,18 +44,14 @@ SMS.ru's status_text.
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
 import requests
 
 from connector.channels.base import (
-    DEFAULT_TIMEOUT,
-    CallbackAuthError,
     CallbackRequest,
     CallbackResult,
     Channel,
@@ -65,6 +61,7 @@ from connector.channels.base import (
     StatusReport,
     TransientError,
 )
+from connector.channels.wire import int_or_none, phone_digits, request_timeout, require_secret, retry_after_seconds
 from connector.core.model import AttemptStatus as S
 
 DEFAULT_BASE_URL = "https://sms.ru"
@@ -138,12 +135,12 @@ class SmsRuChannel(Channel):
     def __init__(self, config: Mapping[str, Any], session: requests.Session | None = None):
         super().__init__(config, session)
         self.base_url = str(config.get("base_url") or DEFAULT_BASE_URL).rstrip("/")
-        self.timeout = _timeout(config.get("timeout"))
+        self.timeout = request_timeout(config.get("timeout"), self.name)
 
     # --- send -------------------------------------------------------------------------------------------
 
     def send(self, message: OutboundMessage) -> SendResult:
-        digits = _digits(message.recipient.phone)
+        digits = phone_digits(message.recipient.phone)
         if not digits:
             return SendResult(S.NOT_REGISTERED, error="smsru: no phone number")
         data = {"api_id": self._api_id(), "to": digits, "msg": message.text, "json": "1"}
@@ -157,7 +154,7 @@ class SmsRuChannel(Channel):
             return SendResult(S.REJECTED, error=str(refused))
 
         if body.get("status") != "OK":
-            return _send_error(_int(body.get("status_code")))
+            return _send_error(int_or_none(body.get("status_code")))
         entries = body.get("sms")
         if not isinstance(entries, Mapping) or not entries:
             raise TransientError("smsru: send answer without a per-number result")
@@ -166,7 +163,7 @@ class SmsRuChannel(Channel):
             entry = next(iter(entries.values()))  # SMS.ru may key it differently from what we sent
         if not isinstance(entry, Mapping):
             raise TransientError("smsru: send answer without a per-number result")
-        code = _int(entry.get("status_code"))
+        code = int_or_none(entry.get("status_code"))
         if entry.get("status") != "OK":
             return _send_error(code)
         sms_id = entry.get("sms_id")
@@ -184,7 +181,7 @@ class SmsRuChannel(Channel):
             batch = ids[start : start + STATUS_BATCH]
             body = self._post("sms/status", {"api_id": self._api_id(), "sms_id": ",".join(batch), "json": "1"})
             if body.get("status") != "OK":
-                code = _int(body.get("status_code"))
+                code = int_or_none(body.get("status_code"))
                 if code in TRANSIENT_CODES:
                     raise TransientError(f"smsru: status request code {code} ({TRANSIENT_CODES[code]})")
                 label = SEND_ERRORS.get(code, (None, "unknown error"))[1] if code is not None else "no code"
@@ -195,7 +192,7 @@ class SmsRuChannel(Channel):
             for sms_id in batch:
                 entry = entries.get(sms_id)
                 if isinstance(entry, Mapping):
-                    report = _report(sms_id, _int(entry.get("status_code")))
+                    report = _report(sms_id, int_or_none(entry.get("status_code")))
                     if report is not None:
                         reports.append(report)
         return reports
@@ -203,7 +200,8 @@ class SmsRuChannel(Channel):
     # --- callbacks --------------------------------------------------------------------------------------
 
     def parse_callback(self, request: CallbackRequest) -> CallbackResult:
-        _check_secret(request, self.config.get("callback_secret"))
+        require_secret(self.config.get("callback_secret"), request.query.get("secret"),
+                       "smsru: callback secret missing or wrong")
         reports: list[StatusReport] = []
         for key, value in parse_qsl(request.body.decode("utf-8", "replace"), keep_blank_values=True):
             if not (key == "data" or (key.startswith("data[") and key.endswith("]"))):
@@ -214,7 +212,7 @@ class SmsRuChannel(Channel):
             at = None
             if len(lines) > 3 and lines[3].strip().isdigit():
                 at = datetime.fromtimestamp(int(lines[3].strip()), UTC)
-            report = _report(lines[1].strip(), _int(lines[2].strip()), at)
+            report = _report(lines[1].strip(), int_or_none(lines[2].strip()), at)
             if report is not None:
                 reports.append(report)
         return CallbackResult(reports=reports, body="100", content_type="text/plain")
@@ -235,7 +233,7 @@ class SmsRuChannel(Channel):
         except requests.RequestException as error:
             raise TransientError(f"smsru: {path} failed ({type(error).__name__})") from None
         if response.status_code == 429 or response.status_code >= 500:
-            retry_after = _retry_after(response.headers.get("Retry-After"))
+            retry_after = retry_after_seconds(response.headers.get("Retry-After"))
             raise TransientError(f"smsru: HTTP {response.status_code}", retry_after)
         if not 200 <= response.status_code < 300:
             raise _Refused(response.status_code)
@@ -269,49 +267,7 @@ def _report(sms_id: str, code: int | None, at: datetime | None = None) -> Status
     )
 
 
-def _check_secret(request: CallbackRequest, expected: Any) -> None:
-    given = request.query.get("secret")
-    if not expected or not given or not hmac.compare_digest(str(given).encode(), str(expected).encode()):
-        raise CallbackAuthError("smsru: callback secret missing or wrong")
-
-
-def _digits(phone: str | None) -> str:
-    return "".join(ch for ch in phone or "" if ch.isdigit())
-
-
-def _int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
 def _truthy(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in ("1", "true", "yes", "on")
     return bool(value)
-
-
-def _timeout(value: Any) -> float | tuple[float, float]:
-    if value is None:
-        return DEFAULT_TIMEOUT
-    if isinstance(value, (int, float, str)):
-        return float(value)
-    connect, read = value
-    return float(connect), float(read)
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max((when - datetime.now(UTC)).total_seconds(), 0.0)

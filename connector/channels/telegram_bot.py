@@ -30,7 +30,6 @@ Config: `token` (required), `webhook_secret` (required for callbacks), `base_url
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import re
@@ -41,8 +40,6 @@ from typing import Any
 import requests
 
 from connector.channels.base import (
-    DEFAULT_TIMEOUT,
-    CallbackAuthError,
     CallbackRequest,
     CallbackResult,
     Channel,
@@ -52,6 +49,15 @@ from connector.channels.base import (
     SendResult,
     StatusReport,
     TransientError,
+)
+from connector.channels.wire import (
+    dig,
+    header,
+    json_or_none,
+    request_timeout,
+    require_secret,
+    retry_after_seconds,
+    truncate,
 )
 from connector.core.model import AttemptStatus
 
@@ -76,7 +82,7 @@ class TelegramBotChannel(Channel):
         self.base_url = str(config.get("base_url") or DEFAULT_BASE_URL).rstrip("/")
         self.token = str(config.get("token") or "")
         self.webhook_secret = str(config.get("webhook_secret") or "")
-        self.timeout = _timeout(config.get("timeout"))
+        self.timeout = request_timeout(config.get("timeout"), self.name)
 
     # --- sending ---------------------------------------------------------------------------------------------
 
@@ -105,11 +111,11 @@ class TelegramBotChannel(Channel):
         return self._result(response)
 
     def _result(self, response: requests.Response) -> SendResult:
-        body = _json(response)
+        body = json_or_none(response)
         body = body if isinstance(body, dict) else {}
         status = response.status_code
         if 200 <= status < 300 and body.get("ok") is True:
-            message_id = _dig(body, "result", "message_id")
+            message_id = dig(body, "result", "message_id")
             if message_id is None:
                 return SendResult(AttemptStatus.SENT, error="telegram_bot: ok without result.message_id")
             return SendResult(AttemptStatus.SENT, provider_message_id=str(message_id))
@@ -130,8 +136,8 @@ class TelegramBotChannel(Channel):
     # --- webhook ---------------------------------------------------------------------------------------------
 
     def parse_callback(self, request: CallbackRequest) -> CallbackResult:
-        if not _secret_matches(self.webhook_secret, _header(request.headers, SECRET_HEADER)):
-            raise CallbackAuthError("telegram_bot: missing or wrong X-Telegram-Bot-Api-Secret-Token")
+        require_secret(self.webhook_secret, header(request.headers, SECRET_HEADER),
+                       "telegram_bot: missing or wrong X-Telegram-Bot-Api-Secret-Token")
         try:
             update = json.loads(request.body or b"null")
         except ValueError:
@@ -156,9 +162,9 @@ class TelegramBotChannel(Channel):
         return CallbackResult()
 
     def _message(self, message: dict) -> CallbackResult:
-        chat_id = _dig(message, "chat", "id")
+        chat_id = dig(message, "chat", "id")
         sender = message.get("from") or {}
-        if chat_id is None or _dig(message, "chat", "type") != "private" or sender.get("is_bot"):
+        if chat_id is None or dig(message, "chat", "type") != "private" or sender.get("is_bot"):
             return CallbackResult()
         address = str(chat_id)
         text = message.get("text")
@@ -173,7 +179,7 @@ class TelegramBotChannel(Channel):
                 return CallbackResult(links=[Link(self.name, address, phone=str(contact["phone_number"]))])
             return CallbackResult(links=[Link(self.name, address)])
         replied = message.get("reply_to_message")
-        if isinstance(replied, dict) and replied.get("message_id") is not None and _dig(replied, "from", "is_bot"):
+        if isinstance(replied, dict) and replied.get("message_id") is not None and dig(replied, "from", "is_bot"):
             report = StatusReport(AttemptStatus.READ, provider_message_id=str(replied["message_id"]),
                                   at=_from_seconds(message.get("date")), raw_status="reply")
             return CallbackResult(reports=[report])
@@ -182,18 +188,18 @@ class TelegramBotChannel(Channel):
     def _callback_query(self, query: dict) -> CallbackResult:
         answer = {"method": "answerCallbackQuery", "callback_query_id": str(query.get("id"))}
         body = json.dumps(answer) if query.get("id") is not None else '{"ok": true}'
-        message_id = _dig(query, "message", "message_id")
+        message_id = dig(query, "message", "message_id")
         if message_id is None:  # a button under an inline-mode message, or one too old to be sent back
-            user_id = _dig(query, "from", "id")
+            user_id = dig(query, "from", "id")
             links = [Link(self.name, str(user_id))] if user_id is not None else []
             return CallbackResult(links=links, body=body)
         report = StatusReport(AttemptStatus.READ, provider_message_id=str(message_id), raw_status="callback_query")
         return CallbackResult(reports=[report], body=body)
 
     def _my_chat_member(self, change: dict) -> CallbackResult:
-        chat_id = _dig(change, "chat", "id")
-        status = _dig(change, "new_chat_member", "status")
-        if chat_id is None or _dig(change, "chat", "type") != "private":
+        chat_id = dig(change, "chat", "id")
+        status = dig(change, "new_chat_member", "status")
+        if chat_id is None or dig(change, "chat", "type") != "private":
             return CallbackResult()
         if status == "kicked":
             return CallbackResult(links=[Link(self.name, str(chat_id), active=False)])
@@ -202,69 +208,10 @@ class TelegramBotChannel(Channel):
         return CallbackResult()
 
 
-# --- helpers (shared shape with max_bot; kept local so each adapter stands alone) --------------------------------
-
-def truncate(text: str, limit: int) -> str:
-    """Cut `text` to at most `limit` UTF-16 units (the stricter count), on a word boundary when one is near, + "…"."""
-    if _utf16_len(text) <= limit:
-        return text
-    budget, units, end = limit - 1, 0, 0
-    for index, char in enumerate(text):
-        units += 2 if ord(char) > 0xFFFF else 1
-        if units > budget:
-            break
-        end = index + 1
-    head = text[:end]
-    if not text[end].isspace():
-        boundary = max((i for i, char in enumerate(head) if char.isspace()), default=-1)
-        if boundary > len(head) // 2:
-            head = head[:boundary]
-    return head.rstrip() + "…"
-
-
-def _utf16_len(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
-
+# --- helpers (telegram_bot's own; the shared ones are in connector.channels.wire) --------------------------------
 
 def _chat_id(value: str) -> int | str:
     return int(value) if re.fullmatch(r"-?\d+", str(value)) else str(value)
-
-
-def _timeout(value: Any) -> float | tuple[float, float]:
-    if value is None:
-        return DEFAULT_TIMEOUT
-    if isinstance(value, list | tuple):
-        connect, read = value
-        return float(connect), float(read)
-    return float(value)
-
-
-def _secret_matches(expected: str, given: str | None) -> bool:
-    """Constant-time; no configured secret accepts nothing."""
-    return bool(expected) and bool(given) and hmac.compare_digest(given.encode(), expected.encode())
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    wanted = name.lower()
-    for key, value in headers.items():
-        if key.lower() == wanted:
-            return value
-    return None
-
-
-def _json(response: requests.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
-
-
-def _dig(value: Any, *keys: str) -> Any:
-    for key in keys:
-        if not isinstance(value, dict):
-            return None
-        value = value.get(key)
-    return value
 
 
 def _scrub(text: str, token: str) -> str:
@@ -275,13 +222,10 @@ def _scrub(text: str, token: str) -> str:
 
 
 def _retry_after(body: dict, response: requests.Response) -> float | None:
-    seconds = _dig(body, "parameters", "retry_after")
+    seconds = dig(body, "parameters", "retry_after")
     if isinstance(seconds, int | float) and not isinstance(seconds, bool):
         return float(seconds)
-    try:
-        return float(response.headers["Retry-After"])
-    except (KeyError, ValueError):
-        return None
+    return retry_after_seconds(response.headers.get("Retry-After"))
 
 
 def _from_seconds(value: Any) -> datetime | None:

@@ -27,7 +27,6 @@ UNCONFIRMED (providers.md §1), hence parsed defensively and kept configurable:
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import re
@@ -35,14 +34,11 @@ import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import requests
 
 from connector.channels.base import (
-    DEFAULT_TIMEOUT,
-    CallbackAuthError,
     CallbackRequest,
     CallbackResult,
     Channel,
@@ -52,6 +48,7 @@ from connector.channels.base import (
     StatusReport,
     TransientError,
 )
+from connector.channels.wire import json_or_none, request_timeout, require_secret, retry_after_seconds
 from connector.core.model import AttemptStatus
 
 log = logging.getLogger(__name__)
@@ -107,7 +104,7 @@ class WahelpChannel(Channel):
     def __init__(self, config: Mapping[str, Any], session: requests.Session | None = None):
         super().__init__(config, session)
         self.base_url = str(config.get("base_url") or DEFAULT_BASE_URL).rstrip("/")
-        self.timeout = _timeout(config.get("timeout"))
+        self.timeout = request_timeout(config.get("timeout"), self.name)
         self._token: str | None = config.get("token") or None
         self._lock = threading.Lock()
 
@@ -181,22 +178,16 @@ class WahelpChannel(Channel):
             raise TransientError("wahelp: timeout") from error
         except requests.RequestException as error:
             raise TransientError(f"wahelp: {type(error).__name__}") from error
-        retry_after = _retry_after(response.headers.get("Retry-After"))
+        retry_after = retry_after_seconds(response.headers.get("Retry-After"))
         if response.status_code == 429 or response.status_code >= 500:
             raise TransientError(f"wahelp: HTTP {response.status_code}", retry_after=retry_after)
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        return _Answer(response.status_code, body, retry_after)
+        return _Answer(response.status_code, json_or_none(response), retry_after)
 
     # ---- callbacks ----
 
     def parse_callback(self, request: CallbackRequest) -> CallbackResult:
-        expected = str(self.config.get("callback_secret") or "")
-        given = str(request.query.get("secret") or "")
-        if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
-            raise CallbackAuthError("wahelp callback: missing or wrong secret")
+        require_secret(self.config.get("callback_secret"), request.query.get("secret"),
+                       "wahelp callback: missing or wrong secret")
         try:
             payload = json.loads(request.body or b"")
         except (ValueError, UnicodeDecodeError):
@@ -206,32 +197,6 @@ class WahelpChannel(Channel):
 
 
 # ---- wire format helpers (pure) ----
-
-def _timeout(value: Any) -> float | tuple[float, float]:
-    """Seconds (a number or a numeric string from the environment), or [connect, read]."""
-    if isinstance(value, list | tuple) and len(value) == 2:
-        return float(value[0]), float(value[1])
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        return DEFAULT_TIMEOUT
-    return seconds if seconds > 0 else DEFAULT_TIMEOUT
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    when = when if when.tzinfo else when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
 
 def _token_of(body: Any) -> str | None:
     """data.access_token (Swagger export); data.token.token and a top-level access_token are seen in clients."""
