@@ -44,5 +44,24 @@ def build_runtime(settings: Settings | None = None) -> Runtime:
                 f"tenant {tenant.id}: sources.generic.mapping names {name!r}, but mappings/ has "
                 f"only {sorted(mappings)}"
             )
+    for tenant in tenants.values():
+        check_providers(tenant)
     engine = make_engine(settings.database_url)
     return Runtime(settings, tenants, mappings, engine, make_sessionmaker(engine))
+
+
+def check_providers(tenant: Tenant) -> None:
+    """Each cascade step names a configured provider that carries its channel; each adapter accepts its config."""
+    from connector.channels import build_channel, channel_class
+
+    for index, step in enumerate(tenant.cascade):
+        where = f"tenant {tenant.id}: cascade[{index}]"
+        if step.provider != "sandbox" and step.provider not in tenant.providers:
+            raise TenantConfigError(f"{where}: provider {step.provider!r} has no entry under providers")
+        if step.channel not in channel_class(step.provider).channels:
+            raise TenantConfigError(f"{where}: {step.provider} does not carry {step.channel}")
+    for name, config in tenant.providers.items():
+        try:
+            build_channel(name, config)
+        except (ValueError, TypeError) as error:
+            raise TenantConfigError(f"tenant {tenant.id}: providers.{name}: {error}") from error

@@ -95,3 +95,20 @@ def test_check_command_fails_the_deploy_with_the_key_named(tmp_path):
                                  "CONNECTOR_DEMO_TOKEN": "y"})
     assert result.returncode == 2
     assert "quiet_hour" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        ("    cascade: [{channel: sms, provider: smsru}]\n", "provider 'smsru' has no entry under providers"),
+        ("    cascade: [{channel: max, provider: smsru}]\n    providers: {smsru: {api_id: '${API}'}}\n",
+         "smsru does not carry max"),
+        ("    providers: {smsru: {api_id: '${API}', timeout: soon}}\n", "providers.smsru"),
+    ],
+)
+def test_providers_are_checked_at_start_up(tmp_path, extra, named):
+    from connector.runtime import check_providers
+
+    with pytest.raises(TenantConfigError, match=named):
+        for tenant in load_text(tmp_path, MINIMAL + extra).values():
+            check_providers(tenant)
