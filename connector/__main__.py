@@ -38,9 +38,13 @@ def main(argv: list[str] | None = None) -> int:
             where = "$CONNECTOR_DEMO_TOKEN" if os.environ.get("CONNECTOR_DEMO_TOKEN") else "instance/demo_token"
             print(f"demo tenant webhook: POST /webhooks/yclients/demo?token=<the token in {where}>", flush=True)
         return 0
-    from connector.worker import run_worker
+    from connector.worker import SecondWorkerError, run_worker
 
-    run_worker(runtime)
+    try:
+        run_worker(runtime)
+    except SecondWorkerError as error:
+        print(f"worker not started: {error}", file=sys.stderr)
+        return 3
     return 0
 
 

@@ -116,8 +116,31 @@ class Worker:
         self.pool.shutdown(wait=True)
 
 
+class SecondWorkerError(RuntimeError):
+    pass
+
+
+def hold_sqlite_lock(runtime: Runtime):
+    """SQLite has no SKIP LOCKED: two workers on one file could send the same job twice, so only one may run."""
+    url = runtime.engine.url
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    import fcntl
+
+    handle = open(f"{url.database}.worker.lock", "w")  # noqa: SIM115 - held for the life of the process
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as error:
+        handle.close()
+        raise SecondWorkerError(
+            f"another worker already runs on {url.database}; on SQLite run one worker (PostgreSQL allows many)"
+        ) from error
+    return handle
+
+
 def run_worker(runtime: Runtime) -> None:
     configure_logging(runtime.settings)
+    lock = hold_sqlite_lock(runtime)  # noqa: F841 - released when the process ends
     tick = float(os.environ.get("WORKER_TICK_SECONDS", "1"))
     worker = Worker(runtime, concurrency=int(os.environ.get("WORKER_CONCURRENCY", "32")))
     scheduler = BlockingScheduler(timezone=UTC, job_defaults={"max_instances": 1, "coalesce": True,

@@ -305,3 +305,16 @@ def test_a_provider_without_callbacks_is_polled_until_delivered(database_url, ht
     assert sent["to"] == "79161234566"
     worker.close()
     runtime.engine.dispose()
+
+
+def test_only_one_worker_runs_on_a_sqlite_file(tmp_path):
+    from connector.worker import SecondWorkerError, hold_sqlite_lock
+    from tests.conftest import make_runtime
+
+    url = f"sqlite:///{tmp_path / 'one.db'}"
+    first, second = make_runtime(url), make_runtime(url)
+    held = hold_sqlite_lock(first)
+    with pytest.raises(SecondWorkerError, match="on SQLite run one worker"):
+        hold_sqlite_lock(second)
+    held.close()
+    assert hold_sqlite_lock(second) is not None
