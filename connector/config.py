@@ -24,6 +24,7 @@ class Settings:
     log_json: bool
     demo_step_seconds: float = 20.0
     demo_quiet_hours: str = "21:00-09:00"  # "off" to watch the demo cascade at any hour
+    link_secret: str = ""  # signs bot invitation payloads (connector.core.invites)
 
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
@@ -40,10 +41,11 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         log_json=environ.get("LOG_FORMAT", "text") == "json",
         demo_step_seconds=float(environ.get("CONNECTOR_DEMO_STEP_SECONDS", 20)),
         demo_quiet_hours=environ.get("CONNECTOR_DEMO_QUIET_HOURS", "21:00-09:00"),
+        link_secret=environ.get("CONNECTOR_LINK_SECRET") or _generated_secret("link_secret", quiet=True),
     )
 
 
-def _generated_secret(name: str) -> str:
+def _generated_secret(name: str, quiet: bool = False) -> str:
     """A secret the operator did not set: made once, kept under instance/ so every process shares it.
 
     It is printed once, by the process that made it (`python -m connector release` in `make run`).
@@ -61,5 +63,6 @@ def _generated_secret(name: str) -> str:
         return path.read_text().strip()
     with os.fdopen(fd, "w") as handle:
         handle.write(value)
-    print(f"Generated {name.replace('_', ' ')} (kept in {path}): {value}", flush=True)
+    if not quiet:
+        print(f"Generated {name.replace('_', ' ')} (kept in {path}): {value}", flush=True)
     return value

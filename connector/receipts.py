@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from connector.accounts import Accounts
 from connector.channels.base import CallbackAuthError, CallbackRequest, Link, StatusReport
 from connector.core.cascade import after_report
+from connector.core.invites import read_payload
 from connector.core.model import AttemptStatus, JobStatus
 from connector.core.phones import normalise_phone
 from connector.ingest import record_inbound
@@ -54,7 +55,7 @@ def handle_callback(session: Session, runtime: Runtime, accounts: Accounts, prov
         inbound.outcome, inbound.error = "rejected", f"unauthorized: {error}"
         return CallbackAnswer(401, '{"error": "unauthorized"}')
     matched, unmatched = apply_reports(session, runtime, accounts, tenant_id, provider, result.reports, now)
-    linked = apply_links(session, tenant_id, result.links, now)
+    linked = apply_links(session, tenant_id, result.links, now, runtime.settings.link_secret)
     if result.status_code >= 400:
         inbound.outcome, inbound.error = "rejected", result.body[:500]
     elif unmatched:
@@ -112,16 +113,16 @@ def apply_reports(session: Session, runtime: Runtime, accounts: Accounts, tenant
     return matched, unmatched
 
 
-def apply_links(session: Session, tenant_id: str, links: Sequence[Link], now: datetime) -> int:
+def apply_links(session: Session, tenant_id: str, links: Sequence[Link], now: datetime, secret: str) -> int:
     """A patient opened (or left) the clinic's bot: how max_bot / telegram_bot reach them from now on."""
     for link in links:
         row = session.scalars(select(PatientLink).where(
             PatientLink.tenant_id == tenant_id, PatientLink.provider == link.provider,
             PatientLink.address == link.address)).one_or_none()
         if row is None:
-            row = PatientLink(tenant_id=tenant_id, provider=link.provider, address=link.address)
+            row = PatientLink(tenant_id=tenant_id, provider=link.provider, address=link.address, updated_at=now)
             session.add(row)
-        patient_id = _patient_for(session, tenant_id, link)
+        patient_id = _patient_for(session, tenant_id, link, secret)
         if patient_id is not None:
             row.patient_id = patient_id
         row.active = link.active
@@ -134,15 +135,15 @@ def apply_links(session: Session, tenant_id: str, links: Sequence[Link], now: da
     return len(links)
 
 
-def _patient_for(session: Session, tenant_id: str, link: Link) -> int | None:
-    """By a shared contact's phone, or by a deep-link payload `p<patient id>` from our own invitation links."""
+def _patient_for(session: Session, tenant_id: str, link: Link, secret: str) -> int | None:
+    """By the patient's own shared contact, or by a signed invitation payload (connector.core.invites)."""
     phone = normalise_phone(link.phone) if link.phone else None
     if phone:
         return session.scalar(select(Patient.id).where(Patient.tenant_id == tenant_id, Patient.phone == phone))
-    payload = (link.payload or "").strip()
-    if payload.startswith("p") and payload[1:].isdigit():
-        return session.scalar(select(Patient.id).where(Patient.tenant_id == tenant_id, Patient.id == int(payload[1:])))
-    return None
+    patient_id = read_payload(link.payload, secret)
+    if patient_id is None:
+        return None
+    return session.scalar(select(Patient.id).where(Patient.tenant_id == tenant_id, Patient.id == patient_id))
 
 
 def _forget_absence(session: Session, patient_id: int, channel: str, now: datetime) -> None:

@@ -83,7 +83,8 @@ def database_url(request, tmp_path) -> str:
 
 def make_settings(database_url: str, **overrides) -> Settings:
     settings = Settings(database_url=database_url, config_path=None, api_token=API_TOKEN, demo_token=DEMO_TOKEN,
-                        max_body_bytes=64 * 1024, log_level="WARNING", log_json=False)
+                        max_body_bytes=64 * 1024, log_level="WARNING", log_json=False,
+                        link_secret="test-link-secret")
     return replace(settings, **overrides)
 
 

@@ -1,4 +1,5 @@
-"""Read-only JSON API for integrators and support: a booking with its jobs and audit trail, inbound events."""
+"""JSON API for integrators and support: a booking with its jobs and audit trail, inbound events, and a
+patient's bot invitations and opt-outs."""
 
 from __future__ import annotations
 
@@ -10,8 +11,17 @@ from flask import Blueprint, abort, jsonify, request
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from connector.core.phones import mask_phone
-from connector.store.models import AuditEvent, Booking, DeliveryAttempt, InboundEvent, NotificationJob, Patient
+from connector.core.invites import BOT_LINKS, invite_link
+from connector.core.phones import mask_phone, normalise_phone
+from connector.store.models import (
+    AuditEvent,
+    Booking,
+    DeliveryAttempt,
+    InboundEvent,
+    NotificationJob,
+    Patient,
+    PatientChannel,
+)
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -89,6 +99,59 @@ def inbound_events(tenant_id: str):
         "error": row.error, "external_id": row.external_id, "booking_id": row.booking_id,
         "body_truncated": row.body_truncated, "body": row.body,
     } for row in rows])
+
+
+@bp.get("/<tenant_id>/patients/<phone>/invitations")
+def invitations(tenant_id: str, phone: str):
+    """Deep links to the clinic's bots for one patient: opening one links their chat to their record."""
+    from connector.web import runtime
+
+    rt = runtime()
+    with rt.sessions() as session:
+        patient = _patient(session, tenant_id, phone)
+    tenant = rt.tenants[tenant_id]
+    links = {provider: invite_link(provider, str(config["bot_name"]), patient.id, rt.settings.link_secret)
+             for provider, config in tenant.providers.items() if provider in BOT_LINKS and config.get("bot_name")}
+    return jsonify(patient={"phone": mask_phone(patient.phone)}, links=links)
+
+
+@bp.put("/<tenant_id>/patients/<phone>/opt-outs")
+def opt_outs(tenant_id: str, phone: str):
+    """The channels a patient asked not to be reached on (the CRM's unsubscribe flag, a «СТОП» reply)."""
+    from connector.web import runtime
+
+    body = request.get_json(silent=True)
+    channels = body.get("channels") if isinstance(body, dict) else None
+    known = ("max", "telegram", "whatsapp", "sms")
+    if not isinstance(channels, list) or not all(channel in known for channel in channels):
+        abort(422, f'send {{"channels": [...]}} with any of {", ".join(known)}')
+    rt = runtime()
+    now = rt.clock()
+    with rt.sessions.begin() as session:
+        patient = _patient(session, tenant_id, phone)
+        rows = {row.channel: row for row in session.scalars(
+            select(PatientChannel).where(PatientChannel.patient_id == patient.id))}
+        for channel in known:
+            row = rows.get(channel)
+            if row is None and channel not in channels:
+                continue
+            if row is None:
+                row = PatientChannel(patient_id=patient.id, channel=channel)
+                session.add(row)
+            row.opted_out = channel in channels
+            row.updated_at = now
+    return jsonify(patient={"phone": mask_phone(patient.phone)}, opted_out=sorted(channels))
+
+
+def _patient(session, tenant_id: str, phone: str) -> Patient:
+    e164 = normalise_phone(phone)
+    if e164 is None:
+        abort(422, "not a phone number")
+    query = select(Patient).where(Patient.tenant_id == tenant_id, Patient.phone == e164)
+    patient = session.scalars(query).one_or_none()
+    if patient is None:
+        abort(404, "no patient with this phone number")
+    return patient
 
 
 def _job(job: NotificationJob, attempts: list[DeliveryAttempt]) -> dict:
