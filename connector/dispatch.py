@@ -273,7 +273,7 @@ class Dispatcher:
             NotificationJob.id.in_([sent.send.job_id for sent in results])))}
         attempts = {a.id: a for a in session.scalars(select(DeliveryAttempt).where(
             DeliveryAttempt.id.in_([sent.send.attempt_id for sent in results])))}
-        audits, memory = [], []
+        audits, memory = [], {}
         for sent in results:
             job, attempt = jobs[sent.send.job_id], attempts[sent.send.attempt_id]
             result = sent.result
@@ -282,7 +282,7 @@ class Dispatcher:
             update_attempt(attempt, result.status, now, error=result.error)
             audits.append(audit(job, now, f"attempt.{attempt.status}",
                                 _attempt_detail(sent.send.step, result, sent.tries), attempt))
-            memory.append((job.patient_id, attempt.channel, result.status))
+            memory.setdefault(job.tenant_id, []).append((job.patient_id, attempt.channel, result.status))
             if job.status != JobStatus.SENDING:
                 continue  # a receipt already settled it while we were sending
             steps = self.accounts.steps(self.rt.tenants[job.tenant_id])
@@ -291,7 +291,8 @@ class Dispatcher:
             audits.append(audit(job, now, f"job.{decision.job_status}", decision.note))
             for delay, body in sent.reports:
                 session.add(SandboxCallback(tenant_id=job.tenant_id, due_at=now + timedelta(seconds=delay), body=body))
-        remember_channels(session, now, memory)
+        for tenant_id, facts in memory.items():
+            remember_channels(session, now, facts, self.rt.tenants[tenant_id].remember_not_registered)
         session.add_all(audits)
 
 

@@ -108,7 +108,9 @@ def apply_reports(session: Session, runtime: Runtime, accounts: Accounts, tenant
             continue  # the worker holding the lease will decide from the same facts
         apply_decision(job, decision, now)
         audits.append(audit(job, now, f"job.{decision.job_status}", decision.note))
-    remember_channels(session, now, memory)
+    tenant = runtime.tenants.get(tenant_id)
+    if tenant is not None:
+        remember_channels(session, now, memory, tenant.remember_not_registered)
     session.add_all(audits)
     return matched, unmatched
 

@@ -57,8 +57,8 @@ def update_attempt(attempt: DeliveryAttempt, status: AttemptStatus, now: datetim
     return True
 
 
-def remember_channels(session: Session, now: datetime,
-                      facts: Iterable[tuple[int, str, AttemptStatus]]) -> None:
+def remember_channels(session: Session, now: datetime, facts: Iterable[tuple[int, str, AttemptStatus]],
+                      remember: timedelta = REMEMBER_NOT_REGISTERED) -> None:
     """Per patient and channel: known absent for a while after `not_registered`, or last delivered."""
     facts = [(pid, channel, status) for pid, channel, status in facts if pid is not None and status in (
         AttemptStatus.NOT_REGISTERED, AttemptStatus.DELIVERED, AttemptStatus.READ)]
@@ -73,7 +73,7 @@ def remember_channels(session: Session, now: datetime,
             row = known[(pid, channel)] = PatientChannel(patient_id=pid, channel=channel, opted_out=False)
             session.add(row)
         if status == AttemptStatus.NOT_REGISTERED:
-            row.not_registered_until = now + REMEMBER_NOT_REGISTERED
+            row.not_registered_until = now + remember
         else:
             row.not_registered_until = None
             row.last_delivered_at = now

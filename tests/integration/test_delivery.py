@@ -318,3 +318,25 @@ def test_only_one_worker_runs_on_a_sqlite_file(tmp_path):
         hold_sqlite_lock(second)
     held.close()
     assert hold_sqlite_lock(second) is not None
+
+
+def test_not_registered_is_believed_only_for_the_configured_time(database_url):
+    from dataclasses import replace
+
+    from connector.tenants import demo_tenant
+    from connector.web import create_app
+    from tests.conftest import make_runtime
+
+    clock = Clock(START)
+    runtime = make_runtime(database_url, [replace(demo_tenant(DEMO_TOKEN), remember_not_registered=timedelta(hours=1))])
+    runtime.clock = clock
+    client = create_app(runtime).test_client()
+    worker = Worker(runtime, concurrency=2, name="memory")
+    book(client, 2, 6100)
+    run(worker, clock, 10)
+    clock.advance(2 * 3600)  # past the hour: MAX is worth asking again (the patient may have joined it)
+    book(client, 2, 6101)
+    run(worker, clock, 10)
+    assert [a["channel"] for a in confirmation(client, 6101)["attempts"]] == ["max", "telegram"]
+    worker.close()
+    runtime.engine.dispose()
