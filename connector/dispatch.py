@@ -31,7 +31,6 @@ from connector.core.cascade import (
     Step,
     after_send,
     choose_step,
-    daily_cap,
     must_expire,
     on_timeout,
     retry_delay,
@@ -47,6 +46,7 @@ from connector.core.model import (
 from connector.core.model import (
     Patient as PatientFacts,
 )
+from connector.core.warmup import Allowance
 from connector.core.wording import WordingError, render_message
 from connector.runtime import Runtime
 from connector.store.models import (
@@ -219,14 +219,14 @@ class Dispatcher:
         audits.append(audit(job, now, "job.deferred", reason))
         return None
 
-    def _warmup_caps(self, session: Session, tenant_ids: set[str], now: datetime) -> dict[tuple[str, str], WarmupCap]:
+    def _warmup_caps(self, session: Session, tenant_ids: set[str], now: datetime) -> dict[tuple[str, str], Allowance]:
         """Today's allowance per warming-up account: one count query per such account, not per job."""
         caps = {}
         for tenant_id in tenant_ids:
             tenant = self.rt.tenants.get(tenant_id)
             for provider, config in (tenant.providers.items() if tenant else ()):
                 if config.get("warmup"):
-                    caps[(tenant_id, provider)] = WarmupCap.today(session, tenant, provider, config["warmup"], now)
+                    caps[(tenant_id, provider)] = warmup_allowance(session, tenant, provider, config["warmup"], now)
         return caps
 
     @staticmethod
@@ -296,51 +296,18 @@ class Dispatcher:
         session.add_all(audits)
 
 
-class WarmupCap:
-    """A new sender number's daily allowance (it rises day by day); work over it waits for the next day,
-    spread over that day's sending hours rather than sent in one burst."""
-
-    def __init__(self, limit: int, used: int, tomorrow_limit: int, window_start: datetime, window_end: datetime):
-        self.limit, self.left, self.tomorrow_limit = limit, max(limit - used, 0), max(tomorrow_limit, 1)
-        self.window_start, self.window_end = window_start, window_end
-        self.waiting = 0
-
-    @classmethod
-    def today(cls, session: Session, tenant, provider: str, config: dict, now: datetime) -> WarmupCap:
-        zone = ZoneInfo(tenant.timezone)
-        today = now.astimezone(zone).date()
-        since = config.get("since")
-        since = date.fromisoformat(str(since)) if since else today
-
-        def cap(day: date) -> int:
-            return daily_cap(start=int(config.get("start", 50)), growth=float(config.get("growth", 1.5)),
-                             since=since, today=day, ceiling=config.get("ceiling"))
-
-        midnight = datetime.combine(today, clock_time(0), zone)
-        used = session.scalar(
-            select(func.count(DeliveryAttempt.id)).join(NotificationJob, DeliveryAttempt.job_id == NotificationJob.id)
-            .where(NotificationJob.tenant_id == tenant.id, DeliveryAttempt.provider == provider,
-                   DeliveryAttempt.created_at >= midnight)) or 0
-        quiet = tenant.policy.quiet_hours
-        tomorrow = today + timedelta(days=1)
-        start = datetime.combine(tomorrow, quiet.end if quiet else clock_time(9), zone)
-        end = datetime.combine(tomorrow, quiet.start if quiet else clock_time(21), zone)
-        if end <= start:
-            end = start + timedelta(hours=12)
-        return cls(cap(today), used, cap(tomorrow), start, end)
-
-    def take(self) -> bool:
-        if self.left <= 0:
-            return False
-        self.left -= 1
-        return True
-
-    def next_slot(self) -> datetime:
-        """The next waiting message's moment tomorrow: evenly spaced over the sending hours."""
-        spacing = (self.window_end - self.window_start) / self.tomorrow_limit
-        slot = self.window_start + spacing * self.waiting
-        self.waiting += 1
-        return slot.astimezone(self.window_start.tzinfo)
+def warmup_allowance(session: Session, tenant, provider: str, config: dict, now: datetime) -> Allowance:
+    """Today's allowance of a warming-up account: what its config allows, less what it sent since midnight."""
+    midnight = datetime.combine(now.astimezone(ZoneInfo(tenant.timezone)).date(), clock_time(0),
+                                ZoneInfo(tenant.timezone))
+    used = session.scalar(
+        select(func.count(DeliveryAttempt.id)).join(NotificationJob, DeliveryAttempt.job_id == NotificationJob.id)
+        .where(NotificationJob.tenant_id == tenant.id, DeliveryAttempt.provider == provider,
+               DeliveryAttempt.created_at >= midnight)) or 0
+    since = config.get("since")
+    return Allowance.for_day(start=int(config.get("start", 50)), growth=float(config.get("growth", 1.5)),
+                             since=date.fromisoformat(str(since)) if since else None, ceiling=config.get("ceiling"),
+                             used=used, now=now, tz=tenant.timezone, quiet=tenant.policy.quiet_hours)
 
 
 def claim_due_jobs(session: Session, worker_id: str, now: datetime, limit: int) -> list[int]:

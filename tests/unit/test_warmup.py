@@ -1,0 +1,60 @@
+"""A warming-up number's allowance: today's cap, and where the work over it waits."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time
+
+import pytest
+
+from connector.core.model import QuietHours
+from connector.core.warmup import Allowance
+
+NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)  # 12:00 in Moscow
+
+
+def allowance(**overrides) -> Allowance:
+    values = {"start": 10, "growth": 2.0, "since": date(2026, 11, 26), "ceiling": None, "used": 0, "now": NOW,
+              "tz": "Europe/Moscow", "quiet": QuietHours(time(21), time(9))}
+    return Allowance.for_day(**{**values, **overrides})
+
+
+@pytest.mark.parametrize(
+    ("overrides", "limit", "left", "tomorrow"),
+    [
+        ({}, 20, 20, 40),  # day 2 of the warm-up: 10 × 2
+        ({"used": 15}, 20, 5, 40),
+        ({"used": 25}, 20, 0, 40),
+        ({"ceiling": 30}, 20, 20, 30),
+        ({"since": None}, 10, 10, 20),  # no start date: the warm-up starts today
+        ({"since": date(2026, 12, 1)}, 10, 10, 10),  # not started yet: the starting cap
+    ],
+)
+def test_caps(overrides, limit, left, tomorrow):
+    cap = allowance(**overrides)
+    assert (cap.limit, cap.left, cap.tomorrow_limit) == (limit, left, tomorrow)
+
+
+def test_take_until_the_cap():
+    cap = allowance(used=18)
+    assert [cap.take() for _ in range(4)] == [True, True, False, False]
+
+
+@pytest.mark.parametrize(
+    ("quiet", "tz", "first", "second"),
+    [
+        # tomorrow's cap 40 over 09:00-21:00 Moscow: every 18 minutes from 06:00Z
+        (QuietHours(time(21), time(9)), "Europe/Moscow", "2026-11-28T06:00:00+00:00", "2026-11-28T06:18:00+00:00"),
+        (QuietHours(time(22), time(8)), "Asia/Yekaterinburg", "2026-11-28T03:00:00+00:00",
+         "2026-11-28T03:21:00+00:00"),
+        (None, "Europe/Moscow", "2026-11-28T06:00:00+00:00", "2026-11-28T06:18:00+00:00"),
+    ],
+)
+def test_waiting_work_is_spread_over_tomorrows_hours(quiet, tz, first, second):
+    cap = allowance(quiet=quiet, tz=tz, used=20)
+    assert [cap.next_slot().astimezone(UTC).isoformat() for _ in range(2)] == [first, second]
+
+
+def test_what_does_not_fit_tomorrow_goes_the_day_after():
+    cap = allowance(start=1, growth=1.0, used=1)  # one a day
+    slots = [cap.next_slot().astimezone(UTC).isoformat() for _ in range(3)]
+    assert slots == ["2026-11-28T06:00:00+00:00", "2026-11-29T06:00:00+00:00", "2026-11-30T06:00:00+00:00"]
