@@ -60,7 +60,14 @@ from connector.channels.base import (
     StatusReport,
     TransientError,
 )
-from connector.channels.wire import int_or_none, phone_digits, request_timeout, require_secret, retry_after_seconds
+from connector.channels.wire import (
+    HttpRefused,
+    int_or_none,
+    phone_digits,
+    post_form_for_json,
+    request_timeout,
+    require_secret,
+)
 from connector.core.model import AttemptStatus as S
 
 DEFAULT_BASE_URL = "https://smsc.ru/sys"
@@ -97,10 +104,6 @@ STATUS_ERRORS = {1: "parameter error", 2: "wrong login or password", 4: "IP temp
                  5: "delete error", 9: "too many status requests"}
 
 
-class _Refused(ChannelError):
-    def __init__(self, status_code: int):
-        super().__init__(f"smsc: HTTP {status_code}")
-        self.status_code = status_code
 
 
 class SmscChannel(Channel):
@@ -130,7 +133,7 @@ class SmscChannel(Channel):
             data["id"] = message.message_id
         try:
             body = self._post("send.php", data)
-        except _Refused as refused:
+        except HttpRefused as refused:
             return SendResult(S.REJECTED, error=str(refused))
 
         smsc_id = body.get("id")
@@ -200,24 +203,8 @@ class SmscChannel(Channel):
         raise ChannelError("smsc: neither apikey nor login + password is configured")
 
     def _post(self, path: str, data: Mapping[str, str]) -> Mapping[str, Any]:
-        try:
-            response = self.http.post(f"{self.base_url}/{path}", data=data, timeout=self.timeout)
-        except requests.Timeout:
-            raise TransientError(f"smsc: {path} timed out") from None
-        except requests.RequestException as error:
-            raise TransientError(f"smsc: {path} failed ({type(error).__name__})") from None
-        if response.status_code == 429 or response.status_code >= 500:
-            retry_after = retry_after_seconds(response.headers.get("Retry-After"))
-            raise TransientError(f"smsc: HTTP {response.status_code}", retry_after)
-        if not 200 <= response.status_code < 300:
-            raise _Refused(response.status_code)
-        try:
-            body = response.json()
-        except ValueError:
-            raise TransientError(f"smsc: {path} answer is not JSON") from None
-        if not isinstance(body, Mapping):
-            raise TransientError(f"smsc: {path} answer is not a JSON object")
-        return body
+        return post_form_for_json(self.http, f"{self.base_url}/{path}", data, timeout=self.timeout,
+                                  provider="smsc", what=path)
 
 
 def _report(provider_id: str, code: int | None, err: int | None, at: datetime | None) -> StatusReport | None:

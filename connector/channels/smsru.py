@@ -61,7 +61,14 @@ from connector.channels.base import (
     StatusReport,
     TransientError,
 )
-from connector.channels.wire import int_or_none, phone_digits, request_timeout, require_secret, retry_after_seconds
+from connector.channels.wire import (
+    HttpRefused,
+    int_or_none,
+    phone_digits,
+    post_form_for_json,
+    request_timeout,
+    require_secret,
+)
 from connector.core.model import AttemptStatus as S
 
 DEFAULT_BASE_URL = "https://sms.ru"
@@ -115,12 +122,6 @@ SEND_ERRORS: dict[int, tuple[S, str]] = {
 TRANSIENT_CODES = {220: "service temporarily unavailable", 500: "server error"}  # UNCONFIRMED, see above
 
 
-class _Refused(ChannelError):
-    """A non-2xx, non-429, non-5xx HTTP answer (a wrong base_url, a proxy refusing us…)."""
-
-    def __init__(self, status_code: int):
-        super().__init__(f"smsru: HTTP {status_code}")
-        self.status_code = status_code
 
 
 class SmsRuChannel(Channel):
@@ -150,7 +151,7 @@ class SmsRuChannel(Channel):
             data["test"] = "1"
         try:
             body = self._post("sms/send", data)
-        except _Refused as refused:
+        except HttpRefused as refused:
             return SendResult(S.REJECTED, error=str(refused))
 
         if body.get("status") != "OK":
@@ -226,24 +227,8 @@ class SmsRuChannel(Channel):
         return str(api_id)
 
     def _post(self, path: str, data: Mapping[str, str]) -> Mapping[str, Any]:
-        try:
-            response = self.http.post(f"{self.base_url}/{path}", data=data, timeout=self.timeout)
-        except requests.Timeout:
-            raise TransientError(f"smsru: {path} timed out") from None
-        except requests.RequestException as error:
-            raise TransientError(f"smsru: {path} failed ({type(error).__name__})") from None
-        if response.status_code == 429 or response.status_code >= 500:
-            retry_after = retry_after_seconds(response.headers.get("Retry-After"))
-            raise TransientError(f"smsru: HTTP {response.status_code}", retry_after)
-        if not 200 <= response.status_code < 300:
-            raise _Refused(response.status_code)
-        try:
-            body = response.json()
-        except ValueError:
-            raise TransientError(f"smsru: {path} answer is not JSON") from None
-        if not isinstance(body, Mapping):
-            raise TransientError(f"smsru: {path} answer is not a JSON object")
-        return body
+        return post_form_for_json(self.http, f"{self.base_url}/{path}", data, timeout=self.timeout,
+                                  provider="smsru", what=path)
 
 
 def _send_error(code: int | None) -> SendResult:

@@ -16,7 +16,7 @@ from typing import Any
 
 import requests
 
-from connector.channels.base import DEFAULT_TIMEOUT, CallbackAuthError
+from connector.channels.base import DEFAULT_TIMEOUT, CallbackAuthError, ChannelError, TransientError
 
 Timeout = float | tuple[float, float]
 
@@ -159,3 +159,34 @@ def truncate(text: str, limit: int) -> str:
 def utf16_len(text: str) -> int:
     """Length in UTF-16 code units: never less than in code points, so a limit held in these units holds in both."""
     return len(text.encode("utf-16-le")) // 2
+
+
+class HttpRefused(ChannelError):
+    """A non-2xx answer that is neither a 429 nor a 5xx (a wrong base_url, a proxy refusing us…)."""
+
+    def __init__(self, provider: str, status_code: int):
+        super().__init__(f"{provider}: HTTP {status_code}")
+        self.status_code = status_code
+
+
+def post_form_for_json(http: requests.Session, url: str, data: Mapping[str, str], *, timeout: Timeout,
+                       provider: str, what: str) -> Mapping[str, Any]:
+    """POST a form, expect a JSON object. Timeouts, connection errors, 429 and 5xx are TransientError (the
+    library's exception is not chained: its text holds the URL, and with it credentials or a phone)."""
+    try:
+        response = http.post(url, data=data, timeout=timeout)
+    except requests.Timeout:
+        raise TransientError(f"{provider}: {what} timed out") from None
+    except requests.RequestException as error:
+        raise TransientError(f"{provider}: {what} failed ({type(error).__name__})") from None
+    if response.status_code == 429 or response.status_code >= 500:
+        retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+        raise TransientError(f"{provider}: HTTP {response.status_code}", retry_after)
+    if not 200 <= response.status_code < 300:
+        raise HttpRefused(provider, response.status_code)
+    body = json_or_none(response)
+    if body is None:
+        raise TransientError(f"{provider}: {what} answer is not JSON")
+    if not isinstance(body, Mapping):
+        raise TransientError(f"{provider}: {what} answer is not a JSON object")
+    return body
