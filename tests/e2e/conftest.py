@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.conftest import _truncate_all
+
 ROOT = Path(__file__).resolve().parents[2]
 API_TOKEN = "e2e-api-token-0123456789"
 DEMO_TOKEN = "e2e-demo-token-0123456789"
@@ -24,6 +26,10 @@ class Service:
     base_url: str
     env: dict[str, str]
     logs: Path
+
+    def tail(self, chars: int = 3000) -> str:
+        """The end of every process's log, for a failing assertion's message."""
+        return "\n".join(f"--- {f.name}\n{f.read_text()[-chars:]}" for f in sorted(self.logs.iterdir()))
 
     def api(self, path: str) -> dict:
         response = requests.get(self.base_url + path, headers={"Authorization": f"Bearer {API_TOKEN}"}, timeout=10)
@@ -37,7 +43,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_service(tmp_path: Path, extra_env: dict[str, str] | None = None) -> tuple[Service, list[subprocess.Popen]]:
+def start_service(tmp_path: Path, extra_env: dict[str, str] | None = None,
+                  workers: int = 1) -> tuple[Service, list[subprocess.Popen]]:
     port = free_port()
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'e2e.db'}", "CONNECTOR_API_TOKEN": API_TOKEN,
            "CONNECTOR_DEMO_TOKEN": DEMO_TOKEN, "CONNECTOR_DEMO_STEP_SECONDS": "3",
@@ -51,10 +58,12 @@ def start_service(tmp_path: Path, extra_env: dict[str, str] | None = None) -> tu
     procfile = dict(line.split(": ", 1) for line in (ROOT / "Procfile").read_text().splitlines() if ": " in line)
     subprocess.run(["bash", "-c", procfile["release"]], cwd=ROOT, env=env, check=True,
                    stdout=open(logs / "release.log", "w"), stderr=subprocess.STDOUT, timeout=120)
-    processes = [  # the Procfile's own command lines, as a platform would run them
+    # the Procfile's own command lines, as a platform would run them; several workers where the database allows
+    names = ["web", *(["worker"] * workers)]
+    processes = [
         subprocess.Popen(["bash", "-c", f"exec {procfile[name]}"], cwd=ROOT, env=env,
-                         stdout=open(logs / f"{name}.log", "w"), stderr=subprocess.STDOUT)
-        for name in ("web", "worker")
+                         stdout=open(logs / f"{name}.{n}.log", "w"), stderr=subprocess.STDOUT)
+        for n, name in enumerate(names)
     ]
     service = Service(f"http://127.0.0.1:{port}", env, logs)
     deadline = time.monotonic() + 60
@@ -81,8 +90,14 @@ def stop(processes: list[subprocess.Popen]) -> None:
             process.kill()
 
 
-@pytest.fixture
-def service(tmp_path) -> Iterator[Service]:
-    service, processes = start_service(tmp_path)
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def service(request, tmp_path) -> Iterator[Service]:
+    """SQLite with its one worker, or PostgreSQL with two workers sharing the queue."""
+    if request.param == "sqlite":
+        service, processes = start_service(tmp_path)
+    else:
+        url = request.getfixturevalue("postgres_database")
+        _truncate_all(url)
+        service, processes = start_service(tmp_path, {"DATABASE_URL": url}, workers=2)
     yield service
     stop(processes)

@@ -52,7 +52,7 @@ def test_every_last_digit_ends_as_the_table_says(service):
         time.sleep(0.5)
     for digit, (status, channels) in EXPECTED.items():
         job = jobs[digit]
-        assert (digit, job["status"]) == (digit, status), (service.logs / "worker.log").read_text()[-3000:]
+        assert (digit, job["status"]) == (digit, status), service.tail()
         assert [a["channel"] for a in job["attempts"]] == channels, digit
     assert jobs[9]["attempts"][0]["status"] == "delivered"  # recorded on MAX's attempt, after the fallback
     assert jobs[3]["attempts"][0]["status"] == "expired"  # MAX stayed "sent" past its step
