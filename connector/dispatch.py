@@ -15,7 +15,7 @@ import logging
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from datetime import time as clock_time
 from zoneinfo import ZoneInfo
@@ -47,7 +47,7 @@ from connector.core.model import (
     Patient as PatientFacts,
 )
 from connector.core.warmup import Allowance
-from connector.core.wording import WordingError, render_message
+from connector.core.wording import WordingError, preparation_for, render_message
 from connector.runtime import Runtime
 from connector.store.models import (
     Booking,
@@ -197,8 +197,11 @@ class Dispatcher:
                                 f"of {steps[index].provider} reached and the visit comes first"))
             start = index + 1
         try:
+            facts = _facts(booking, patient)
+            if facts.preparation is None and tenant.preparations:
+                facts = replace(facts, preparation=preparation_for(facts.services, tenant.preparations))
             job.rendered_text = render_message(
-                kind, _facts(booking, patient), now=now, tz=(booking.timezone if booking else tenant.timezone),
+                kind, facts, now=now, tz=(booking.timezone if booking else tenant.timezone),
                 clinic_name=tenant.name, address=tenant.address, overrides=tenant.templates)
         except (WordingError, ValueError) as error:
             return self._finish(job, JobStatus.FAILED, f"the message could not be rendered: {error}", now, audits)

@@ -56,6 +56,7 @@ class Tenant:
     templates: Mapping[str, str] = field(default_factory=dict)
     sources: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     remember_not_registered: timedelta = timedelta(days=30)  # how long "not on this messenger" is believed
+    preparations: Mapping[str, str] = field(default_factory=dict)  # service title → what to do before the visit
 
 
 def demo_cascade(step_seconds: float = 20) -> tuple[CascadeStep, ...]:
@@ -164,6 +165,7 @@ class _TenantSchema(Schema):
                                 load_default={"start": DEFAULT_QUIET_HOURS.start, "end": DEFAULT_QUIET_HOURS.end})
     reminders = fields.List(_Duration(), load_default=[timedelta(days=1), timedelta(hours=2)])
     remember_not_registered = _Duration(load_default=timedelta(days=30))
+    preparations = fields.Dict(keys=fields.Str(), values=fields.Str(), load_default={})
     notices = fields.Nested(_NoticesSchema, load_default={})
     cascade = fields.List(fields.Nested(_StepSchema), load_default=None, validate=validate.Length(min=1))
     providers = fields.Dict(keys=fields.Str(validate=validate.OneOf(PROVIDERS)), values=fields.Dict())
@@ -234,6 +236,7 @@ def _build(item: dict[str, Any]) -> Tenant:
         templates=item.get("templates") or {},
         sources=item.get("sources") or {},
         remember_not_registered=item["remember_not_registered"],
+        preparations=item["preparations"],
     )
 
 

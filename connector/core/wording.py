@@ -9,7 +9,7 @@ the clock or does I/O.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
@@ -381,3 +381,12 @@ def validate_template(source: str) -> None:
         for kind in JobKind:
             context = build_context(kind, facts, now=_SAMPLE_NOW, tz="Europe/Moscow", clinic_name=clinic)
             _render(template, context)
+
+
+def preparation_for(services: Sequence[str], table: Mapping[str, str]) -> str | None:
+    """The clinic's preparation text for the booked services (the tenant's `preparations`, keyed by service
+    title, case and spacing ignored); several services give their texts in order, each once."""
+    wanted = {" ".join(title.split()).casefold(): text for title, text in table.items()}
+    texts = [wanted.get(" ".join(title.split()).casefold()) for title in services]
+    unique = list(dict.fromkeys(text.strip() for text in texts if text and text.strip()))
+    return " ".join(unique) or None

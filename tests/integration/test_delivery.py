@@ -340,3 +340,23 @@ def test_not_registered_is_believed_only_for_the_configured_time(database_url):
     assert [a["channel"] for a in confirmation(client, 6101)["attempts"]] == ["max", "telegram"]
     worker.close()
     runtime.engine.dispose()
+
+
+def test_the_tenants_preparation_text_reaches_the_message(database_url):
+    from dataclasses import replace
+
+    from connector.tenants import demo_tenant
+    from connector.web import create_app
+    from tests.conftest import make_runtime
+
+    tenant = replace(demo_tenant(DEMO_TOKEN), preparations={"Приём кардиолога первичный": "Возьмите результаты ЭКГ."})
+    clock = Clock(START)
+    runtime = make_runtime(database_url, [tenant])
+    runtime.clock = clock
+    client = create_app(runtime).test_client()
+    worker = Worker(runtime, concurrency=2, name="prep")
+    book(client, 0, 6200)
+    run(worker, clock, 3)
+    assert "Подготовка: Возьмите результаты ЭКГ." in confirmation(client, 6200)["text"]
+    worker.close()
+    runtime.engine.dispose()

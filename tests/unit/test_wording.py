@@ -437,3 +437,20 @@ def test_built_in_texts_validate() -> None:
 def test_no_double_spaces_anywhere(kind: JobKind, visit: BookingFacts, day_offset: int) -> None:
     now = NOW - timedelta(days=day_offset)
     assert_tidy(render_message(kind, visit, now=now, tz=MSK, clinic_name=CLINIC))
+
+
+@pytest.mark.parametrize(
+    ("services", "table", "expected"),
+    [
+        (("Приём кардиолога первичный",), {"Приём кардиолога первичный": "Не есть 4 часа."}, "Не есть 4 часа."),
+        (("приём  КАРДИОЛОГА первичный",), {"Приём кардиолога первичный": "Не есть 4 часа."}, "Не есть 4 часа."),
+        (("УЗИ", "ЭКГ"), {"ЭКГ": "Без крема.", "УЗИ": "Натощак."}, "Натощак. Без крема."),
+        (("УЗИ", "УЗИ повторно"), {"УЗИ": "Натощак.", "УЗИ повторно": "Натощак."}, "Натощак."),
+        (("Консультация",), {"УЗИ": "Натощак."}, None),
+        ((), {"УЗИ": "Натощак."}, None),
+    ],
+)
+def test_preparation_comes_from_the_services(services, table, expected):
+    from connector.core.wording import preparation_for
+
+    assert preparation_for(services, table) == expected
