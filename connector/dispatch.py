@@ -286,6 +286,11 @@ class Dispatcher:
             audits.append(audit(job, now, f"attempt.{attempt.status}",
                                 _attempt_detail(sent.send.step, result, sent.tries), attempt))
             memory.setdefault(job.tenant_id, []).append((job.patient_id, attempt.channel, result.status))
+            if result.status == AttemptStatus.REJECTED:
+                # A refusal of the content or the account (credentials, balance, sender name) is the clinic's
+                # configuration to fix, not the patient's: say so where operators look.
+                log.warning("provider rejected a message: %s", result.error, extra={"fields": {
+                    "tenant": job.tenant_id, "provider": sent.send.step.provider, "job": job.id}})
             if job.status != JobStatus.SENDING:
                 continue  # a receipt already settled it while we were sending
             steps = self.accounts.steps(self.rt.tenants[job.tenant_id])

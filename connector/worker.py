@@ -149,7 +149,9 @@ def run_worker(runtime: Runtime) -> None:
     for job, seconds in ((worker.dispatch, tick), (worker.advance, tick), (worker.deliver_sandbox_reports, tick),
                          (worker.poll, 30 * tick), (worker.heartbeat, 10 * tick)):
         scheduler.add_job(_guarded(job), "interval", seconds=seconds, id=job.__name__, next_run_time=now)
-    signal.signal(signal.SIGTERM, lambda *_: scheduler.shutdown(wait=False))
+    # A stop lets the pass in flight finish (sends are bounded by their timeouts), so no attempt is left
+    # "queued" with its outcome unknown; a platform's grace period (30 s on most) covers it.
+    signal.signal(signal.SIGTERM, lambda *_: scheduler.shutdown(wait=True))
     log.info("worker started", extra={"fields": {"worker": worker.id, "tenants": ",".join(runtime.tenants)}})
     try:
         scheduler.start()
