@@ -18,12 +18,13 @@ def create_app(runtime: Runtime | None = None) -> Flask:
     app.json.ensure_ascii = False  # Russian stays readable in answers
     app.extensions["connector"] = runtime
 
-    from connector.web import api, callbacks, health, webhooks
+    from connector.web import api, callbacks, health, metrics, webhooks
 
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(callbacks.bp)
+    app.register_blueprint(metrics.bp)
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException):

@@ -360,3 +360,24 @@ def test_the_tenants_preparation_text_reaches_the_message(database_url):
     assert "Подготовка: Возьмите результаты ЭКГ." in confirmation(client, 6200)["text"]
     worker.close()
     runtime.engine.dispose()
+
+
+def test_metrics_come_from_the_ledger(client, clock, worker):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    assert client.get("/metrics").status_code == 401
+    book(client, 2, 6300)
+    run(worker, clock, 10)
+    clock.advance(600)
+    book(client, 0, 6301)  # due now; nobody runs the worker: overdue after five minutes
+    clock.advance(400)
+    text = client.get("/metrics", headers=AUTH).get_data(as_text=True)
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(text) for s in family.samples}
+    assert samples[("connector_attempts_24h", (("channel", "max"), ("provider", "sandbox"),
+                                               ("status", "not_registered"), ("tenant", "demo")))] == 1
+    assert samples[("connector_jobs", (("kind", "confirmation"), ("status", "delivered"), ("tenant", "demo")))] == 1
+    assert samples[("connector_jobs_overdue", (("tenant", "demo"),))] == 1
+    assert samples[("connector_inbound_events_24h", (("outcome", "applied"), ("source", "yclients"),
+                                                     ("tenant", "demo")))] == 2
+    assert "+7916" not in text and "Смирнов" not in text

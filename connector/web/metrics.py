@@ -1,0 +1,94 @@
+"""`GET /metrics` in Prometheus' text format, read from the ledger at scrape time.
+
+Nothing is counted in process memory: gunicorn runs several processes and workers run on several hosts, and
+the ledger already knows every number. Tenant ids, kinds, channels and statuses only; no patient data.
+Needs `Authorization: Bearer <CONNECTOR_API_TOKEN>` (Prometheus: `authorization: {credentials: ...}`).
+"""
+
+from __future__ import annotations
+
+import hmac
+from datetime import timedelta
+
+from flask import Blueprint, Response, abort, request
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from connector.core.model import JobStatus
+from connector.store.models import DeliveryAttempt, InboundEvent, NotificationJob, WorkerHeartbeat
+
+bp = Blueprint("metrics", __name__)
+
+WINDOW = timedelta(hours=24)
+LATE_AFTER = timedelta(minutes=5)  # a scheduled job this far past due means the workers are not keeping up
+
+
+class _LedgerCollector:
+    def __init__(self, session, now):
+        self.session, self.now = session, now
+
+    def collect(self):
+        session, now = self.session, self.now
+        jobs = GaugeMetricFamily("connector_jobs", "Notification jobs by state", labels=["tenant", "kind", "status"])
+        for tenant, kind, status, count in session.execute(
+                select(NotificationJob.tenant_id, NotificationJob.kind, NotificationJob.status, func.count())
+                .group_by(NotificationJob.tenant_id, NotificationJob.kind, NotificationJob.status)):
+            jobs.add_metric([tenant, kind, status], count)
+        yield jobs
+
+        late = GaugeMetricFamily("connector_jobs_overdue", "Scheduled jobs more than 5 minutes past due",
+                                 labels=["tenant"])
+        for tenant, count in session.execute(
+                select(NotificationJob.tenant_id, func.count())
+                .where(NotificationJob.status == JobStatus.SCHEDULED, NotificationJob.due_at < now - LATE_AFTER)
+                .group_by(NotificationJob.tenant_id)):
+            late.add_metric([tenant], count)
+        yield late
+
+        attempts = GaugeMetricFamily("connector_attempts_24h", "Delivery attempts made in the last 24 hours",
+                                     labels=["tenant", "channel", "provider", "status"])
+        for tenant, channel, provider, status, count in session.execute(
+                select(NotificationJob.tenant_id, DeliveryAttempt.channel, DeliveryAttempt.provider,
+                       DeliveryAttempt.status, func.count())
+                .join(NotificationJob, DeliveryAttempt.job_id == NotificationJob.id)
+                .where(DeliveryAttempt.created_at >= now - WINDOW)
+                .group_by(NotificationJob.tenant_id, DeliveryAttempt.channel, DeliveryAttempt.provider,
+                          DeliveryAttempt.status)):
+            attempts.add_metric([tenant, channel, provider, status], count)
+        yield attempts
+
+        inbound = GaugeMetricFamily("connector_inbound_events_24h", "Webhooks and callbacks received in 24 hours",
+                                    labels=["tenant", "source", "outcome"])
+        for tenant, source, outcome, count in session.execute(
+                select(InboundEvent.tenant_id, InboundEvent.source, InboundEvent.outcome, func.count())
+                .where(InboundEvent.received_at >= now - WINDOW)
+                .group_by(InboundEvent.tenant_id, InboundEvent.source, InboundEvent.outcome)):
+            inbound.add_metric([tenant, source, outcome], count)
+        yield inbound
+
+        beats = GaugeMetricFamily("connector_worker_heartbeat_age_seconds", "Seconds since each worker's last beat",
+                                  labels=["worker"])
+        for beat in session.scalars(select(WorkerHeartbeat).where(WorkerHeartbeat.beat_at >= now - WINDOW)):
+            beats.add_metric([beat.worker_id], (now - beat.beat_at).total_seconds())
+        yield beats
+
+
+@bp.get("/metrics")
+def metrics():
+    from connector.web import runtime
+
+    rt = runtime()
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), rt.settings.api_token.encode()):
+        abort(401, "send Authorization: Bearer <CONNECTOR_API_TOKEN>")
+    registry = CollectorRegistry(auto_describe=False)
+    try:
+        with rt.sessions() as session:
+            registry.register(_LedgerCollector(session, rt.clock()))
+            body = generate_latest(registry)
+    except SQLAlchemyError:
+        abort(503, "the ledger cannot be read right now")
+    return Response(body, content_type=CONTENT_TYPE_LATEST)
