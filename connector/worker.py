@@ -20,7 +20,8 @@ from sqlalchemy import select
 from connector.accounts import Accounts
 from connector.channels.base import CallbackRequest, TransientError
 from connector.core.model import AttemptStatus
-from connector.dispatch import Dispatcher, advance_timed_out
+from connector.deadlines import advance_timed_out
+from connector.dispatch import Dispatcher
 from connector.logs import configure_logging
 from connector.receipts import apply_reports, handle_callback
 from connector.runtime import Runtime

@@ -1,0 +1,41 @@
+"""Use case: cascades whose step deadline passed without the receipt they wait for move to the next step."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from connector.accounts import Accounts
+from connector.core.cascade import Decision, on_timeout
+from connector.core.model import AttemptStatus, JobStatus
+from connector.runtime import Runtime
+from connector.store.models import DeliveryAttempt, NotificationJob
+from connector.transitions import apply_decision, audit, update_attempt
+
+
+def advance_timed_out(session: Session, accounts: Accounts, runtime: Runtime, now: datetime, limit: int = 500) -> int:
+    """Steps whose deadline passed without the receipt they wait for: the attempt expires, the cascade moves."""
+    jobs = session.scalars(
+        select(NotificationJob)
+        .where(NotificationJob.status == JobStatus.AWAITING_DELIVERY, NotificationJob.step_deadline <= now)
+        .limit(limit).with_for_update(skip_locked=True)
+    ).all()
+    if not jobs:
+        return 0
+    attempts = session.scalars(select(DeliveryAttempt).where(DeliveryAttempt.job_id.in_([j.id for j in jobs]))
+                               .order_by(DeliveryAttempt.id)).all()
+    current = {(a.job_id, a.step): a for a in attempts}
+    audits = []
+    for job in jobs:
+        attempt = current.get((job.id, job.cascade_step))
+        status = AttemptStatus(attempt.status) if attempt else AttemptStatus.SENT
+        decision: Decision = on_timeout(accounts.steps(runtime.tenants[job.tenant_id]), job.cascade_step, status, now)
+        if attempt is not None and status in (AttemptStatus.QUEUED, AttemptStatus.SENT):
+            update_attempt(attempt, AttemptStatus.EXPIRED, now, error="sent_timeout")
+            audits.append(audit(job, now, "attempt.expired", "sent_timeout: no delivery receipt in time", attempt))
+        apply_decision(job, decision, now)
+        audits.append(audit(job, now, f"job.{decision.job_status}", decision.note))
+    session.add_all(audits)
+    return len(jobs)
