@@ -1,31 +1,32 @@
-"""Any JSON booking payload turned into a `SourceEvent` through a declarative JMESPath mapping.
+"""The generic JSON source: a webhook body read through a compiled mapping.
 
-A mapping is a YAML file (see mappings/generic.yaml) that names, for each `BookingFacts` field, the
-JMESPath expression that finds it in the payload, plus small tables that translate the source's
-words for the action, the state and the patient's sex into ours. Mappings are validated and
-compiled once at start-up (`load_mapping`, `load_mappings`); `parse_generic` is then a pure
-function of the payload.
+Any JSON booking payload is turned into a `SourceEvent` by the JMESPath expressions and value tables
+of a mapping loaded and validated at start-up (see `connector.sources.mapping`); `parse_generic` is a
+pure function of the payload.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import jmespath
-import phonenumbers
-import yaml
 from jmespath.exceptions import JMESPathError
-from marshmallow import Schema, ValidationError, fields, validates_schema
 
 from connector.core.model import BookingFacts, BookingState, EventAction, Patient, Sex, SourceEvent
 from connector.core.phones import normalise_phone
 from connector.sources.errors import PayloadError
+from connector.sources.mapping import (
+    MappingError,
+    SourceMapping,
+    compile_mapping,
+    load_mapping,
+    load_mappings,
+    table_key,
+)
 
+# The mapping names are re-exported: callers import them from here as well as from `mapping`.
 __all__ = [
     "MappingError",
     "SourceMapping",
@@ -34,221 +35,6 @@ __all__ = [
     "load_mappings",
     "parse_generic",
 ]
-
-# What the `actions` table may map a source value to. "cancel" keeps the booking (an UPSERT) but in
-# state CANCELLED, for sources that cancel without deleting and still send the full booking.
-_ACTION_TARGETS = ("upsert", "delete", "cancel")
-
-# Built-in tables; a mapping's own table adds to these and wins on conflicts.
-_DEFAULT_ACTIONS = {target: target for target in _ACTION_TARGETS}
-_DEFAULT_STATES = {state.value: state for state in BookingState}
-_DEFAULT_SEXES = {
-    "male": Sex.MALE,
-    "female": Sex.FEMALE,
-    "unknown": Sex.UNKNOWN,
-    "m": Sex.MALE,
-    "f": Sex.FEMALE,
-    "м": Sex.MALE,
-    "ж": Sex.FEMALE,
-    "муж": Sex.MALE,
-    "жен": Sex.FEMALE,
-    "мужской": Sex.MALE,
-    "женский": Sex.FEMALE,
-}
-
-_MAPPING_SUFFIXES = (".yaml", ".yml")
-
-
-class MappingError(ValueError):
-    """A mapping file is unreadable or invalid; `source` names the file, `key` the first bad key."""
-
-    def __init__(self, source: str, key: str | None, problem: str) -> None:
-        where = f"{source}: {key}" if key else source
-        super().__init__(f"{where}: {problem}")
-        self.source = source
-        self.key = key
-
-
-@dataclass(frozen=True)
-class SourceMapping:
-    """A validated, compiled mapping. `expressions` is keyed by dotted field name ("patient.phone")."""
-
-    name: str
-    expressions: Mapping[str, Any]  # field -> compiled JMESPath expression
-    actions: Mapping[str, str] = field(default_factory=lambda: dict(_DEFAULT_ACTIONS))
-    states: Mapping[str, BookingState] = field(default_factory=lambda: dict(_DEFAULT_STATES))
-    sexes: Mapping[str, Sex] = field(default_factory=lambda: dict(_DEFAULT_SEXES))
-    phone_region: str = "RU"
-
-
-# --- loading ---------------------------------------------------------------------------------------
-
-
-def load_mapping(path: str | Path) -> SourceMapping:
-    """Read, validate and compile one mapping file; raises `MappingError` naming the file and key."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise MappingError(str(path), None, f"cannot read the mapping: {exc.strerror or exc}") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise MappingError(str(path), None, f"not valid YAML: {exc}") from None
-    return compile_mapping(raw, source=str(path), name=path.stem)
-
-
-def load_mappings(directory: str | Path) -> dict[str, SourceMapping]:
-    """Load every *.yaml / *.yml mapping in `directory`, keyed by file stem."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise MappingError(str(directory), None, "mapping directory does not exist")
-    mappings: dict[str, SourceMapping] = {}
-    for path in sorted(directory.iterdir()):
-        if path.suffix not in _MAPPING_SUFFIXES or not path.is_file():
-            continue
-        if path.stem in mappings:
-            raise MappingError(
-                str(path), None, f"a mapping named {path.stem!r} is already defined in this directory"
-            )
-        mappings[path.stem] = load_mapping(path)
-    return mappings
-
-
-def compile_mapping(raw: Any, *, source: str = "<mapping>", name: str = "mapping") -> SourceMapping:
-    """Validate and compile an already-parsed mapping (the YAML's top-level object)."""
-    if not isinstance(raw, Mapping):
-        raise MappingError(
-            source, None, f"the mapping must be a YAML object (key: value), got {type(raw).__name__}"
-        )
-    try:
-        loaded = _MappingSchema().load(raw)
-    except ValidationError as exc:
-        problems = _flatten(exc.messages)
-        key = problems[0][0]
-        raise MappingError(
-            source, key, "; ".join(f"{k}: {m}" if k != key else m for k, m in problems)
-        ) from None
-
-    expressions: dict[str, Any] = {}
-    for key, value in loaded.items():
-        if key in ("patient", "doctor"):
-            for inner, expression in value.items():
-                if inner != "sexes":
-                    expressions[f"{key}.{inner}"] = expression
-        elif key not in ("actions", "states", "phone_region"):
-            expressions[key] = value
-    return SourceMapping(
-        name=name,
-        expressions=expressions,
-        actions={**_DEFAULT_ACTIONS, **loaded.get("actions", {})},
-        states={**_DEFAULT_STATES, **{k: BookingState(v) for k, v in loaded.get("states", {}).items()}},
-        sexes={
-            **_DEFAULT_SEXES,
-            **{k: Sex(v) for k, v in loaded.get("patient", {}).get("sexes", {}).items()},
-        },
-        phone_region=loaded.get("phone_region", "RU").upper(),
-    )
-
-
-class _Expression(fields.String):
-    """A JMESPath expression, compiled when the mapping loads so a typo fails at start-up."""
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        text = super()._deserialize(value, attr, data, **kwargs)
-        if not text.strip():
-            raise ValidationError("empty JMESPath expression")
-        try:
-            return jmespath.compile(text)
-        except JMESPathError as exc:
-            raise ValidationError(f"invalid JMESPath expression {text!r}: {exc}") from None
-
-
-class _Table(fields.Field):
-    """A values table: source value -> one of `targets`. Keys are matched as lower-cased text."""
-
-    def __init__(self, targets: tuple[str, ...], **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.targets = targets
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        if not isinstance(value, Mapping):
-            raise ValidationError("must be a table of source value: target")
-        table: dict[str, str] = {}
-        for source_value, target in value.items():
-            if not isinstance(target, str) or target.strip().lower() not in self.targets:
-                raise ValidationError(
-                    f"{source_value!r} maps to {target!r}, which is not one of {', '.join(self.targets)}"
-                )
-            table[_key(source_value)] = target.strip().lower()
-        return table
-
-
-class _PatientSchema(Schema):
-    phone = _Expression()
-    first_name = _Expression()
-    last_name = _Expression()
-    patronymic = _Expression()
-    sex = _Expression()
-    sexes = _Table(tuple(s.value for s in Sex))
-
-    @validates_schema
-    def _table_needs_expression(self, data, **kwargs):
-        if "sexes" in data and "sex" not in data:
-            raise ValidationError("a 'sexes' table needs a 'sex' expression", field_name="sexes")
-
-
-class _DoctorSchema(Schema):
-    name = _Expression()
-    specialty = _Expression()
-
-
-class _MappingSchema(Schema):
-    # Unknown keys are rejected (marshmallow's default RAISE), which is what catches typos.
-    external_id = _Expression(required=True)
-    starts_at = _Expression(required=True)
-    timezone = _Expression()
-    version = _Expression()
-    action = _Expression()
-    actions = _Table(_ACTION_TARGETS)
-    state = _Expression()
-    states = _Table(tuple(s.value for s in BookingState))
-    duration_minutes = _Expression()
-    patient = fields.Nested(_PatientSchema)
-    doctor = fields.Nested(_DoctorSchema)
-    services = _Expression()
-    preparation = _Expression()
-    comment = _Expression()
-    branch_id = _Expression()
-    address = _Expression()
-    phone_region = fields.String()
-
-    @validates_schema
-    def _check(self, data, **kwargs):
-        if "actions" in data and "action" not in data:
-            raise ValidationError("an 'actions' table needs an 'action' expression", field_name="actions")
-        if "states" in data and "state" not in data:
-            raise ValidationError("a 'states' table needs a 'state' expression", field_name="states")
-        region = data.get("phone_region")
-        if region is not None and region.upper() not in phonenumbers.SUPPORTED_REGIONS:
-            raise ValidationError(f"unknown phone region {region!r}", field_name="phone_region")
-
-
-def _flatten(messages: Any, prefix: str = "") -> list[tuple[str, str]]:
-    """marshmallow's nested error dict as sorted (dotted key, message) pairs."""
-    if isinstance(messages, Mapping):
-        pairs: list[tuple[str, str]] = []
-        for key, inner in messages.items():
-            # "_schema" holds errors about the object itself: report them at the object's own key.
-            pairs.extend(_flatten(inner, prefix if key == "_schema" else f"{prefix}{key}."))
-        return sorted(pairs)
-    if isinstance(messages, list):
-        return [pair for item in messages for pair in _flatten(item, prefix)]
-    return [(prefix.rstrip(".") or "<mapping>", str(messages).replace("Unknown field.", "unknown key"))]
-
-
-# --- parsing ---------------------------------------------------------------------------------------
-
 
 def parse_generic(
     body: Mapping[str, Any], mapping: SourceMapping | Mapping[str, Any], default_tz: str
@@ -342,7 +128,7 @@ def _action(reader: _Reader, mapping: SourceMapping) -> str:
     raw = reader.get("action")
     if not _present(raw):
         raise reader.missing("action")
-    target = mapping.actions.get(_key(raw))
+    target = mapping.actions.get(table_key(raw))
     if target is None:
         raise PayloadError(f"action: value {raw!r} is not in the mapping's 'actions' table", field="action")
     return target
@@ -387,7 +173,7 @@ def _state(reader: _Reader, mapping: SourceMapping) -> BookingState:
     raw = reader.get("state")
     if not _present(raw):
         return BookingState.ACTIVE
-    state = mapping.states.get(_key(raw))
+    state = mapping.states.get(table_key(raw))
     if state is None:
         # Raising rather than assuming "active": a new source state might mean "cancelled", and
         # reminding a patient about a cancelled visit is worse than a visible error.
@@ -400,7 +186,7 @@ def _sex(reader: _Reader, mapping: SourceMapping) -> Sex:
     if not _present(raw) or isinstance(raw, list | dict):
         return Sex.UNKNOWN
     # Unknown words give UNKNOWN: the sex only picks a grammatical form, a neutral one is safe.
-    return mapping.sexes.get(_key(raw), Sex.UNKNOWN)
+    return mapping.sexes.get(table_key(raw), Sex.UNKNOWN)
 
 
 def _services(reader: _Reader) -> tuple[str, ...]:
@@ -455,15 +241,6 @@ def _id(raw: Any, key: str, reader: _Reader) -> str | None:
     if isinstance(raw, float) and raw.is_integer():
         return str(int(raw))
     raise reader.invalid(key, raw, "a string or integer id")
-
-
-def _key(value: Any) -> str:
-    """How table keys and source values are compared: as trimmed, lower-cased text (1 == "1")."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return str(value).strip().lower()
 
 
 def _present(raw: Any) -> bool:
