@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import select, update
@@ -162,7 +162,9 @@ def _replan(session, tenant: Tenant, booking: Booking, inbound, previous: Visit 
     ).all()
     existing = [ExistingJob(row.plan_key, JobKind(row.kind), JobStatus(row.status), row.due_at) for row in rows]
     current = Visit(booking.starts_at, BookingState(booking.state))
-    diff: PlanDiff = plan_jobs(previous, current, existing, tenant.policy, now)
+    # A clinic network's branch may say its own zone (generic sources): its quiet hours are its own.
+    policy = replace(tenant.policy, timezone=booking.timezone or tenant.timezone)
+    diff: PlanDiff = plan_jobs(previous, current, existing, policy, now)
 
     pending_ids: dict[str, list[int]] = {}
     for row in rows:

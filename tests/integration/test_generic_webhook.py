@@ -115,3 +115,17 @@ def test_sign_and_verify_agree_with_the_standard_example():
                "webhook-signature": "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="}
     at = datetime.fromtimestamp(1614265330, UTC)
     assert check_standard_signature(secret, headers, body, at) == "msg_p5jXN8AQM9LWM0D4loKWxJek"
+
+
+def test_a_branch_in_another_zone_keeps_its_own_quiet_hours(client, runtime):
+    """The tenant is in Moscow; this booking says Yekaterinburg: 08:00 there is inside its quiet hours."""
+    runtime.clock = lambda: NOW
+    body = sample()
+    body["booking"]["start"] = "2026-12-03T10:00:00"  # no offset: read in the booking's own zone
+    body["booking"]["timezone"] = "Asia/Yekaterinburg"
+    client.post("/webhooks/generic/demo", json=body, headers={"X-Connector-Token": DEMO_TOKEN})
+    view = client.get("/api/v1/demo/bookings/generic/B-1001", headers=AUTH).get_json()
+    assert view["starts_at"] == "2026-12-03T10:00:00+05:00"
+    dues = sorted(job["due_at"] for job in view["jobs"] if job["kind"] == "reminder")
+    # 2 h before is 08:00 local, moved to 09:00 local (04:00Z); in Moscow's zone 03:00Z would be 06:00 there.
+    assert dues == ["2026-12-02T05:00:00Z", "2026-12-03T04:00:00Z"]
