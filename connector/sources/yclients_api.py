@@ -1,0 +1,241 @@
+"""A small YCLIENTS REST client for the safety-net sync: YCLIENTS never retries a failed webhook, so the worker
+periodically reads the records changed since its last pass (shared/docs/yclients.md §2, §3.1, §3.7, §5).
+
+Wire format only: no database, no retries (the caller decides when to try again, honouring `retry_after`), and
+nothing of a patient is logged or put into an error message. Errors are one type, YclientsApiError:
+
+    transient=True    a timeout, a connection error, a 5xx, a 429 (with retry_after when the server gives one),
+                      an answer that is not the JSON envelope (a proxy's error page)
+    transient=False   401/402/403/404 and other refusals (licence expired, no rights, unknown company…),
+                      `success: false` on a 2xx; the message names the HTTP status and YCLIENTS' meta.message
+
+Rate limit: "200 запросов в минуту, или 5 запросов в секунду на один IP-адрес" (§2). The two figures disagree
+(5/s is 300/min), so requests are spaced at least 0.3 s apart, which keeps under both. The limit is per IP, so
+every client built without an injected clock/sleep shares one process-wide throttle.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
+from typing import Any
+
+import requests
+
+from connector.channels.wire import int_or_none, json_or_none, request_timeout, retry_after_seconds
+
+__all__ = ["DEFAULT_BASE_URL", "YclientsApi", "YclientsApiError"]
+
+DEFAULT_BASE_URL = "https://api.yclients.com/api/v1"
+ACCEPT = "application/vnd.yclients.v2+json"  # response format 2.0: always success / data / meta (§2, §5.13)
+MIN_INTERVAL = 60.0 / 200  # seconds between two requests: ≤ 200/min, hence also ≤ 5/s
+NOT_FOUND = "не найдено"  # a list endpoint's way of saying "nothing matched" (§2, [SM])
+_MESSAGE_LIMIT = 200  # meta.message is YCLIENTS' own text; cut it anyway, an error message is no place for essays
+
+
+class YclientsApiError(Exception):
+    """A YCLIENTS call failed. `transient`: worth trying again later (after `retry_after` seconds when known).
+
+    The message never contains tokens or patient data: it names the call, the HTTP status and YCLIENTS'
+    meta.message (texts such as «Необходимо продлить лицензию…», «Недостаточно прав»). `status_code` is the
+    HTTP status when there was an answer.
+    """
+
+    def __init__(self, message: str, *, transient: bool, retry_after: float | None = None,
+                 status_code: int | None = None):
+        super().__init__(message)
+        self.transient = transient
+        self.retry_after = retry_after
+        self.status_code = status_code
+
+    def __reduce__(self):  # keep the attributes when pickled (keyword-only arguments defeat the default)
+        return (_rebuild, (str(self), self.transient, self.retry_after, self.status_code))
+
+
+def _rebuild(message: str, transient: bool, retry_after: float | None, status_code: int | None) -> YclientsApiError:
+    return YclientsApiError(message, transient=transient, retry_after=retry_after, status_code=status_code)
+
+
+class _Throttle:
+    """Requests at least `interval` seconds apart; thread-safe; the caller sleeps outside the lock."""
+
+    def __init__(self, interval: float, clock: Callable[[], float], sleep: Callable[[float], None]):
+        self.interval = interval
+        self._clock, self._sleep = clock, sleep
+        self._next: float | None = None
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        with self._lock:
+            now = self._clock()
+            slot = now if self._next is None else max(now, self._next)
+            self._next = slot + self.interval
+        if slot > now:
+            self._sleep(slot - now)
+
+
+_SHARED_THROTTLE = _Throttle(MIN_INTERVAL, time.monotonic, time.sleep)  # one per process: the limit is per IP
+
+
+class YclientsApi:
+    """YCLIENTS REST API v1 for one account (a partner token, and a user token for the salon's data).
+
+    config: base_url (default https://api.yclients.com/api/v1), partner_token (required), user_token (optional;
+    records need it), timeout (seconds or [connect, read]; default connector.channels.base.DEFAULT_TIMEOUT).
+    `sleep` and `clock` are for tests: given either, this client gets a throttle of its own on them.
+    """
+
+    def __init__(self, config: Mapping[str, Any], session: requests.Session | None = None, *,
+                 sleep: Callable[[float], None] | None = None, clock: Callable[[], float] | None = None):
+        partner_token = str(config.get("partner_token") or "").strip()
+        if not partner_token:
+            raise ValueError("yclients: partner_token is required")
+        user_token = str(config.get("user_token") or "").strip()
+        self._authorization = f"Bearer {partner_token}" + (f", User {user_token}" if user_token else "")
+        self.base_url = str(config.get("base_url") or DEFAULT_BASE_URL).rstrip("/")
+        self.timeout = request_timeout(config.get("timeout"), "yclients")
+        self.http = session or requests.Session()
+        if sleep is None and clock is None:
+            self._throttle = _SHARED_THROTTLE
+        else:
+            self._throttle = _Throttle(MIN_INTERVAL, clock or time.monotonic, sleep or time.sleep)
+
+    def __repr__(self) -> str:  # never show the tokens
+        return f"YclientsApi(base_url={self.base_url!r})"
+
+    def changed_records(self, company_id: str | int, *, changed_after: datetime, changed_before: datetime,
+                        page_size: int = 200) -> Iterator[dict[str, Any]]:
+        """Every record changed in the window, deleted ones included (with_deleted=1), page by page.
+
+        `changed_after` / `changed_before` must carry a zone; they are sent as ISO 8601 with their offset.
+        UNCONFIRMED (§3.1, §5.4): which zone YCLIENTS reads these in; its own example has no offset, so it may
+        well ignore ours and read the wall time as company-local. Pass them in the company's zone (then both
+        readings agree) and read with an overlap; dedupe by (id, last_change_date).
+
+        Records are yielded as YCLIENTS sends them (§1.4; parse leniently). A record changed while we page may
+        appear twice or move to a page already read: the overlap of the next pass covers that. Stops at a page
+        with fewer than `page_size` records, when meta.total_count is reached, or at `success: false` with
+        "Не найдено" (an empty result). Raises YclientsApiError, possibly after some records were yielded.
+        """
+        company = _company_path_id(company_id)
+        if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
+            raise ValueError(f"yclients: page_size must be a positive int, not {page_size!r}")
+        after, before = _iso(changed_after, "changed_after"), _iso(changed_before, "changed_before")
+        if changed_after > changed_before:
+            raise ValueError("yclients: changed_after is later than changed_before")
+
+        page, previous_ids = 1, None
+        while True:
+            params = {"changed_after": after, "changed_before": before, "with_deleted": 1,
+                      "page": page, "count": page_size}
+            body = self._get(f"/records/{company}", params, what="records", empty_when_not_found=True)
+            if body is None:  # "Не найдено": nothing (more) matched
+                return
+            records = body.get("data")
+            if records is None:
+                records = []
+            if not isinstance(records, list) or not all(isinstance(record, dict) for record in records):
+                raise YclientsApiError("yclients: records answer has no list of record objects in 'data'",
+                                       transient=False)
+            ids = [record.get("id") for record in records]
+            if records and ids == previous_ids:  # a server that ignores `page` would keep us here forever
+                raise YclientsApiError(f"yclients: records page {page} repeats page {page - 1}", transient=False)
+            yield from records
+            total = int_or_none(_meta(body).get("total_count"))
+            if len(records) < page_size or (total is not None and page * page_size >= total):
+                return
+            page, previous_ids = page + 1, ids
+
+    def company(self, company_id: str | int) -> dict[str, Any]:
+        """GET /company/{id}: the `data` object (timezone_name, title, address…)."""
+        body = self._get(f"/company/{_company_path_id(company_id)}", None, what="company")
+        data = body.get("data")
+        if not isinstance(data, dict):
+            raise YclientsApiError("yclients: company answer has no object in 'data'", transient=False)
+        return data
+
+    # --- wire ---------------------------------------------------------------------------------------------------
+
+    def _get(self, path: str, params: Mapping[str, Any] | None, *, what: str,
+             empty_when_not_found: bool = False) -> dict[str, Any] | None:
+        """GET one envelope: the body when `success` holds; None for a list's «Не найдено» (with the flag)."""
+        headers = {"Authorization": self._authorization, "Accept": ACCEPT, "Content-Type": "application/json"}
+        self._throttle.wait()
+        # The library's exceptions are not chained: their text holds the URL (company id, query).
+        try:
+            response = self.http.get(self.base_url + path, params=params, headers=headers, timeout=self.timeout)
+        except requests.Timeout:
+            raise YclientsApiError(f"yclients: {what} request timed out", transient=True) from None
+        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError,
+                requests.exceptions.ContentDecodingError) as error:
+            raise YclientsApiError(f"yclients: {what} request failed ({type(error).__name__})",
+                                   transient=True) from None
+        except requests.RequestException as error:  # an invalid URL and the like: configuration, not weather
+            raise YclientsApiError(f"yclients: {what} request failed ({type(error).__name__})",
+                                   transient=False) from None
+
+        status = response.status_code
+        body = json_or_none(response)
+        body = body if isinstance(body, dict) else None
+        message = _message(body)
+        if status == 429 or status >= 500:
+            raise YclientsApiError(f"yclients: {what}: HTTP {status}{_quoted(message)}", transient=True,
+                                   retry_after=retry_after_seconds(response.headers.get("Retry-After")),
+                                   status_code=status)
+        if body is not None and _failed(body) and empty_when_not_found and _is_not_found(message):
+            return None  # on a 200 or a 404 alike (§2: [SM] treats the message, not the status)
+        if not 200 <= status < 300:
+            raise YclientsApiError(f"yclients: {what}: HTTP {status}{_quoted(message)}", transient=False,
+                                   status_code=status)
+        if body is None:
+            raise YclientsApiError(f"yclients: {what}: HTTP {status}, answer is not a JSON object", transient=True,
+                                   status_code=status)
+        if _failed(body):
+            raise YclientsApiError(f"yclients: {what}: HTTP {status}, success false{_quoted(message)}",
+                                   transient=False, status_code=status)
+        return body
+
+
+def _company_path_id(company_id: str | int) -> str:
+    """The company id as it goes into a path: digits only (no "../", no query smuggled in)."""
+    text = str(company_id).strip() if isinstance(company_id, int | str) and not isinstance(company_id, bool) else ""
+    if not (text.isascii() and text.isdigit() and int(text) > 0):
+        raise ValueError(f"yclients: company_id must be a positive integer, not {company_id!r}")
+    return str(int(text))
+
+
+def _iso(moment: datetime, name: str) -> str:
+    if not isinstance(moment, datetime) or moment.utcoffset() is None:
+        raise ValueError(f"yclients: {name} must be a datetime with a zone")
+    return moment.isoformat(timespec="seconds")  # 2026-11-27T11:02:41+03:00
+
+
+def _meta(body: Mapping[str, Any]) -> Mapping[str, Any]:
+    meta = body.get("meta")
+    return meta if isinstance(meta, Mapping) else {}  # `meta` is {} or [] when empty (§5.8)
+
+
+def _failed(body: Mapping[str, Any]) -> bool:
+    success = body.get("success", True)
+    return success is False or success in (0, "0", "false")
+
+
+def _message(body: Mapping[str, Any] | None) -> str | None:
+    """meta.message (YCLIENTS' own words; never meta.errors, which may echo submitted values)."""
+    if body is None:
+        return None
+    message = _meta(body).get("message")
+    if not isinstance(message, str) or not message.strip():
+        return None
+    message = " ".join(message.split())
+    return message if len(message) <= _MESSAGE_LIMIT else message[: _MESSAGE_LIMIT - 1] + "…"
+
+
+def _quoted(message: str | None) -> str:
+    return f" «{message}»" if message else ""
+
+
+def _is_not_found(message: str | None) -> bool:
+    return message is not None and message.strip().rstrip(".!").lower() == NOT_FOUND
