@@ -80,7 +80,10 @@ def ingest_event(
     headers: Mapping[str, str],
     now: datetime,
     idempotency_key: str | None = None,
+    confirm_new: bool = True,
 ) -> Receipt:
+    """`confirm_new=False`: a booking seen for the first time gets no confirmation (the sync found a booking
+    made long before, while nobody listened; its reminders are still planned)."""
     inbound = record_inbound(
         session, tenant_id=tenant.id, source=source, body=body, headers=headers, now=now,
         outcome="applied", idempotency_key=idempotency_key,
@@ -104,10 +107,11 @@ def ingest_event(
     if event.action is EventAction.DELETE:
         return _apply_delete(session, tenant, source, inbound, booking, event, now)
     assert event.facts is not None
-    return _apply_upsert(session, tenant, source, inbound, booking, event, event.facts, now)
+    return _apply_upsert(session, tenant, source, inbound, booking, event, event.facts, now, confirm_new)
 
 
-def _apply_upsert(session, tenant, source, inbound, booking, event, facts: BookingFacts, now) -> Receipt:
+def _apply_upsert(session, tenant, source, inbound, booking, event, facts: BookingFacts, now,
+                  confirm_new: bool = True) -> Receipt:
     digest = content_hash(facts)
     if booking is not None and booking.content_hash == digest:
         # Same facts, maybe a newer version (a confirmation flag we do not plan on): remember the version
@@ -126,7 +130,7 @@ def _apply_upsert(session, tenant, source, inbound, booking, event, facts: Booki
     session.flush()
     inbound.booking_id = booking.id
     _audit(session, booking, inbound, now, _booking_change(previous, booking), None)
-    _replan(session, tenant, booking, inbound, previous, now)
+    _replan(session, tenant, booking, inbound, previous, now, confirm_new)
     return Receipt("applied", inbound.id, booking.id)
 
 
@@ -155,7 +159,8 @@ def _apply_delete(session, tenant, source, inbound, booking, event, now) -> Rece
     return Receipt("applied", inbound.id, booking.id)
 
 
-def _replan(session, tenant: Tenant, booking: Booking, inbound, previous: Visit | None, now) -> None:
+def _replan(session, tenant: Tenant, booking: Booking, inbound, previous: Visit | None, now,
+            confirm_new: bool = True) -> None:
     rows = session.execute(
         select(NotificationJob.id, NotificationJob.plan_key, NotificationJob.kind, NotificationJob.status,
                NotificationJob.due_at).where(NotificationJob.booking_id == booking.id)
@@ -163,7 +168,8 @@ def _replan(session, tenant: Tenant, booking: Booking, inbound, previous: Visit 
     existing = [ExistingJob(row.plan_key, JobKind(row.kind), JobStatus(row.status), row.due_at) for row in rows]
     current = Visit(booking.starts_at, BookingState(booking.state))
     # A clinic network's branch may say its own zone (generic sources): its quiet hours are its own.
-    policy = replace(tenant.policy, timezone=booking.timezone or tenant.timezone)
+    policy = replace(tenant.policy, timezone=booking.timezone or tenant.timezone,
+                     confirmation=tenant.policy.confirmation and confirm_new)
     diff: PlanDiff = plan_jobs(previous, current, existing, policy, now)
 
     pending_ids: dict[str, list[int]] = {}

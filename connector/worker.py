@@ -97,6 +97,17 @@ class Worker:
             polled += len(ids)
         return polled
 
+    def sync(self) -> int:
+        """The safety-net sync of every tenant whose YCLIENTS source has API credentials."""
+        from connector.sync import sync_due, sync_tenant
+
+        read = 0
+        for tenant in self.rt.tenants.values():
+            if sync_due(tenant):
+                result = sync_tenant(self.rt, tenant, self.id)
+                read += result.read if result else 0
+        return read
+
     def heartbeat(self) -> None:
         now = self.rt.clock()
         with self.rt.sessions.begin() as session:
@@ -147,8 +158,9 @@ def run_worker(runtime: Runtime) -> None:
     scheduler = BlockingScheduler(timezone=UTC, job_defaults={"max_instances": 1, "coalesce": True,
                                                               "misfire_grace_time": 30})
     now = datetime.now(UTC)
+    sync_every = float(os.environ.get("SYNC_INTERVAL_SECONDS", "600"))
     for job, seconds in ((worker.dispatch, tick), (worker.advance, tick), (worker.deliver_sandbox_reports, tick),
-                         (worker.poll, 30 * tick), (worker.heartbeat, 10 * tick)):
+                         (worker.poll, 30 * tick), (worker.heartbeat, 10 * tick), (worker.sync, sync_every)):
         scheduler.add_job(_guarded(job), "interval", seconds=seconds, id=job.__name__, next_run_time=now)
     # A stop lets the pass in flight finish (sends are bounded by their timeouts), so no attempt is left
     # "queued" with its outcome unknown; a platform's grace period (30 s on most) covers it.

@@ -227,3 +227,18 @@ class SandboxCallback(Base):
     tenant_id: Mapped[str] = mapped_column(String(64))
     due_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     body: Mapped[str] = mapped_column(Text)
+
+
+class SyncState(Base):
+    """Where the safety-net sync of one tenant's source stands, and who is running it (a lease)."""
+
+    __tablename__ = "sync_state"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    source: Mapped[str] = mapped_column(String(32), primary_key=True)
+    cursor: Mapped[datetime] = mapped_column(UTCDateTime())  # changes up to here have been read
+    last_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
+    records_read: Mapped[int] = mapped_column(Integer, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(120))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -6,7 +6,7 @@ from flask import Blueprint, jsonify
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from connector.store.models import WorkerHeartbeat
+from connector.store.models import SyncState, WorkerHeartbeat
 
 bp = Blueprint("health", __name__)
 
@@ -21,6 +21,7 @@ def healthz():
     try:
         with rt.sessions() as session:
             beats = session.scalars(select(WorkerHeartbeat).order_by(WorkerHeartbeat.beat_at.desc()).limit(20)).all()
+            syncs = session.scalars(select(SyncState).order_by(SyncState.tenant_id)).all()
     except SQLAlchemyError:
         return jsonify(status="unavailable", database="unreachable"), 503
     now = rt.clock()
@@ -28,5 +29,11 @@ def healthz():
                 "sent_total": beat.sent_total} for beat in beats]
     alive = [w for w in workers if w["seconds_since_beat"] <= STALE_AFTER_SECONDS]
     # The web answers 200 without a worker (it still takes webhooks); the field tells support the rest.
+    sync = [{"tenant": state.tenant_id, "source": state.source, "read_up_to": _utc(state.cursor),
+             "last_run_at": _utc(state.last_run_at), "last_error": state.last_error} for state in syncs]
     return jsonify(status="ok", database="ok", tenants=sorted(rt.tenants),
-                   worker="running" if alive else "not running", workers=workers)
+                   worker="running" if alive else "not running", workers=workers, sync=sync)
+
+
+def _utc(value):
+    return None if value is None else value.isoformat().replace("+00:00", "Z")

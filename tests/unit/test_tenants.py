@@ -13,7 +13,8 @@ from connector.core.model import QuietHours
 from connector.tenants import TenantConfigError, load_tenants
 
 ROOT = Path(__file__).resolve().parents[2]
-ENV = {"ZDOROVIE_WEBHOOK_TOKEN": "a-long-enough-token-123", "TOKEN": "a-long-enough-token-123", "API": "k"}
+ENV = {"ZDOROVIE_WEBHOOK_TOKEN": "a-long-enough-token-123", "TOKEN": "a-long-enough-token-123", "API": "k",
+       "YCLIENTS_PARTNER_TOKEN": "p", "YCLIENTS_USER_TOKEN": "u"}
 MINIMAL = "tenants:\n  - id: clinic\n    webhook_token: ${TOKEN}\n"
 
 
