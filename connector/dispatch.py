@@ -270,8 +270,9 @@ class Dispatcher:
     def _record(self, session: Session, results: list[Sent], now: datetime) -> None:
         if not results:
             return
+        # Locked: a provider's callback may be settling one of these jobs at this very moment.
         jobs = {job.id: job for job in session.scalars(select(NotificationJob).where(
-            NotificationJob.id.in_([sent.send.job_id for sent in results])))}
+            NotificationJob.id.in_([sent.send.job_id for sent in results])).with_for_update())}
         attempts = {a.id: a for a in session.scalars(select(DeliveryAttempt).where(
             DeliveryAttempt.id.in_([sent.send.attempt_id for sent in results])))}
         audits, memory = [], {}
