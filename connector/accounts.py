@@ -44,6 +44,7 @@ class RateLimiter:
 class Account:
     channel: Channel
     limiter: RateLimiter
+    in_flight: threading.BoundedSemaphore  # at most this many of its sends at once (`max_in_flight`)
 
 
 class Accounts:
@@ -62,8 +63,9 @@ class Accounts:
                 adapter = HTTPAdapter(pool_connections=4, pool_maxsize=self.pool_size)
                 session.mount("http://", adapter)
                 session.mount("https://", adapter)
-                self._accounts[key] = Account(build_channel(provider, config, session),
-                                              RateLimiter(config.get("rate_per_second")))
+                self._accounts[key] = Account(
+                    build_channel(provider, config, session), RateLimiter(config.get("rate_per_second")),
+                    threading.BoundedSemaphore(int(config.get("max_in_flight", self.pool_size))))
             return self._accounts[key]
 
     def steps(self, tenant: Tenant) -> list[Step]:

@@ -247,7 +247,8 @@ class Dispatcher:
             tries += 1
             account.limiter.acquire()
             try:
-                result = account.channel.send(send.message)
+                with account.in_flight:
+                    result = account.channel.send(send.message)
                 break
             except TransientError as error:
                 delay = retry_delay(tries, error.retry_after, base=self.retry_base)
