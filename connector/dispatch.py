@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from datetime import time as clock_time
@@ -63,6 +63,7 @@ log = logging.getLogger("connector.dispatch")
 LEASE = timedelta(minutes=2)
 MAX_TRIES = 4  # per step, for transient errors (timeouts, 5xx, 429)
 RETRY_BUDGET = 45.0  # seconds of retrying per step, well inside the lease
+RECORD_EVERY = 100  # send results written per transaction
 
 
 @dataclass(frozen=True)
@@ -98,10 +99,22 @@ class Dispatcher:
             return 0
         with self.rt.sessions.begin() as session:
             sends = self._prepare(session, ids, self.rt.clock())
-        results = list(self.pool.map(self._send, sends))
-        with self.rt.sessions.begin() as session:
-            self._record(session, results, self.rt.clock())
+        # Answers are recorded as they come, in small groups: a slow provider does not hold back the others.
+        futures = [self.pool.submit(self._send, send) for send in sends]
+        done: list[Sent] = []
+        flushed = time.monotonic()
+        for future in as_completed(futures):
+            done.append(future.result())
+            if len(done) >= RECORD_EVERY or time.monotonic() - flushed > 0.5:
+                self._record_now(done)
+                done, flushed = [], time.monotonic()
+        self._record_now(done)
         return len(ids)
+
+    def _record_now(self, results: list[Sent]) -> None:
+        if results:
+            with self.rt.sessions.begin() as session:
+                self._record(session, results, self.rt.clock())
 
     def run_until_idle(self, max_passes: int = 50) -> int:
         total = 0
