@@ -190,7 +190,7 @@ def after_report(
         return None
     step = steps[attempt_index]
     late = attempt_index < current_index
-    where = f"late receipt from step {attempt_index} ({step.channel})" if late else _label(step)
+    where = f"late receipt from step {attempt_index + 1} ({step.channel})" if late else _label(step)
 
     if job_status is JobStatus.DELIVERED:
         # Delivered is already a success; only a read can improve it, whichever attempt it comes from.
@@ -311,7 +311,7 @@ def _fall_back(steps: Sequence[Step], index: int, why: str) -> Decision:
         return Decision(
             JobStatus.SCHEDULED,
             next_step=following,
-            note=f"{why}; falling back to step {following} ({steps[following].channel})",
+            note=f"{why}; falling back to step {following + 1} ({steps[following].channel})",  # 1-based, as people count
         )
     return Decision(JobStatus.FAILED, note=f"{why}; no channel left")
 

@@ -168,11 +168,11 @@ SENDS = [
      "waits until read"),
     ("read at once", STEPS, 1, READ, J.READ, None, None, "telegram via sandbox: read"),
     ("read on a read step", (MAX_READ, TG), 0, READ, J.READ, None, None, "read"),
-    *[(f"{f} falls back", STEPS, 0, f, J.SCHEDULED, 1, None, f"max via sandbox: {f}; falling back to step 1 "
+    *[(f"{f} falls back", STEPS, 0, f, J.SCHEDULED, 1, None, f"max via sandbox: {f}; falling back to step 2 "
        "(telegram)") for f in FAILURES],
     *[(f"{f} on the last step fails", STEPS, 3, f, J.FAILED, None, None, f"sms via smsru: {f}; no channel left")
       for f in FAILURES],
-    ("fall back goes to the next index, not past skips", STEPS, 1, NREG, J.SCHEDULED, 2, None, "step 2 (whatsapp)"),
+    ("fall back goes to the next index, not past skips", STEPS, 1, NREG, J.SCHEDULED, 2, None, "step 3 (whatsapp)"),
 ]
 
 
@@ -207,14 +207,14 @@ REPORTS = [
     ("current delivered, step wants read", (MAX_READ, TG), J.AWAITING_DELIVERY, 0, 0, DLV, None),
     ("current read, step wants read", (MAX_READ, TG), J.AWAITING_DELIVERY, 0, 0, READ, (J.READ, None, "read")),
     *[(f"current {f} falls back", STEPS, J.AWAITING_DELIVERY, 1, 1, f,
-       (J.SCHEDULED, 2, f"telegram via sandbox: {f}; falling back to step 2 (whatsapp)")) for f in FAILURES],
+       (J.SCHEDULED, 2, f"telegram via sandbox: {f}; falling back to step 3 (whatsapp)")) for f in FAILURES],
     *[(f"current {f} on the last step", STEPS, J.AWAITING_DELIVERY, 3, 3, f,
        (J.FAILED, None, "no channel left")) for f in FAILURES],
     # --- a late receipt from an earlier step concludes the job in any active state
     *[(f"late delivered while {job}", STEPS, job, 1, 0, DLV,
-       (J.DELIVERED, None, "late receipt from step 0 (max): delivered")) for job in ACTIVE],
+       (J.DELIVERED, None, "late receipt from step 1 (max): delivered")) for job in ACTIVE],
     *[(f"late read while {job}", STEPS, job, 2, 0, READ,
-       (J.READ, None, "late receipt from step 0 (max): read")) for job in ACTIVE],
+       (J.READ, None, "late receipt from step 1 (max): read")) for job in ACTIVE],
     ("late delivered withdraws the pending fall back", STEPS, J.SCHEDULED, 1, 0, DLV,
      (J.DELIVERED, None, "pending fall back is withdrawn")),
     ("late delivered after every channel failed", STEPS, J.FAILED, 3, 0, DLV, (J.DELIVERED, None, "receipt wins")),
@@ -227,10 +227,10 @@ REPORTS = [
     # ... but its read does, and a failed job is told the truth either way
     ("late read from a read step", (MAX_READ, TG), J.AWAITING_DELIVERY, 1, 0, READ, (J.READ, None, "read")),
     ("late delivered from a read step, job failed", (MAX_READ, TG), J.FAILED, 1, 0, DLV,
-     (J.DELIVERED, None, "late receipt from step 0 (max): delivered")),
+     (J.DELIVERED, None, "late receipt from step 1 (max): delivered")),
     # --- a delivered job only improves to read, from any attempt
     ("delivered job, current read", STEPS, J.DELIVERED, 1, 1, READ, (J.READ, None, "telegram via sandbox: read")),
-    ("delivered job, earlier read", STEPS, J.DELIVERED, 1, 0, READ, (J.READ, None, "late receipt from step 0")),
+    ("delivered job, earlier read", STEPS, J.DELIVERED, 1, 0, READ, (J.READ, None, "late receipt from step 1")),
     *[(f"delivered job, {s}", STEPS, J.DELIVERED, 1, a, s, None)
       for s in (Q, SENT, DLV, *FAILURES) for a in (0, 1)],
     # --- settled jobs do not move
@@ -283,7 +283,7 @@ def test_after_report_never_restarts_the_cascade():
 TIMEOUTS = [
     # (id, steps, index, attempt status, job status, next_step, note fragment)
     ("still sent", STEPS, 0, SENT, J.SCHEDULED, 1, "max via sandbox: sent_timeout, still sent after 0:10:00; "
-     "falling back to step 1 (telegram)"),
+     "falling back to step 2 (telegram)"),
     ("still queued", STEPS, 1, Q, J.SCHEDULED, 2, "sent_timeout, still queued"),
     ("still sent on the last step", STEPS, 3, SENT, J.FAILED, None, "sent_timeout, still sent after 1:00:00; "
      "no channel left"),
@@ -512,7 +512,7 @@ def test_scenario_f_late_max_delivered_while_fallback_only_scheduled():
                         status=merge_status(EXP, DLV), now=NOW + 10 * MIN + timedelta(seconds=5))
     assert late.job_status is J.DELIVERED
     assert late.next_step is None
-    assert late.note.startswith("late receipt from step 0 (max): delivered")
+    assert late.note.startswith("late receipt from step 1 (max): delivered")
 
 
 def test_scenario_bot_channel_without_receipts_is_final_on_send():
