@@ -192,7 +192,8 @@ def _replan(session, tenant: Tenant, booking: Booking, inbound, previous: Visit 
     jobs = [
         NotificationJob(
             tenant_id=tenant.id, booking_id=booking.id, patient_id=booking.patient_id, kind=planned.kind,
-            plan_key=planned.key, due_at=planned.due_at, status=planned.status, status_reason=planned.note,
+            plan_key=planned.key, planned_at=planned.due_at, due_at=planned.due_at, status=planned.status,
+            status_reason=planned.note,
             cascade_step=0, created_at=now, updated_at=now,
         )
         for planned in diff.add

@@ -311,7 +311,7 @@ def _fall_back(steps: Sequence[Step], index: int, why: str) -> Decision:
         return Decision(
             JobStatus.SCHEDULED,
             next_step=following,
-            note=f"{why}; falling back to step {following + 1} ({steps[following].channel})",  # 1-based, as people count
+            note=f"{why}; falling back to step {following + 1} ({steps[following].channel})",  # counted from 1
         )
     return Decision(JobStatus.FAILED, note=f"{why}; no channel left")
 

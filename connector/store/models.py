@@ -111,7 +111,8 @@ class NotificationJob(Base):
     patient_id: Mapped[int | None] = mapped_column(ForeignKey("patient.id"))
     kind: Mapped[str] = mapped_column(String(24))
     plan_key: Mapped[str] = mapped_column(String(120))
-    due_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    planned_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # the due time the plan chose
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime())  # when the worker next takes it (a fallback, a wait)
     status: Mapped[str] = mapped_column(String(24))
     status_reason: Mapped[str | None] = mapped_column(Text)
     cascade_step: Mapped[int] = mapped_column(Integer, default=0)

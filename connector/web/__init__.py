@@ -25,6 +25,7 @@ def create_app(runtime: Runtime | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(callbacks.bp)
     app.register_blueprint(metrics.bp)
+    app.register_blueprint(__import__("connector.web.status", fromlist=["bp"]).bp)
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException):

@@ -159,7 +159,9 @@ def _job(job: NotificationJob, attempts: list[DeliveryAttempt]) -> dict:
         "id": job.id,
         "kind": job.kind,
         "key": job.plan_key,
-        "due_at": _utc(job.due_at),
+        "due_at": _utc(job.planned_at or job.due_at),  # as planned (after quiet hours)
+        # when the worker takes it next: a fallback step, or work held back by a warm-up cap
+        "next_try_at": _utc(job.due_at) if job.status == "scheduled" and job.due_at != job.planned_at else None,
         "status": job.status,
         "reason": job.status_reason,
         "text": job.rendered_text,

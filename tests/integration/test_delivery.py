@@ -225,7 +225,7 @@ def test_warm_up_cap_holds_the_rest_until_tomorrow_spread_over_the_day(database_
     run(worker, clock, 10)
     jobs = [confirmation(client, 8000 + n) for n in range(5)]
     assert sorted(job["status"] for job in jobs) == ["delivered"] * 3 + ["scheduled"] * 2
-    waiting = sorted(job["due_at"] for job in jobs if job["status"] == "scheduled")
+    waiting = sorted(job["next_try_at"] for job in jobs if job["status"] == "scheduled")
     # Tomorrow's cap is 6: the day's sending hours (09:00-21:00 Moscow) are split in six, two slots taken.
     assert waiting == ["2026-11-28T06:00:00Z", "2026-11-28T08:00:00Z"]
     clock.now = datetime(2026, 11, 28, 8, 0, 1, tzinfo=UTC)
