@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from dotenv import load_dotenv
+from dotenv import find_dotenv, load_dotenv
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTANCE = ROOT / "instance"
@@ -29,7 +29,7 @@ class Settings:
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
     if environ is None:
-        load_dotenv(override=False)
+        load_dotenv(find_dotenv(usecwd=True), override=False)  # the working directory's .env; the environment wins
         environ = dict(os.environ)
     return Settings(
         database_url=environ.get("DATABASE_URL") or f"sqlite:///{INSTANCE / 'connector.db'}",

@@ -1,0 +1,28 @@
+"""Settings from the environment, a .env file in the working directory, and generated secrets."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PRINT = "from connector.config import load_settings; s = load_settings(); print(s.database_url, s.api_token)"
+
+
+def settings_in(directory: Path, env: dict[str, str]) -> list[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("CONNECTOR_", "DATABASE_URL"))}
+    result = subprocess.run([sys.executable, "-c", PRINT], cwd=directory, capture_output=True, text=True, check=True,
+                            env={**clean, "PYTHONPATH": str(ROOT), **env})
+    return result.stdout.split()
+
+
+def test_a_dotenv_file_is_honoured(tmp_path):
+    (tmp_path / ".env").write_text("DATABASE_URL=sqlite:////tmp/from-dotenv.db\nCONNECTOR_API_TOKEN=from-dotenv\n")
+    assert settings_in(tmp_path, {}) == ["sqlite:////tmp/from-dotenv.db", "from-dotenv"]
+
+
+def test_the_environment_wins_over_dotenv(tmp_path):
+    (tmp_path / ".env").write_text("CONNECTOR_API_TOKEN=from-dotenv\n")
+    assert settings_in(tmp_path, {"CONNECTOR_API_TOKEN": "from-env"})[1] == "from-env"
