@@ -47,8 +47,8 @@ OVERDUE_LIMIT = 20
 SEARCH_LIMIT = 100
 
 # 10 to 15 digits, maybe after a "+", maybe split by spaces, dashes or brackets: "+7 (916) 123-45-67",
-# "89161234567", "7 916 123 45 67". Not inside a longer word or number.
-_PHONE_RUN = re.compile(r"(?<![\w+])\+?\d(?:[ \-()]{0,2}\d){9,14}(?!\w)")
+# "89161234567", "7 916 123 45 67". Not inside a longer word, number or dashed id (a UUID's last group).
+_PHONE_RUN = re.compile(r"(?<![\w+-])\+?\d(?:[ \-()]{0,2}\d){9,14}(?![\w-])")
 _DATE_START = re.compile(r"^\d{4}-\d{2}-\d{2}")  # "2026-12-03 10:00:00" has ten digits, yet is no phone
 _EMAIL = re.compile(r"([\w.+-])[\w.+-]*@([\w-]+(?:\.[\w-]+)+)")
 # JSON keys whose values name a person: masked wherever they occur in a raw body.
@@ -124,10 +124,11 @@ def overview(tenant_id: str):
         beats = session.scalars(select(WorkerHeartbeat).order_by(WorkerHeartbeat.beat_at.desc()).limit(20)).all()
         syncs = session.scalars(select(SyncState).where(SyncState.tenant_id == tenant_id)
                                 .order_by(SyncState.source)).all()
+        planned = _planned_time()
         today = dict(session.execute(
             select(NotificationJob.status, func.count())
-            .where(NotificationJob.tenant_id == tenant_id, NotificationJob.due_at >= day_start,
-                   NotificationJob.due_at < day_start + timedelta(days=1))
+            .where(NotificationJob.tenant_id == tenant_id, planned >= day_start,
+                   planned < day_start + timedelta(days=1))
             .group_by(NotificationJob.status)).all())
         overdue_where = (NotificationJob.tenant_id == tenant_id, NotificationJob.status == JobStatus.SCHEDULED,
                          NotificationJob.due_at < now - LATE_AFTER)
@@ -171,7 +172,7 @@ def booking(tenant_id: str, booking_id: int):
             abort(404, f"У клиники {tenant_id} нет записи №{booking_id}.")
         patient = session.get(Patient, found.patient_id) if found.patient_id else None
         jobs = session.scalars(select(NotificationJob).where(NotificationJob.booking_id == found.id)
-                               .order_by(NotificationJob.due_at, NotificationJob.id)).all()
+                               .order_by(_planned_time(), NotificationJob.id)).all()
         attempts = session.scalars(select(DeliveryAttempt).where(DeliveryAttempt.job_id.in_([j.id for j in jobs]))
                                    .order_by(DeliveryAttempt.id)).all() if jobs else []
         trail = session.scalars(select(AuditEvent).where(AuditEvent.booking_id == found.id)
@@ -197,6 +198,10 @@ def booking(tenant_id: str, booking_id: int):
                              (patient.last_name, patient.first_name, patient.patronymic) if part),
         },
         jobs=[{"job": job, "text": scrub(job.rendered_text, names), "reason": scrub(job.status_reason, names),
+               "due": job.planned_at or job.due_at,  # as planned (after quiet hours), as the API says it
+               # when the worker takes it next: a fallback step, or work held back by a warm-up cap
+               "next_try": job.due_at if job.status == JobStatus.SCHEDULED and job.planned_at
+               and job.due_at != job.planned_at else None,
                "attempts": [{"a": a, "error": scrub(a.error, names)} for a in by_job.get(job.id, [])]}
               for job in jobs],
         trail=[{"e": e, "detail": scrub(e.detail, names), "kind": kinds.get(e.job_id),
@@ -230,6 +235,11 @@ def event(tenant_id: str, event_id: int):
 
 
 # --- reading helpers ---------------------------------------------------------------------------------------
+
+
+def _planned_time():
+    """A job's due time as the plan chose it (`due_at` moves on with fallbacks and warm-up waits)."""
+    return func.coalesce(NotificationJob.planned_at, NotificationJob.due_at)
 
 
 def _search(session, tenant_id: str, query: str) -> dict[str, Any]:

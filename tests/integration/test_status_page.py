@@ -1,0 +1,207 @@
+"""The support engineer's status page, end to end through Flask on SQLite and PostgreSQL: YCLIENTS webhooks
+in, a worker pass, then the HTML pages read back, with every phone and the patient's name masked."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import event
+
+from connector.worker import Worker
+from tests.conftest import API_TOKEN, DEMO_TOKEN
+from tests.fixtures import shared_fixture
+
+WEBHOOK = f"/webhooks/yclients/demo?token={DEMO_TOKEN}"
+START = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)  # 12:00 in Moscow, outside quiet hours
+CLEAR_PHONE = "9161234560"  # the fixture's patient, +79161234560: sandbox path 0, MAX delivered
+
+
+def basic(password: str = API_TOKEN, user: str = "support") -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+AUTH = basic()
+
+
+def load(name: str) -> dict:
+    return json.loads(shared_fixture("yclients", f"{name}.json").read_text(encoding="utf-8"))
+
+
+class Clock:
+    def __init__(self, start: datetime):
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def page(client, path: str, **kwargs) -> str:
+    """The page's text as a reader sees it (entities decoded), after checking it answered 200 in HTML."""
+    method = client.post if "data" in kwargs else client.get
+    response = method(path, headers=AUTH, **kwargs)
+    assert response.status_code == 200, response.get_data(as_text=True)[:500]
+    assert response.content_type.startswith("text/html")
+    return html.unescape(response.get_data(as_text=True))
+
+
+def assert_no_personal_data(text: str) -> None:
+    digits = "".join(ch for ch in text if ch.isdigit() or ch == "\n")
+    assert CLEAR_PHONE not in text and CLEAR_PHONE not in digits
+    assert "123-45-60" not in text and "123 45 60" not in text
+    assert "Смирнов" not in text and "smirnov@" not in text
+
+
+@pytest.fixture
+def ledger(client, runtime):
+    """One booking made, delivered through MAX by a worker, and one rejected webhook; returns their ids."""
+    clock = Clock(START)
+    runtime.clock = clock
+    created = client.post(WEBHOOK, json=load("record_create")).get_json()
+    assert created["outcome"] == "applied"
+    broken = b'{"client": {"name": "X", "phone": "+7 (916) 123-45-60"'
+    rejected = client.post(WEBHOOK, data=broken, headers={"Content-Type": "application/json"}).get_json()
+    assert rejected["error"] == "malformed_json"
+    worker = Worker(runtime, concurrency=2, name="t")
+    try:
+        worker.tick()  # sends the confirmation through MAX
+        clock.now += timedelta(seconds=30)
+        worker.tick()  # the sandbox reports it delivered
+        worker.heartbeat()
+    finally:
+        worker.close()
+    return {"booking": created["booking_id"], "event": created["inbound_event_id"],
+            "rejected": rejected["inbound_event_id"]}
+
+
+def test_every_page_asks_for_the_api_token_as_basic_password(client, ledger):
+    paths = ["/status/demo", f"/status/demo/bookings/{ledger['booking']}", f"/status/demo/events/{ledger['event']}"]
+    for path in paths:
+        for headers in ({}, basic("wrong-password"), {"Authorization": f"Bearer {API_TOKEN}"}, basic("")):
+            response = client.get(path, headers=headers)
+            assert response.status_code == 401, (path, headers)
+            assert response.headers["WWW-Authenticate"] == 'Basic realm="connector status"'
+            assert CLEAR_PHONE not in response.get_data(as_text=True)
+        answer = client.get(path, headers=basic(user="anyone"))
+        assert answer.status_code == 200
+        assert answer.headers["Cache-Control"] == "no-store"
+    assert client.post("/status/demo", data={"q": "89161234560"}).status_code == 401
+
+
+def test_unknown_tenant_booking_or_event_is_404(client, ledger):
+    assert client.get("/status/nowhere", headers=AUTH).status_code == 404
+    assert client.get(f"/status/nowhere/bookings/{ledger['booking']}", headers=AUTH).status_code == 404
+    assert client.get("/status/demo/bookings/999999", headers=AUTH).status_code == 404
+    assert client.get("/status/demo/events/999999", headers=AUTH).status_code == 404
+    # Without the password an unknown tenant is not even confirmed as unknown.
+    assert client.get("/status/nowhere").status_code == 401
+
+
+def test_overview_lists_workers_jobs_events_and_bookings(client, ledger):
+    text = page(client, "/status/demo")
+    assert f"/status/demo/bookings/{ledger['booking']}" in text
+    assert "yclients / 987654321" in text
+    assert "03.12.2026 10:00" in text  # the visit, in Moscow time
+    assert "+7 916 ***-**-60" in text
+    assert "Иванов Сергей Петрович" in text
+    # the worker that just beat is alive; today's confirmation is counted
+    assert "работает" in text and "delivered" in text
+    # both inbound events, the rejected one with its error, and no raw body on the list
+    assert f"/status/demo/events/{ledger['event']}" in text
+    assert f"/status/demo/events/{ledger['rejected']}" in text
+    assert "rejected" in text and "malformed_json: the body is not valid JSON" in text
+    assert "short_link" not in text and "Онлайн-запись" not in text
+    assert "27.11.2026 12:00" in text
+    assert_no_personal_data(text)
+
+
+@pytest.mark.parametrize("typed", ["+79161234560", "89161234560", "8 (916) 123-45-60", "+7 916 123 45 60",
+                                   "9161234560", "7-916-123-45-60"])
+def test_search_by_phone_in_any_format_finds_the_booking(client, ledger, typed):
+    text = page(client, "/status/demo", data={"q": typed})
+    assert "Поиск по телефону +7 916 ***-**-60: 1" in text
+    assert f"/status/demo/bookings/{ledger['booking']}" in text
+    assert typed not in text  # what was typed is not echoed back in clear
+    assert_no_personal_data(text)
+
+
+def test_search_by_external_id_and_misses(client, ledger):
+    text = page(client, "/status/demo?q=987654321")
+    assert "Поиск по id записи «987654321»: 1" in text
+    assert f"/status/demo/bookings/{ledger['booking']}" in text
+    assert "Поиск по телефону +7 916 ***-**-99: 0" in page(client, "/status/demo", data={"q": "+7 916 123-45-99"})
+    assert "Ничего не найдено" in page(client, "/status/demo", data={"q": "no-such-record"})
+
+
+def test_booking_page_shows_jobs_attempts_and_the_audit_trail_masked(client, ledger):
+    text = page(client, f"/status/demo/bookings/{ledger['booking']}")
+    assert_no_personal_data(text)
+    assert "+7 916 ***-**-60" in text and "С*** И*** П***" in text
+    assert "03.12.2026 10:00" in text and "Приём кардиолога первичный" in text and "Кардиолог" in text
+    # the three jobs with their due times in Moscow; the confirmation went through MAX and was delivered
+    assert "confirmation · срок 27.11.2026 12:00" in text
+    assert "reminder · срок 02.12.2026 10:00" in text and "reminder · срок 03.12.2026 09:00" in text
+    assert "moved out of quiet hours" in text
+    assert "Уважаемый И*** П***!" in text and "Вас примет кардиолог Иванов Сергей Петрович" in text
+    attempts = text[text.index("#1 confirmation"):text.index("Журнал (аудит)")]
+    assert "max" in attempts and "sandbox" in attempts and "delivered" in attempts
+    # the audit trail, in the order things happened
+    trail = text[text.index("Журнал (аудит)"):text.index("Входящие события этой записи")]
+    lines = ["booking.created", "job.planned", "attempt.queued", "attempt.sent", "attempt.delivered",
+             "job.delivered"]
+    positions = [trail.index(line) for line in lines]
+    assert positions == sorted(positions), positions
+    # the inbound event that made the booking, linked
+    assert f"/status/demo/events/{ledger['event']}" in text[text.index("Входящие события этой записи"):]
+
+
+def test_booking_page_reads_with_a_few_queries_however_many_jobs(client, runtime, ledger):
+    statements: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args):
+        statements.append(statement)
+
+    def queries() -> int:
+        statements.clear()
+        page(client, f"/status/demo/bookings/{ledger['booking']}")
+        return len(statements)
+
+    event.listen(runtime.engine, "before_cursor_execute", count)
+    try:
+        before = queries()
+        runtime.clock = lambda: START + timedelta(hours=1)
+        moved = load("record_update_time_moved")  # more jobs: new reminders, a reschedule notice
+        assert client.post(WEBHOOK, json=moved).get_json()["outcome"] == "applied"
+        after = queries()
+    finally:
+        event.remove(runtime.engine, "before_cursor_execute", count)
+    assert before <= 8 and after == before, (before, after)
+
+
+def test_event_page_shows_the_raw_body_pretty_with_phones_masked(client, ledger):
+    text = page(client, f"/status/demo/events/{ledger['event']}")
+    assert_no_personal_data(text)
+    assert '"resource_id": 987654321' in text  # pretty-printed JSON
+    assert '"phone": "+7 916 ***-**-60"' in text
+    assert '"surname": "С***"' in text and '"name": "И***"' in text
+    assert '"short_link": "https://yclients.com/c/AbCdE/FgHiJ/"' in text
+    assert "applied" in text and "booking.created" in text
+    assert f"/status/demo/bookings/{ledger['booking']}" in text
+
+
+def test_a_rejected_webhook_is_shown_with_its_error_and_masked_body(client, ledger):
+    text = page(client, f"/status/demo/events/{ledger['rejected']}")
+    assert "rejected" in text and "malformed_json: the body is not valid JSON" in text
+    assert '"phone": "+7 916 ***-**-60"' in text  # not JSON, still shown as received, phone masked
+    assert_no_personal_data(text)
+
+
+def test_what_a_source_sent_is_escaped_never_run(client, runtime, ledger):
+    hostile = b'<script>alert("x")</script><img src=x onerror=alert(1)>'
+    answer = client.post(WEBHOOK, data=hostile, headers={"Content-Type": "application/json"}).get_json()
+    raw = client.get(f"/status/demo/events/{answer['inbound_event_id']}", headers=AUTH).get_data(as_text=True)
+    assert "<script>alert" not in raw and "<img src=x" not in raw
+    assert "&lt;script&gt;alert" in raw
