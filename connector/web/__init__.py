@@ -18,14 +18,14 @@ def create_app(runtime: Runtime | None = None) -> Flask:
     app.json.ensure_ascii = False  # Russian stays readable in answers
     app.extensions["connector"] = runtime
 
-    from connector.web import api, callbacks, health, metrics, webhooks
+    from connector.web import api, callbacks, health, metrics, status, webhooks
 
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(callbacks.bp)
     app.register_blueprint(metrics.bp)
-    app.register_blueprint(__import__("connector.web.status", fromlist=["bp"]).bp)
+    app.register_blueprint(status.bp)
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException):
