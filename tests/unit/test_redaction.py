@@ -1,0 +1,49 @@
+"""Masking personal data in texts and raw bodies shown to support staff."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from connector.core.redaction import mask_phones, masked_body, scrub
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("звонок на +79161234567 в 10:00", "звонок на +7 916 ***-**-67 в 10:00"),
+        ("8 (916) 123-45-67", "+7 916 ***-**-67"),
+        ("to=79161234567&msg=x", "to=+7 916 ***-**-67&msg=x"),
+        ("2026-12-03 10:00:00", "2026-12-03 10:00:00"),  # a date is no phone
+        ("id 550e8400-e29b-41d4-a716-446655440000", "id 550e8400-e29b-41d4-a716-446655440000"),
+        ("record 987654321", "record 987654321"),  # nine digits: an id
+    ],
+)
+def test_phones_in_free_text(text, expected):
+    assert mask_phones(text) == expected
+
+
+def test_scrub_masks_emails_and_the_patients_own_name_but_not_the_doctors():
+    text = "Иван Петрович Смирнов (smirnov@example.com) записан к Иванову; врач Петрова"
+    out = scrub(text, ["Смирнов", "Иван Петрович", "Иван"])
+    assert "Смирнов" not in out and "Иван Петрович" not in out and "smirnov@" not in out
+    assert "Иванову" in out and "Петрова" in out and "@example.com" in out
+
+
+def test_a_json_body_masks_person_fields_by_key():
+    body = json.dumps({"data": {"client": {"name": "Иван", "surname": "Смирнов", "phone": "+79161234567",
+                                           "birthday": "1961-05-02"},
+                                "staff": {"name": "Иванов Сергей Петрович"}}}, ensure_ascii=False)
+    text, was_json = masked_body(body)
+    assert was_json
+    parsed = json.loads(text)
+    client = parsed["data"]["client"]
+    assert client["name"] != "Иван" and client["surname"] != "Смирнов" and client["birthday"] != "1961-05-02"
+    assert client["phone"] == "+7 916 ***-**-67"
+    assert parsed["data"]["staff"]["name"] == "Иванов Сергей Петрович"  # the doctor is not a patient
+
+
+def test_a_body_that_is_not_json_still_loses_its_phones():
+    text, was_json = masked_body("{broken +79161234567")
+    assert not was_json and "9161234567" not in text
