@@ -14,8 +14,9 @@ PRINT = "from connector.config import load_settings; s = load_settings(); print(
 def settings_in(directory: Path, env: dict[str, str]) -> list[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("CONNECTOR_", "DATABASE_URL"))}
     result = subprocess.run([sys.executable, "-c", PRINT], cwd=directory, capture_output=True, text=True, check=True,
-                            env={**clean, "PYTHONPATH": str(ROOT), **env})
-    return result.stdout.split()
+                            env={**clean, "PYTHONPATH": str(ROOT), "CONNECTOR_DEMO_TOKEN": "d",
+                                 "CONNECTOR_LINK_SECRET": "l", **env})
+    return result.stdout.splitlines()[-1].split()
 
 
 def test_a_dotenv_file_is_honoured(tmp_path):
