@@ -47,7 +47,8 @@ def start_service(tmp_path: Path, extra_env: dict[str, str] | None = None,
                   workers: int = 1) -> tuple[Service, list[subprocess.Popen]]:
     port = free_port()
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'e2e.db'}", "CONNECTOR_API_TOKEN": API_TOKEN,
-           "CONNECTOR_DEMO_TOKEN": DEMO_TOKEN, "CONNECTOR_DEMO_STEP_SECONDS": "3",
+           "CONNECTOR_DEMO_TOKEN": DEMO_TOKEN, "CONNECTOR_LINK_SECRET": "e2e-link-secret",
+           "CONNECTOR_DEMO_STEP_SECONDS": "3",
            "CONNECTOR_DEMO_QUIET_HOURS": "off", "WORKER_TICK_SECONDS": "0.3", "PYTHONUNBUFFERED": "1",
            **(extra_env or {})}
     env.pop("CONNECTOR_CONFIG", None) if "CONNECTOR_CONFIG" not in (extra_env or {}) else None
