@@ -128,6 +128,12 @@ class NotificationJob(Base):
         Index(None, "booking_id"),
     )
 
+    @property
+    def next_try_at(self) -> datetime | None:
+        """When the worker takes it next, if that is not the planned time: a fallback step, a warm-up wait."""
+        waiting = self.status == "scheduled" and self.planned_at is not None and self.due_at != self.planned_at
+        return self.due_at if waiting else None
+
 
 class DeliveryAttempt(Base):
     """One try of one cascade step: append-only, its status only ever moves forward."""

@@ -3,7 +3,6 @@ patient's bot invitations and opt-outs."""
 
 from __future__ import annotations
 
-import hmac
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -22,6 +21,7 @@ from connector.store.models import (
     Patient,
     PatientChannel,
 )
+from connector.web.auth import require_api_token
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -30,12 +30,7 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 def _require_token():
     from connector.web import runtime
 
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        abort(401, "send Authorization: Bearer <CONNECTOR_API_TOKEN>")
-    if not hmac.compare_digest(token.strip().encode(), runtime().settings.api_token.encode()):
-        abort(401, "wrong API token")
+    require_api_token()
     tenant_id = (request.view_args or {}).get("tenant_id")
     if tenant_id is not None and tenant_id not in runtime().tenants:
         abort(404, f"no tenant {tenant_id!r} is configured")
@@ -161,7 +156,7 @@ def _job(job: NotificationJob, attempts: list[DeliveryAttempt]) -> dict:
         "key": job.plan_key,
         "due_at": _utc(job.planned_at or job.due_at),  # as planned (after quiet hours)
         # when the worker takes it next: a fallback step, or work held back by a warm-up cap
-        "next_try_at": _utc(job.due_at) if job.status == "scheduled" and job.due_at != job.planned_at else None,
+        "next_try_at": _utc(job.next_try_at),
         "status": job.status,
         "reason": job.status_reason,
         "text": job.rendered_text,

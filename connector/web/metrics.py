@@ -7,10 +7,9 @@ Needs `Authorization: Bearer <CONNECTOR_API_TOKEN>` (Prometheus: `authorization:
 
 from __future__ import annotations
 
-import hmac
 from datetime import timedelta
 
-from flask import Blueprint, Response, abort, request
+from flask import Blueprint, Response, abort
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -19,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from connector.core.model import JobStatus
 from connector.store.models import DeliveryAttempt, InboundEvent, NotificationJob, WorkerHeartbeat
+from connector.web.auth import require_api_token
 
 bp = Blueprint("metrics", __name__)
 
@@ -81,9 +81,7 @@ def metrics():
     from connector.web import runtime
 
     rt = runtime()
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), rt.settings.api_token.encode()):
-        abort(401, "send Authorization: Bearer <CONNECTOR_API_TOKEN>")
+    require_api_token()
     registry = CollectorRegistry(auto_describe=False)
     try:
         with rt.sessions() as session:

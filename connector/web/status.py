@@ -185,8 +185,7 @@ def booking(tenant_id: str, booking_id: int):
         jobs=[{"job": job, "text": scrub(job.rendered_text, names), "reason": scrub(job.status_reason, names),
                "due": job.planned_at or job.due_at,  # as planned (after quiet hours), as the API says it
                # when the worker takes it next: a fallback step, or work held back by a warm-up cap
-               "next_try": job.due_at if job.status == JobStatus.SCHEDULED and job.planned_at
-               and job.due_at != job.planned_at else None,
+               "next_try": job.next_try_at,
                "attempts": [{"a": a, "error": scrub(a.error, names)} for a in by_job.get(job.id, [])]}
               for job in jobs],
         trail=[{"e": e, "detail": scrub(e.detail, names), "kind": kinds.get(e.job_id),
