@@ -265,3 +265,26 @@ def test_database_down_answers_503_never_200():
     bad = client.post(URL, data=b"{oops", headers={"Content-Type": "application/json"})
     assert bad.status_code == 503
     assert client.get("/healthz").status_code == 503
+
+
+def test_simultaneous_repeats_of_a_new_booking_apply_once(client, runtime):
+    """YCLIENTS fires its repeats within moments of each other: several may race to insert the booking."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    body = load("record_create")
+    at_source_time(runtime, body)
+    app = client.application
+    barrier = Barrier(6)
+
+    def deliver(_):
+        with app.test_client() as own:
+            barrier.wait()
+            return own.post(URL, json=body)
+
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(deliver, range(6)))
+    assert all(answer.status_code == 200 for answer in answers)
+    outcomes = sorted(answer.get_json()["outcome"] for answer in answers)
+    assert outcomes == ["applied"] + ["duplicate"] * 5
+    assert len(booking(client)["jobs"]) == 3
