@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN = $(VENV)/bin
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test demo bench clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ run: install
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
+
+# With `make run` going in another terminal: one booking per last digit, watched through the cascade.
+demo: install
+	$(BIN)/python -m connector demo --url http://127.0.0.1:$${PORT:-8000}
 
 bench: install
 	$(BIN)/python bench/dispatch.py

@@ -15,7 +15,13 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("release", help="migrate the database and check the configuration (run before each deploy)")
     sub.add_parser("check", help="validate the tenants file and the mappings, then exit")
     sub.add_parser("worker", help="run the scheduler: dispatch due jobs, advance cascades, poll statuses")
+    demo = sub.add_parser("demo", help="post one booking per last digit to a running service and watch them")
+    demo.add_argument("--url", default="http://127.0.0.1:8000")
     args = parser.parse_args(argv)
+    if args.command == "demo":
+        from connector.demo import run
+
+        return run(args.url.rstrip("/"))
 
     from connector.runtime import build_runtime
     from connector.tenants import TenantConfigError

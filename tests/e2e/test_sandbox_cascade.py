@@ -63,3 +63,18 @@ def test_every_last_digit_ends_as_the_table_says(service):
 def _confirmation(service, record_id: int) -> dict:
     view = service.api(f"/api/v1/demo/bookings/yclients/{record_id}")
     return next(job for job in view["jobs"] if job["kind"] == "confirmation")
+
+
+def test_the_demo_command_shows_every_path(service):
+    import subprocess
+    import sys
+
+    from tests.e2e.conftest import ROOT
+
+    result = subprocess.run([sys.executable, "-m", "connector", "demo", "--url", service.base_url], cwd=ROOT,
+                            env=service.env, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr
+    last = result.stdout.strip().split("\n\n")[-1].splitlines()
+    table = {int(line.split()[0]): line.split()[1] for line in last if line.strip()[:1].isdigit()}
+    assert table == {0: "delivered", 1: "read", 2: "delivered", 3: "delivered", 4: "delivered", 5: "delivered",
+                     6: "delivered", 7: "failed", 8: "delivered", 9: "delivered"}
