@@ -12,7 +12,7 @@ from connector.core.cascade import Decision, on_timeout
 from connector.core.model import AttemptStatus, JobStatus
 from connector.runtime import Runtime
 from connector.store.models import DeliveryAttempt, NotificationJob
-from connector.transitions import apply_decision, audit, update_attempt
+from connector.transitions import apply_decision, audit, note_with, update_attempt, visit_times
 
 
 def advance_timed_out(session: Session, accounts: Accounts, runtime: Runtime, now: datetime, limit: int = 500) -> int:
@@ -27,6 +27,7 @@ def advance_timed_out(session: Session, accounts: Accounts, runtime: Runtime, no
     attempts = session.scalars(select(DeliveryAttempt).where(DeliveryAttempt.job_id.in_([j.id for j in jobs]))
                                .order_by(DeliveryAttempt.id)).all()
     current = {(a.job_id, a.step): a for a in attempts}
+    visits = visit_times(session, jobs)
     audits = []
     for job in jobs:
         attempt = current.get((job.id, job.cascade_step))
@@ -35,7 +36,7 @@ def advance_timed_out(session: Session, accounts: Accounts, runtime: Runtime, no
         if attempt is not None and status in (AttemptStatus.QUEUED, AttemptStatus.SENT):
             update_attempt(attempt, AttemptStatus.EXPIRED, now, error="sent_timeout")
             audits.append(audit(job, now, "attempt.expired", "sent_timeout: no delivery receipt in time", attempt))
-        apply_decision(job, decision, now)
-        audits.append(audit(job, now, f"job.{decision.job_status}", decision.note))
+        waiting = apply_decision(job, decision, now, visits, runtime.tenants)
+        audits.append(audit(job, now, f"job.{decision.job_status}", note_with(decision.note, waiting)))
     session.add_all(audits)
     return len(jobs)

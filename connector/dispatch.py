@@ -56,7 +56,14 @@ from connector.store.models import (
     PatientLink,
     SandboxCallback,
 )
-from connector.transitions import apply_decision, audit, remember_channels, update_attempt
+from connector.transitions import (
+    apply_decision,
+    audit,
+    note_with,
+    remember_channels,
+    update_attempt,
+    visit_times,
+)
 
 log = logging.getLogger("connector.dispatch")
 
@@ -290,6 +297,7 @@ class Dispatcher:
         attempts = {a.id: a for a in session.scalars(select(DeliveryAttempt).where(
             DeliveryAttempt.id.in_([sent.send.attempt_id for sent in results])))}
         audits, memory = [], {}
+        visits = visit_times(session, jobs.values())
         for sent in results:
             job, attempt = jobs[sent.send.job_id], attempts[sent.send.attempt_id]
             result = sent.result
@@ -308,8 +316,8 @@ class Dispatcher:
                 continue  # a receipt already settled it while we were sending
             steps = self.accounts.steps(self.rt.tenants[job.tenant_id])
             decision = after_send(steps, attempt.step, AttemptStatus(attempt.status), now)
-            apply_decision(job, decision, now)
-            audits.append(audit(job, now, f"job.{decision.job_status}", decision.note))
+            waiting = apply_decision(job, decision, now, visits, self.rt.tenants)
+            audits.append(audit(job, now, f"job.{decision.job_status}", note_with(decision.note, waiting)))
             for delay, body in sent.reports:
                 session.add(SandboxCallback(tenant_id=job.tenant_id, due_at=now + timedelta(seconds=delay), body=body))
         for tenant_id, facts in memory.items():

@@ -24,7 +24,14 @@ from connector.core.phones import normalise_phone
 from connector.ingest import record_inbound
 from connector.runtime import Runtime
 from connector.store.models import DeliveryAttempt, NotificationJob, Patient, PatientChannel, PatientLink
-from connector.transitions import apply_decision, audit, remember_channels, update_attempt
+from connector.transitions import (
+    apply_decision,
+    audit,
+    note_with,
+    remember_channels,
+    update_attempt,
+    visit_times,
+)
 
 log = logging.getLogger("connector.receipts")
 
@@ -106,8 +113,9 @@ def apply_reports(session: Session, runtime: Runtime, accounts: Accounts, tenant
             continue
         if job.status == JobStatus.SENDING and decision.job_status == JobStatus.SCHEDULED:
             continue  # the worker holding the lease will decide from the same facts
-        apply_decision(job, decision, now)
-        audits.append(audit(job, now, f"job.{decision.job_status}", decision.note))
+        visits = visit_times(session, [job]) if decision.job_status == JobStatus.SCHEDULED else {}
+        waiting = apply_decision(job, decision, now, visits, runtime.tenants)
+        audits.append(audit(job, now, f"job.{decision.job_status}", note_with(decision.note, waiting)))
     tenant = runtime.tenants.get(tenant_id)
     if tenant is not None:
         remember_channels(session, now, memory, tenant.remember_not_registered)

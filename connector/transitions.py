@@ -5,27 +5,34 @@ Shared by the worker (after a send, after a timeout) and by the receipts use cas
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connector.core.cascade import Decision, merge_status
-from connector.core.model import AttemptStatus, JobStatus
-from connector.store.models import AuditEvent, DeliveryAttempt, NotificationJob, PatientChannel
+from connector.core.model import AttemptStatus, JobKind, JobStatus
+from connector.core.quiet_hours import fallback_time
+from connector.store.models import AuditEvent, Booking, DeliveryAttempt, NotificationJob, PatientChannel
+from connector.tenants import Tenant
 
 REMEMBER_NOT_REGISTERED = timedelta(days=30)
 
 
-def apply_decision(job: NotificationJob, decision: Decision, now: datetime) -> None:
+def apply_decision(job: NotificationJob, decision: Decision, now: datetime,
+                   visits: Mapping[int, tuple[datetime, str]] | None = None,
+                   tenants: Mapping[str, Tenant] | None = None) -> str | None:
+    """Write the decision on the job. A fallback waits for the end of the quiet hours (`visits`: booking id →
+    its start and zone; `tenants` for their quiet hours); the return value says so for the audit trail."""
     job.status = decision.job_status
     job.updated_at = now
     job.lease_owner = None
     job.lease_until = None
+    waiting = None
     if decision.job_status == JobStatus.SCHEDULED:
         job.cascade_step = decision.next_step if decision.next_step is not None else job.cascade_step
-        job.due_at = now
+        job.due_at, waiting = _fallback_at(job, now, visits or {}, tenants or {})
         job.step_deadline = None
     elif decision.job_status == JobStatus.AWAITING_DELIVERY:
         job.step_deadline = decision.deadline
@@ -33,6 +40,32 @@ def apply_decision(job: NotificationJob, decision: Decision, now: datetime) -> N
         job.step_deadline = None
     if decision.note:
         job.status_reason = decision.note
+    return waiting
+
+
+def _fallback_at(job: NotificationJob, now: datetime, visits: Mapping[int, tuple[datetime, str]],
+                 tenants: Mapping[str, Tenant]) -> tuple[datetime, str | None]:
+    tenant = tenants.get(job.tenant_id)
+    if tenant is None:
+        return now, None
+    start, zone = visits.get(job.booking_id, (None, tenant.timezone)) if job.booking_id else (None, tenant.timezone)
+    due, note = fallback_time(now, kind=JobKind(job.kind), visit_start=start, quiet=tenant.policy.quiet_hours,
+                              tz=zone)
+    return due, (note if due > now else None)
+
+
+def note_with(note: str | None, waiting: str | None) -> str | None:
+    """A decision's note, and why its fallback waits, as one audit line."""
+    return f"{note}; {waiting}" if note and waiting else (note or waiting)
+
+
+def visit_times(session: Session, jobs: Iterable[NotificationJob]) -> dict[int, tuple[datetime, str]]:
+    """Each job's visit start and zone, in one query: what a fallback needs to respect the quiet hours."""
+    ids = {job.booking_id for job in jobs if job.booking_id is not None}
+    if not ids:
+        return {}
+    rows = session.execute(select(Booking.id, Booking.starts_at, Booking.timezone).where(Booking.id.in_(ids)))
+    return {row.id: (row.starts_at, row.timezone) for row in rows}
 
 
 def update_attempt(attempt: DeliveryAttempt, status: AttemptStatus, now: datetime, *, error: str | None = None,

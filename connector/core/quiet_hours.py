@@ -85,3 +85,18 @@ def quiet_window_around(
     if wall < quiet.end:  # the morning part: it began yesterday
         return at(day - one_day, quiet.start), at(day, quiet.end)
     return None
+
+
+def fallback_time(now: datetime, *, kind: JobKind, visit_start: datetime | None, quiet: QuietHours | None,
+                  tz: str) -> tuple[datetime, str | None]:
+    """When the next step of a cascade may go, once the previous one failed or timed out at `now`.
+
+    A fallback is a new message at a new moment, so the quiet hours hold for it as for any other: it waits
+    for their end. Where no quiet moment comes before the visit, it goes now: late is better than never
+    for a patient who has not been told yet.
+    """
+    horizon = visit_start if visit_start is not None else now + timedelta(days=3650)
+    due, note = fit_quiet_hours(now, kind=kind, visit_start=horizon, now=now, quiet=quiet, tz=tz)
+    if due is None:
+        return now.astimezone(UTC), "no moment outside the quiet hours before the visit: the next step goes now"
+    return due, note

@@ -381,3 +381,19 @@ def test_metrics_come_from_the_ledger(client, clock, worker):
     assert samples[("connector_inbound_events_24h", (("outcome", "applied"), ("source", "yclients"),
                                                      ("tenant", "demo")))] == 2
     assert "+7916" not in text and "Смирнов" not in text
+
+
+def test_a_fallback_inside_the_quiet_hours_waits_for_their_end(client, clock, worker):
+    clock.now = datetime(2026, 11, 27, 17, 59, 50, tzinfo=UTC)  # 20:59:50 in Moscow
+    book(client, 3, 6400)  # MAX stays "sent": its 20-second step runs out at 21:00:10, inside the quiet hours
+    run(worker, clock, 60)
+    job = confirmation(client, 6400)
+    assert job["status"] == "scheduled" and [a["channel"] for a in job["attempts"]] == ["max"]
+    assert job["next_try_at"] == "2026-11-28T06:00:00Z"  # 09:00 in Moscow
+    clock.now = datetime(2026, 11, 28, 6, 0, 1, tzinfo=UTC)
+    run(worker, clock, 10)
+    job = confirmation(client, 6400)
+    assert [(a["channel"], a["status"]) for a in job["attempts"]] == [
+        ("max", "expired"), ("telegram", "not_registered"), ("whatsapp", "delivered")]
+    view = client.get("/api/v1/demo/bookings/yclients/6400", headers=AUTH).get_json()
+    assert any("quiet hours" in (e["detail"] or "") for e in view["events"] if e["what"] == "job.scheduled")

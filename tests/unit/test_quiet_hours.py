@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -196,3 +196,34 @@ def test_quiet_window_around(quiet, moment, expected):
         assert got is None
     else:
         assert got == (local(MSK, expected[0]), local(MSK, expected[1]))
+
+
+# --- fallbacks: a new message at a new moment ---------------------------------------------------------------
+
+MSK = ZoneInfo("Europe/Moscow")
+
+
+def _msk(day: int, hour: int, minute: int = 0) -> datetime:
+    return datetime(2026, 12, day, hour, minute, tzinfo=MSK)
+
+
+@pytest.mark.parametrize(
+    ("now", "kind", "visit", "quiet", "expected"),
+    [
+        (_msk(2, 14), JobKind.REMINDER, _msk(3, 10), QuietHours(time(21), time(9)), _msk(2, 14)),
+        # the reminder's first channel timed out at 21:05: the next one waits for 09:00
+        (_msk(2, 21, 5), JobKind.REMINDER, _msk(3, 12), QuietHours(time(21), time(9)), _msk(3, 9)),
+        # ...unless the visit comes first: then late is better than never
+        (_msk(2, 21, 5), JobKind.REMINDER, _msk(3, 8), QuietHours(time(21), time(9)), _msk(2, 21, 5)),
+        (_msk(2, 23), JobKind.RESCHEDULE, _msk(3, 8), QuietHours(time(21), time(9)), _msk(2, 23)),
+        (_msk(2, 23), JobKind.RESCHEDULE, _msk(3, 12), QuietHours(time(21), time(9)), _msk(3, 9)),
+        (_msk(2, 23), JobKind.RESULTS_READY, None, QuietHours(time(21), time(9)), _msk(3, 9)),
+        (_msk(2, 23), JobKind.REMINDER, _msk(3, 12), None, _msk(2, 23)),
+    ],
+)
+def test_fallback_time(now, kind, visit, quiet, expected):
+    from connector.core.quiet_hours import fallback_time
+
+    due, note = fallback_time(now, kind=kind, visit_start=visit, quiet=quiet, tz="Europe/Moscow")
+    assert due == expected
+    assert due.utcoffset() == timedelta(0)
