@@ -200,25 +200,25 @@ def test_quiet_window_around(quiet, moment, expected):
 
 # --- fallbacks: a new message at a new moment ---------------------------------------------------------------
 
-MSK = ZoneInfo("Europe/Moscow")
+MOSCOW_ZONE = ZoneInfo("Europe/Moscow")
 
 
-def _msk(day: int, hour: int, minute: int = 0) -> datetime:
-    return datetime(2026, 12, day, hour, minute, tzinfo=MSK)
+def _moscow(day: int, hour: int, minute: int = 0) -> datetime:
+    return datetime(2026, 12, day, hour, minute, tzinfo=MOSCOW_ZONE)
 
 
 @pytest.mark.parametrize(
     ("now", "kind", "visit", "quiet", "expected"),
     [
-        (_msk(2, 14), JobKind.REMINDER, _msk(3, 10), QuietHours(time(21), time(9)), _msk(2, 14)),
+        (_moscow(2, 14), JobKind.REMINDER, _moscow(3, 10), QuietHours(time(21), time(9)), _moscow(2, 14)),
         # the reminder's first channel timed out at 21:05: the next one waits for 09:00
-        (_msk(2, 21, 5), JobKind.REMINDER, _msk(3, 12), QuietHours(time(21), time(9)), _msk(3, 9)),
+        (_moscow(2, 21, 5), JobKind.REMINDER, _moscow(3, 12), QuietHours(time(21), time(9)), _moscow(3, 9)),
         # ...unless the visit comes first: then late is better than never
-        (_msk(2, 21, 5), JobKind.REMINDER, _msk(3, 8), QuietHours(time(21), time(9)), _msk(2, 21, 5)),
-        (_msk(2, 23), JobKind.RESCHEDULE, _msk(3, 8), QuietHours(time(21), time(9)), _msk(2, 23)),
-        (_msk(2, 23), JobKind.RESCHEDULE, _msk(3, 12), QuietHours(time(21), time(9)), _msk(3, 9)),
-        (_msk(2, 23), JobKind.RESULTS_READY, None, QuietHours(time(21), time(9)), _msk(3, 9)),
-        (_msk(2, 23), JobKind.REMINDER, _msk(3, 12), None, _msk(2, 23)),
+        (_moscow(2, 21, 5), JobKind.REMINDER, _moscow(3, 8), QuietHours(time(21), time(9)), _moscow(2, 21, 5)),
+        (_moscow(2, 23), JobKind.RESCHEDULE, _moscow(3, 8), QuietHours(time(21), time(9)), _moscow(2, 23)),
+        (_moscow(2, 23), JobKind.RESCHEDULE, _moscow(3, 12), QuietHours(time(21), time(9)), _moscow(3, 9)),
+        (_moscow(2, 23), JobKind.RESULTS_READY, None, QuietHours(time(21), time(9)), _moscow(3, 9)),
+        (_moscow(2, 23), JobKind.REMINDER, _moscow(3, 12), None, _moscow(2, 23)),
     ],
 )
 def test_fallback_time(now, kind, visit, quiet, expected):
