@@ -21,6 +21,7 @@ run: install
 # The whole suite. With CI=true the PostgreSQL tests are required, not skipped.
 test: install
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 # With `make run` going in another terminal: one booking per last digit, watched through the cascade.
