@@ -186,7 +186,8 @@ class MaxBotChannel(Channel):
         except ValueError:
             log.warning("max_bot: webhook body is not JSON; ignored")
             return CallbackResult()
-        updates = body.get("updates") if isinstance(body, dict) and isinstance(body.get("updates"), list) else [body]
+        listed = body.get("updates") if isinstance(body, dict) else None
+        updates = listed if isinstance(listed, list) else [body]
         reports: list[StatusReport] = []
         links: list[Link] = []
         for update in updates:

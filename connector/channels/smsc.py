@@ -209,7 +209,7 @@ class SmscChannel(Channel):
 
 def _report(provider_id: str, code: int | None, err: int | None, at: datetime | None) -> StatusReport | None:
     status = STATUSES.get(code) if code is not None else None
-    if status is None:
+    if code is None or status is None:
         return None  # -3 (not found) or a code we do not know: no report rather than a guess
     error = None
     if status in (S.FAILED, S.REJECTED, S.NOT_REGISTERED, S.EXPIRED):

@@ -202,8 +202,10 @@ def _token_of(body: Any) -> str | None:
     """data.access_token (Swagger export); data.token.token and a top-level access_token are seen in clients."""
     if not isinstance(body, Mapping):
         return None
-    data = body.get("data") if isinstance(body.get("data"), Mapping) else {}
-    nested = data.get("token") if isinstance(data.get("token"), Mapping) else {}
+    raw_data = body.get("data")
+    data = raw_data if isinstance(raw_data, Mapping) else {}
+    raw_nested = data.get("token")
+    nested = raw_nested if isinstance(raw_nested, Mapping) else {}
     token = data.get("access_token") or nested.get("token") or body.get("access_token")
     return str(token) if token else None
 
@@ -216,7 +218,8 @@ def _user_id(answer: _Answer) -> str | None:
         return None
     if not answer.ok and _NOT_REGISTERED.search(_words(body).lower()):
         return None
-    user = data.get("user") if isinstance(data.get("user"), Mapping) else {}
+    raw_user = data.get("user")
+    user = raw_user if isinstance(raw_user, Mapping) else {}
     found = data.get("id") or data.get("user_id") or user.get("id")
     return str(found) if found not in (None, "") else None
 

@@ -98,12 +98,13 @@ def parse_record_webhook(body: Mapping[str, Any], default_tz: str | None = None)
         facts = _facts(data, external_id, body, default_tz, BookingState.ACTIVE)
         return SourceEvent(EventAction.UPSERT, external_id, version, facts)
 
+    deleted_facts: BookingFacts | None
     try:
-        facts = _facts(data, external_id, body, default_tz, BookingState.CANCELLED)
+        deleted_facts = _facts(data, external_id, body, default_tz, BookingState.CANCELLED)
     except PayloadError:
         # Nothing but the id of a delete is relied upon, so a thin or odd `data` is not an error.
-        facts = None
-    return SourceEvent(EventAction.DELETE, external_id, version, facts)
+        deleted_facts = None
+    return SourceEvent(EventAction.DELETE, external_id, version, deleted_facts)
 
 
 def _facts(

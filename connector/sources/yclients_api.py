@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, overload
 
 import requests
 
@@ -157,6 +157,15 @@ class YclientsApi:
         return data
 
     # --- wire ---------------------------------------------------------------------------------------------------
+
+    # Without `empty_when_not_found` a «Не найдено» is an error like any other refusal, so no None comes back.
+    @overload
+    def _get(self, path: str, params: Mapping[str, Any] | None, *, what: str,
+             empty_when_not_found: Literal[False] = False) -> dict[str, Any]: ...
+
+    @overload
+    def _get(self, path: str, params: Mapping[str, Any] | None, *, what: str,
+             empty_when_not_found: bool) -> dict[str, Any] | None: ...
 
     def _get(self, path: str, params: Mapping[str, Any] | None, *, what: str,
              empty_when_not_found: bool = False) -> dict[str, Any] | None:
