@@ -25,13 +25,13 @@ from sqlalchemy.orm import Session
 
 from connector.accounts import Accounts
 from connector.channels.base import OutboundMessage, Recipient, SendResult, TransientError
-from connector.channels.sandbox import SandboxChannel
 from connector.core.cascade import (
     Step,
     after_send,
     choose_step,
     must_expire,
     retry_delay,
+    withdrawal,
 )
 from connector.core.model import (
     AttemptStatus,
@@ -172,10 +172,10 @@ class Dispatcher:
         if tenant is None:
             return self._finish(job, JobStatus.FAILED, "the tenant is no longer configured", now, audits)
         kind = JobKind(job.kind)
-        if booking is not None and booking.state != BookingState.ACTIVE and kind != JobKind.CANCELLATION:
-            return self._finish(job, JobStatus.CANCELLED, f"booking is {booking.state}", now, audits)
-        if booking is not None and must_expire(kind, booking.starts_at, now):
-            return self._finish(job, JobStatus.EXPIRED, "the visit has started; not sent late", now, audits)
+        verdict = withdrawal(kind, BookingState(booking.state) if booking else None,
+                             booking.starts_at if booking else None, now)
+        if verdict is not None:
+            return self._finish(job, *verdict, now, audits)
         if patient is None:
             return self._finish(job, JobStatus.SKIPPED, "no phone number for the patient", now, audits)
 
@@ -281,10 +281,7 @@ class Dispatcher:
                 log.exception("adapter error", extra={"fields": {"provider": send.step.provider}})
                 result = SendResult(AttemptStatus.FAILED, error=f"adapter error: {type(error).__name__}")
                 break
-        reports = []
-        if isinstance(account.channel, SandboxChannel):
-            reports = account.channel.scheduled_reports(send.message, result)
-        return Sent(send, result, tries, reports)
+        return Sent(send, result, tries, account.channel.scheduled_reports(send.message, result))
 
     # --- 4. record --------------------------------------------------------------------------------------
 

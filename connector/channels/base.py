@@ -129,6 +129,11 @@ class Channel(ABC):
         """Turn a provider's status callback into reports. Raises CallbackAuthError when not authentic."""
         raise NotImplementedError(f"{self.name} sends no callbacks")
 
+    def scheduled_reports(self, message: OutboundMessage, result: SendResult) -> list[tuple[float, str]]:
+        """Callbacks this send will cause, as (seconds from now, body), for a provider that lives in our own
+        process and so cannot call us back over HTTP (the sandbox). Real providers call back themselves."""
+        return []
+
     def poll(self, provider_message_ids: Sequence[str]) -> list[StatusReport]:
         """Ask the provider for the current status of messages it has no callback for."""
         raise NotImplementedError(f"{self.name} cannot be polled")

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Context, Decimal
 
-from connector.core.model import AttemptStatus, JobKind, JobStatus
+from connector.core.model import AttemptStatus, BookingState, JobKind, JobStatus
 
 __all__ = [
     "Decision",
@@ -40,6 +40,7 @@ __all__ = [
     "must_expire",
     "on_timeout",
     "retry_delay",
+    "withdrawal",
 ]
 
 _UNTIL = ("delivered", "read")
@@ -241,6 +242,20 @@ def on_timeout(steps: Sequence[Step], index: int, attempt_status: AttemptStatus,
 def must_expire(kind: JobKind, visit_start: datetime | None, now: datetime) -> bool:
     """True when a job about a visit would go out after the visit has started: it must not be sent."""
     return kind in _VISIT_KINDS and visit_start is not None and visit_start <= now
+
+
+def withdrawal(kind: JobKind, booking_state: BookingState | None, visit_start: datetime | None,
+               now: datetime) -> tuple[JobStatus, str] | None:
+    """Why a due job must not be sent now (its final status and the reason), or None when it may go.
+
+    A booking no longer active withdraws everything but its cancellation notice; nothing about a visit goes
+    out once the visit has started.
+    """
+    if booking_state is not None and booking_state is not BookingState.ACTIVE and kind is not JobKind.CANCELLATION:
+        return JobStatus.CANCELLED, f"booking is {booking_state}"
+    if must_expire(kind, visit_start, now):
+        return JobStatus.EXPIRED, "the visit has started; not sent late"
+    return None
 
 
 def retry_delay(tries: int, retry_after: float | None, *, base: float = 1.0, cap: float = 60.0) -> float:

@@ -23,7 +23,7 @@ from connector.core.cascade import (
     on_timeout,
     retry_delay,
 )
-from connector.core.model import AttemptStatus, JobKind, JobStatus
+from connector.core.model import AttemptStatus, BookingState, JobKind, JobStatus
 
 A = AttemptStatus
 J = JobStatus
@@ -48,7 +48,7 @@ def test_public_names_are_exactly_the_agreed_ones():
     # The worker is written against these; anything else public would be an unannounced contract.
     assert sorted(cascade.__all__) == sorted([
         "Step", "Decision", "merge_status", "choose_step", "after_send", "after_report", "on_timeout",
-        "must_expire", "retry_delay", "daily_cap",
+        "must_expire", "retry_delay", "daily_cap", "withdrawal",
     ])
 
 
@@ -522,3 +522,25 @@ def test_scenario_bot_channel_without_receipts_is_final_on_send():
     # a button press later still counts as read
     read = after_report(steps, job_status=J.DELIVERED, current_index=0, attempt_index=0, status=READ, now=NOW)
     assert read.job_status is J.READ
+
+
+LATE = "the visit has started; not sent late"
+
+
+@pytest.mark.parametrize(
+    ("kind", "state", "visit_in", "expected"),
+    [
+        (JobKind.REMINDER, BookingState.ACTIVE, timedelta(hours=1), None),
+        (JobKind.REMINDER, BookingState.CANCELLED, timedelta(hours=1), (JobStatus.CANCELLED, "booking is cancelled")),
+        (JobKind.CONFIRMATION, BookingState.NO_SHOW, timedelta(hours=1), (JobStatus.CANCELLED, "booking is no_show")),
+        (JobKind.CANCELLATION, BookingState.CANCELLED, timedelta(hours=1), None),  # the notice itself still goes
+        (JobKind.REMINDER, BookingState.ACTIVE, timedelta(0), (JobStatus.EXPIRED, LATE)),
+        (JobKind.CANCELLATION, BookingState.CANCELLED, -timedelta(minutes=1), (JobStatus.EXPIRED, LATE)),
+        (JobKind.RESULTS_READY, None, None, None),
+    ],
+)
+def test_withdrawal(kind, state, visit_in, expected):
+    from connector.core.cascade import withdrawal
+
+    now = datetime(2026, 12, 2, 12, tzinfo=UTC)
+    assert withdrawal(kind, state, None if visit_in is None else now + visit_in, now) == expected
