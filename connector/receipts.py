@@ -24,6 +24,7 @@ from connector.core.phones import normalise_phone
 from connector.ingest import record_inbound
 from connector.runtime import Runtime
 from connector.store.models import DeliveryAttempt, NotificationJob, Patient, PatientChannel, PatientLink
+from connector.tenants import Tenant
 from connector.transitions import (
     apply_decision,
     audit,
@@ -62,7 +63,7 @@ def handle_callback(session: Session, runtime: Runtime, accounts: Accounts, prov
         inbound.outcome, inbound.error = "rejected", f"unauthorized: {error}"
         return CallbackAnswer(401, '{"error": "unauthorized"}')
     matched, unmatched = apply_reports(session, runtime, accounts, tenant_id, provider, result.reports, now)
-    linked = apply_links(session, tenant_id, result.links, now, runtime.settings.link_secret)
+    linked = apply_links(session, tenant, result.links, now, runtime.settings.link_secret)
     if result.status_code >= 400:
         inbound.outcome, inbound.error = "rejected", result.body[:500]
     elif unmatched:
@@ -123,8 +124,9 @@ def apply_reports(session: Session, runtime: Runtime, accounts: Accounts, tenant
     return matched, unmatched
 
 
-def apply_links(session: Session, tenant_id: str, links: Sequence[Link], now: datetime, secret: str) -> int:
+def apply_links(session: Session, tenant: Tenant, links: Sequence[Link], now: datetime, secret: str) -> int:
     """A patient opened (or left) the clinic's bot: how max_bot / telegram_bot reach them from now on."""
+    tenant_id = tenant.id
     for link in links:
         row = session.scalars(select(PatientLink).where(
             PatientLink.tenant_id == tenant_id, PatientLink.provider == link.provider,
@@ -139,7 +141,8 @@ def apply_links(session: Session, tenant_id: str, links: Sequence[Link], now: da
         row.updated_at = now
         channel = _LINK_CHANNEL.get(link.provider)
         if row.patient_id is not None and channel and not link.active:
-            remember_channels(session, now, [(row.patient_id, channel, AttemptStatus.NOT_REGISTERED)])
+            remember_channels(session, now, [(row.patient_id, channel, AttemptStatus.NOT_REGISTERED)],
+                              tenant.remember_not_registered)
         elif row.patient_id is not None and channel:
             _forget_absence(session, row.patient_id, channel, now)
     return len(links)

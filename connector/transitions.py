@@ -17,8 +17,6 @@ from connector.core.quiet_hours import fallback_time
 from connector.store.models import AuditEvent, Booking, DeliveryAttempt, NotificationJob, PatientChannel
 from connector.tenants import Tenant
 
-REMEMBER_NOT_REGISTERED = timedelta(days=30)
-
 
 def apply_decision(job: NotificationJob, decision: Decision, now: datetime,
                    visits: Mapping[int, tuple[datetime, str]] | None = None,
@@ -91,7 +89,7 @@ def update_attempt(attempt: DeliveryAttempt, status: AttemptStatus, now: datetim
 
 
 def remember_channels(session: Session, now: datetime, facts: Iterable[tuple[int, str, AttemptStatus]],
-                      remember: timedelta = REMEMBER_NOT_REGISTERED) -> None:
+                      remember: timedelta) -> None:
     """Per patient and channel: known absent for a while after `not_registered`, or last delivered."""
     facts = [(pid, channel, status) for pid, channel, status in facts if pid is not None and status in (
         AttemptStatus.NOT_REGISTERED, AttemptStatus.DELIVERED, AttemptStatus.READ)]

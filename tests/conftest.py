@@ -59,7 +59,7 @@ def postgres_database(postgres_server_url: str) -> Iterator[str]:
     admin.dispose()
 
 
-def _truncate_all(url: str) -> None:
+def truncate_all(url: str) -> None:
     engine = make_engine(url)
     with engine.begin() as connection:
         connection.execute(text(
@@ -77,7 +77,7 @@ def database_url(request, tmp_path) -> str:
         upgrade(url)
         return url
     url = request.getfixturevalue("postgres_database")
-    _truncate_all(url)
+    truncate_all(url)
     return url
 
 

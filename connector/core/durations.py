@@ -17,12 +17,3 @@ def parse_duration(text: str) -> timedelta:
         raise ValueError(f"not an ISO 8601 duration: {text!r} (write e.g. P1D, PT2H, PT30M)")
     return timedelta(**{unit: int(value) for unit, value in match.groupdict().items() if value})
 
-
-def format_duration(value: timedelta) -> str:
-    """The inverse of parse_duration, in its shortest form: 1 day → P1D, 2 hours → PT2H."""
-    seconds = int(value.total_seconds())
-    days, seconds = divmod(seconds, 86400)
-    hours, seconds = divmod(seconds, 3600)
-    minutes, seconds = divmod(seconds, 60)
-    time_part = "".join(f"{n}{u}" for n, u in ((hours, "H"), (minutes, "M"), (seconds, "S")) if n)
-    return "P" + (f"{days}D" if days else "") + (f"T{time_part}" if time_part else ("" if days else "T0S"))

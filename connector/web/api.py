@@ -3,7 +3,6 @@ patient's bot invitations and opt-outs."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, abort, jsonify, request
@@ -22,6 +21,7 @@ from connector.store.models import (
     PatientChannel,
 )
 from connector.web.auth import require_api_token
+from connector.web.times import utc_iso
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -73,9 +73,9 @@ def booking(tenant_id: str, source: str, external_id: str):
         specialty=found.doctor_specialty,
         services=found.services,
         patient=None if patient is None else {"phone": mask_phone(patient.phone)},
-        updated_at=_utc(found.updated_at),
+        updated_at=utc_iso(found.updated_at),
         jobs=[_job(job, by_job.get(job.id, [])) for job in jobs],
-        events=[{"at": _utc(e.at), "what": e.what, "detail": e.detail, "job_id": e.job_id} for e in events],
+        events=[{"at": utc_iso(e.at), "what": e.what, "detail": e.detail, "job_id": e.job_id} for e in events],
     )
 
 
@@ -90,7 +90,7 @@ def inbound_events(tenant_id: str):
     with runtime().sessions() as session:
         rows = session.scalars(query.order_by(InboundEvent.id.desc()).limit(limit)).all()
     return jsonify(events=[{
-        "id": row.id, "source": row.source, "received_at": _utc(row.received_at), "outcome": row.outcome,
+        "id": row.id, "source": row.source, "received_at": utc_iso(row.received_at), "outcome": row.outcome,
         "error": row.error, "external_id": row.external_id, "booking_id": row.booking_id,
         "body_truncated": row.body_truncated, "body": row.body,
     } for row in rows])
@@ -154,19 +154,15 @@ def _job(job: NotificationJob, attempts: list[DeliveryAttempt]) -> dict:
         "id": job.id,
         "kind": job.kind,
         "key": job.plan_key,
-        "due_at": _utc(job.planned_at or job.due_at),  # as planned (after quiet hours)
+        "due_at": utc_iso(job.planned_at or job.due_at),  # as planned (after quiet hours)
         # when the worker takes it next: a fallback step, or work held back by a warm-up cap
-        "next_try_at": _utc(job.next_try_at),
+        "next_try_at": utc_iso(job.next_try_at),
         "status": job.status,
         "reason": job.status_reason,
         "text": job.rendered_text,
         "attempts": [{
             "channel": a.channel, "provider": a.provider, "status": a.status, "error": a.error,
-            "created_at": _utc(a.created_at), "sent_at": _utc(a.sent_at), "delivered_at": _utc(a.delivered_at),
-            "read_at": _utc(a.read_at),
+            "created_at": utc_iso(a.created_at), "sent_at": utc_iso(a.sent_at), "delivered_at": utc_iso(a.delivered_at),
+            "read_at": utc_iso(a.read_at),
         } for a in attempts],
     }
-
-
-def _utc(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat().replace("+00:00", "Z")

@@ -7,6 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from connector.store.models import SyncState, WorkerHeartbeat
+from connector.web.times import utc_iso
 
 bp = Blueprint("health", __name__)
 
@@ -29,11 +30,7 @@ def healthz():
                 "sent_total": beat.sent_total} for beat in beats]
     alive = [w for w in workers if w["seconds_since_beat"] <= STALE_AFTER_SECONDS]
     # The web answers 200 without a worker (it still takes webhooks); the field tells support the rest.
-    sync = [{"tenant": state.tenant_id, "source": state.source, "read_up_to": _utc(state.cursor),
-             "last_run_at": _utc(state.last_run_at), "last_error": state.last_error} for state in syncs]
+    sync = [{"tenant": state.tenant_id, "source": state.source, "read_up_to": utc_iso(state.cursor),
+             "last_run_at": utc_iso(state.last_run_at), "last_error": state.last_error} for state in syncs]
     return jsonify(status="ok", database="ok", tenants=sorted(rt.tenants),
                    worker="running" if alive else "not running", workers=workers, sync=sync)
-
-
-def _utc(value):
-    return None if value is None else value.isoformat().replace("+00:00", "Z")

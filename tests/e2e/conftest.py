@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import _truncate_all
+from tests.conftest import truncate_all
 
 ROOT = Path(__file__).resolve().parents[2]
 API_TOKEN = "e2e-api-token-0123456789"
@@ -98,7 +98,7 @@ def service(request, tmp_path) -> Iterator[Service]:
         service, processes = start_service(tmp_path)
     else:
         url = request.getfixturevalue("postgres_database")
-        _truncate_all(url)
+        truncate_all(url)
         service, processes = start_service(tmp_path, {"DATABASE_URL": url}, workers=2)
     yield service
     stop(processes)

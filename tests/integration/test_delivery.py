@@ -170,9 +170,9 @@ def test_two_workers_send_each_job_exactly_once(postgres_database):
 
     from connector.core.model import BookingFacts, EventAction, Patient, SourceEvent
     from connector.ingest import ingest_event
-    from tests.conftest import _truncate_all, make_runtime
+    from tests.conftest import make_runtime, truncate_all
 
-    _truncate_all(postgres_database)
+    truncate_all(postgres_database)
     runtime = make_runtime(postgres_database)
     clock = Clock(START)
     runtime.clock = clock
