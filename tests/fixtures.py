@@ -1,12 +1,12 @@
-"""Where the shared fixtures live: /work/shared/fixtures sits beside the repository folder."""
+"""Where the sample payloads live: tests/samples/, inside the repository, so a lone clone tests on its own."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-SHARED_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+SAMPLES = Path(__file__).resolve().parent / "samples"
 
 
-def shared_fixture(*parts: str) -> Path:
-    """The path of a shared fixture, e.g. shared_fixture("yclients", "record_create.json")."""
-    return SHARED_FIXTURES.joinpath(*parts)
+def sample(*parts: str) -> Path:
+    """The path of a sample payload, e.g. sample("yclients", "record_create.json")."""
+    return SAMPLES.joinpath(*parts)

@@ -12,7 +12,7 @@ import requests
 
 from tests.e2e.conftest import start_service, stop
 from tests.e2e.fakes import FakeSmsRu, FakeWahelp
-from tests.fixtures import shared_fixture
+from tests.fixtures import sample
 
 pytestmark = pytest.mark.e2e
 
@@ -59,7 +59,7 @@ def test_wahelp_then_smsru_walks_a_booking_to_delivered(tmp_path):
     try:
         wahelp.callback_url = f"{service.base_url}/callbacks/wahelp/clinic"
         smsru.callback_url = f"{service.base_url}/callbacks/smsru/clinic"
-        body = json.loads(shared_fixture("generic", "booking_created.json").read_text(encoding="utf-8"))
+        body = json.loads(sample("generic", "booking_created.json").read_text(encoding="utf-8"))
         body["booking"]["start"] = (datetime.now(UTC) + timedelta(days=3)).isoformat()
         body["booking"]["updated_at"] = datetime.now(UTC).isoformat()
         response = requests.post(f"{service.base_url}/webhooks/generic/clinic",

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from tests.e2e.conftest import DEMO_TOKEN
-from tests.fixtures import shared_fixture
+from tests.fixtures import sample
 
 pytestmark = pytest.mark.e2e
 
@@ -31,7 +31,7 @@ FINAL = {"delivered", "read", "failed"}
 
 def test_every_last_digit_ends_as_the_table_says(service):
     visit = (datetime.now(UTC) + timedelta(days=3)).replace(hour=9, minute=0, second=0, microsecond=0)
-    template = json.loads(shared_fixture("yclients", "record_create.json").read_text(encoding="utf-8"))
+    template = json.loads(sample("yclients", "record_create.json").read_text(encoding="utf-8"))
     for digit in EXPECTED:
         body = json.loads(json.dumps(template))
         body["resource_id"] = body["data"]["id"] = 7000 + digit

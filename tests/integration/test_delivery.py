@@ -11,7 +11,7 @@ from sqlalchemy import select
 from connector.store.models import DeliveryAttempt, NotificationJob
 from connector.worker import Worker
 from tests.conftest import API_TOKEN, DEMO_TOKEN
-from tests.fixtures import shared_fixture
+from tests.fixtures import sample
 
 START = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)  # 12:00 in Moscow: outside quiet hours
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
@@ -45,7 +45,7 @@ class Clock:
 
 
 def book(client, digit: int, record_id: int, visit: str = "2026-12-03T10:00:00+03:00") -> None:
-    body = json.loads(shared_fixture("yclients", "record_create.json").read_text(encoding="utf-8"))
+    body = json.loads(sample("yclients", "record_create.json").read_text(encoding="utf-8"))
     body["resource_id"] = body["data"]["id"] = record_id
     body["data"]["client"]["phone"] = f"+7916123456{digit}"
     body["data"]["datetime"] = visit
@@ -115,7 +115,7 @@ def test_a_job_cancelled_after_it_was_claimed_is_not_sent(client, clock, worker,
         from connector.dispatch import claim_due_jobs
 
         assert claim_due_jobs(session, "someone-else", clock(), 10)
-    body = json.loads(shared_fixture("yclients", "record_delete.json").read_text(encoding="utf-8"))
+    body = json.loads(sample("yclients", "record_delete.json").read_text(encoding="utf-8"))
     body["resource_id"] = body["data"]["id"] = 4000
     clock.advance(1)
     assert client.post(f"/webhooks/yclients/demo?token={DEMO_TOKEN}", json=body).status_code == 200

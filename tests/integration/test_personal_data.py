@@ -8,7 +8,7 @@ import logging
 from sqlalchemy import text
 
 from tests.conftest import DEMO_TOKEN
-from tests.fixtures import shared_fixture
+from tests.fixtures import sample
 
 
 def test_a_failed_write_logs_no_phone_or_name(client, runtime, caplog):
@@ -16,7 +16,7 @@ def test_a_failed_write_logs_no_phone_or_name(client, runtime, caplog):
     with runtime.engine.begin() as connection:
         connection.execute(text("ALTER TABLE patient RENAME TO patient_gone"))
     try:
-        body = json.loads(shared_fixture("yclients", "record_create.json").read_text(encoding="utf-8"))
+        body = json.loads(sample("yclients", "record_create.json").read_text(encoding="utf-8"))
         logger = logging.getLogger("connector")
         logger.addHandler(caplog.handler)
         try:

@@ -13,7 +13,7 @@ from sqlalchemy import event
 
 from connector.worker import Worker
 from tests.conftest import API_TOKEN, DEMO_TOKEN
-from tests.fixtures import shared_fixture
+from tests.fixtures import sample
 
 WEBHOOK = f"/webhooks/yclients/demo?token={DEMO_TOKEN}"
 START = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)  # 12:00 in Moscow, outside quiet hours
@@ -28,7 +28,7 @@ AUTH = basic()
 
 
 def load(name: str) -> dict:
-    return json.loads(shared_fixture("yclients", f"{name}.json").read_text(encoding="utf-8"))
+    return json.loads(sample("yclients", f"{name}.json").read_text(encoding="utf-8"))
 
 
 class Clock:

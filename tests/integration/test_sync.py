@@ -13,7 +13,7 @@ from connector.sync import sync_tenant
 from connector.tenants import demo_tenant
 from connector.web import create_app
 from tests.conftest import API_TOKEN, DEMO_TOKEN, make_runtime
-from tests.fixtures import shared_fixture
+from tests.fixtures import sample
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
@@ -41,7 +41,7 @@ class FakeYclients:
 
 
 def record(**changes) -> dict:
-    data = json.loads(shared_fixture("yclients", "records_list_page1.json").read_text(encoding="utf-8"))["data"][0]
+    data = json.loads(sample("yclients", "records_list_page1.json").read_text(encoding="utf-8"))["data"][0]
     return {**data, **changes}
 
 
@@ -84,7 +84,7 @@ def test_an_old_booking_gets_reminders_but_no_confirmation(setup):
 
 def test_what_a_webhook_already_brought_is_a_duplicate(setup):
     runtime, tenant, fake, client, clock = setup
-    body = json.loads(shared_fixture("yclients", "record_create.json").read_text(encoding="utf-8"))
+    body = json.loads(sample("yclients", "record_create.json").read_text(encoding="utf-8"))
     client.post(f"/webhooks/yclients/demo?token={DEMO_TOKEN}", json=body)
     fake.records = [body["data"]]
     assert sync_tenant(runtime, tenant, "w1").outcomes == {"duplicate": 1}

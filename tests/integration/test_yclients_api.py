@@ -12,7 +12,7 @@ import requests
 from werkzeug import Request, Response
 
 from connector.sources.yclients_api import MIN_INTERVAL, YclientsApi, YclientsApiError
-from tests.fixtures import shared_fixture
+from tests.fixtures import sample
 
 COMPANY = 512345
 PARTNER, USER = "partner-tok-0123456789", "user-tok-abcdef987654"
@@ -23,7 +23,7 @@ PATIENT_BITS = ("Смирнов", "79161234560", "smirnov@example.com", "ЭКГ"
 
 
 def load(name: str) -> dict:
-    return json.loads(shared_fixture("yclients", name).read_text(encoding="utf-8"))
+    return json.loads(sample("yclients", name).read_text(encoding="utf-8"))
 
 
 class FakeTime:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.conftest import API_TOKEN, DEMO_TOKEN
-from tests.fixtures import shared_fixture
+from tests.fixtures import sample
 
 URL = f"/webhooks/yclients/demo?token={DEMO_TOKEN}"
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
@@ -16,7 +16,7 @@ FIXTURES = ["record_create", "record_update_time_moved", "record_update_confirme
 
 
 def load(name: str) -> dict:
-    return json.loads(shared_fixture("yclients", f"{name}.json").read_text(encoding="utf-8"))
+    return json.loads(sample("yclients", f"{name}.json").read_text(encoding="utf-8"))
 
 
 def at_source_time(runtime, body: dict) -> None:

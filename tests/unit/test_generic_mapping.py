@@ -19,7 +19,7 @@ from connector.sources.generic import (
     load_mappings,
     parse_generic,
 )
-from tests.fixtures import shared_fixture
+from tests.fixtures import sample
 
 MAPPINGS = Path(__file__).resolve().parents[2] / "mappings"
 MSK = timezone(timedelta(hours=3))
@@ -28,7 +28,7 @@ MINIMAL = {"external_id": "id", "starts_at": "start"}
 
 
 def fixture() -> dict[str, Any]:
-    return json.loads(shared_fixture("generic", "booking_created.json").read_text(encoding="utf-8"))
+    return json.loads(sample("generic", "booking_created.json").read_text(encoding="utf-8"))
 
 
 @pytest.fixture(scope="module")

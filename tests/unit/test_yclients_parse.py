@@ -12,14 +12,14 @@ import pytest
 from connector.core.model import BookingState, EventAction, Sex
 from connector.sources.errors import PayloadError
 from connector.sources.yclients import parse_record_webhook
-from tests.fixtures import shared_fixture
+from tests.fixtures import sample
 
 MSK = timezone(timedelta(hours=3))
 EKB = timezone(timedelta(hours=5))
 
 
 def load(name: str) -> dict[str, Any]:
-    return json.loads(shared_fixture("yclients", name).read_text(encoding="utf-8"))
+    return json.loads(sample("yclients", name).read_text(encoding="utf-8"))
 
 
 def record(**data_changes: Any) -> dict[str, Any]:
@@ -43,7 +43,7 @@ def client(**changes: Any) -> dict[str, Any]:
     return base
 
 
-RECORD_FIXTURES = sorted(p.name for p in shared_fixture("yclients").glob("record_*.json"))
+RECORD_FIXTURES = sorted(p.name for p in sample("yclients").glob("record_*.json"))
 
 
 def test_all_record_fixtures_are_found():
