@@ -13,7 +13,7 @@ from connector.sources.signatures import sign_standard
 from connector.tenants import demo_tenant
 from connector.web import create_app
 from tests.conftest import API_TOKEN, DEMO_TOKEN, make_runtime
-from tests.fixtures import sample
+from tests.fixtures import sample as sample_path
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 SECRET = "whsec_" + base64.b64encode(b"a-very-secret-key-of-32-bytes!!!").decode()
@@ -21,7 +21,7 @@ NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 
 
 def sample() -> dict:
-    return json.loads(sample("generic", "booking_created.json").read_text(encoding="utf-8"))
+    return json.loads(sample_path("generic", "booking_created.json").read_text(encoding="utf-8"))
 
 
 @pytest.fixture
