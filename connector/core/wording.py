@@ -33,8 +33,11 @@ __all__ = [
 ]
 
 
-class WordingError(TemplateError, ValueError):
-    """A message template is malformed, unsafe, refers to unknown names, or renders to nothing."""
+class WordingError(ValueError):
+    """A message template is malformed, unsafe, refers to unknown names, or renders to nothing.
+
+    Not a jinja2.TemplateError: callers catch this (or ValueError) alone, so every Jinja error is wrapped here.
+    """
 
 
 # The names a template may use; `validate_template` rejects anything else, so a typo in a tenant's
@@ -293,18 +296,21 @@ def _compile(source: str) -> Template:
     """Parses and checks a template once; raises WordingError naming what is wrong."""
     try:
         tree = _ENV.parse(source)
+        unsafe = _unsafe_attributes(tree)
+        if unsafe:
+            raise WordingError(f"template uses private attributes, not allowed: {', '.join(sorted(set(unsafe)))}")
+        unknown = meta.find_undeclared_variables(tree) - CONTEXT_NAMES - set(_ENV.globals)
+        if unknown:
+            raise WordingError(
+                f"template uses unknown names: {', '.join(sorted(unknown))};"
+                f" available: {', '.join(sorted(CONTEXT_NAMES))}"
+            )
+        return _ENV.from_string(source)
     except TemplateSyntaxError as exc:
+        # Also TemplateAssertionError: an unknown filter is found only when Jinja generates code, after parsing.
         raise WordingError(f"template syntax error at line {exc.lineno}: {exc.message}") from exc
-    unsafe = _unsafe_attributes(tree)
-    if unsafe:
-        raise WordingError(f"template uses private attributes, not allowed: {', '.join(sorted(set(unsafe)))}")
-    unknown = meta.find_undeclared_variables(tree) - CONTEXT_NAMES - set(_ENV.globals)
-    if unknown:
-        raise WordingError(
-            f"template uses unknown names: {', '.join(sorted(unknown))};"
-            f" available: {', '.join(sorted(CONTEXT_NAMES))}"
-        )
-    return _ENV.from_string(source)
+    except TemplateError as exc:
+        raise WordingError(f"template is not valid: {exc}") from exc
 
 
 _SPACES = re.compile(r"[ \t\u00a0]+")
