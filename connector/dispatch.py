@@ -44,8 +44,9 @@ from connector.core.model import (
 from connector.core.model import (
     Patient as PatientFacts,
 )
+from connector.core.templates import WordingError
+from connector.core.texts import preparation_for, render_message
 from connector.core.warmup import Allowance
-from connector.core.wording import WordingError, preparation_for, render_message
 from connector.runtime import Runtime
 from connector.store.models import (
     Booking,

@@ -241,7 +241,7 @@ def _build(item: dict[str, Any]) -> Tenant:
 
 
 def _check_templates(path: str | Path, tenants: list[Tenant]) -> None:
-    from connector.core.wording import WordingError, validate_template
+    from connector.core.templates import WordingError, validate_template
 
     for index, tenant in enumerate(tenants):
         for kind, source in tenant.templates.items():
