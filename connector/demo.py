@@ -1,19 +1,33 @@
 """`python -m connector demo`: post one booking per last digit 0-9 to a running service and watch each
-confirmation walk the sandbox cascade (the table in the README), until every one has settled."""
+confirmation walk the sandbox cascade (the table in the README), until every one has settled.
+
+What it says comes from the service's API (each job's status, due time and reason), not from this machine's
+clock or settings: the service may run with other quiet hours than the environment `make demo` sees.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, TextIO
+from zoneinfo import ZoneInfo
 
 import requests
 
 from connector.config import INSTANCE
 
 FINAL = {"delivered", "read", "failed", "expired", "cancelled", "skipped"}
+LATE_RECEIPT_WAIT = 30  # seconds to keep watching after all settled, for digit 9's late MAX receipt
+POLL_SECONDS = 3
+
+
+class DemoError(Exception):
+    """Something the user can fix, said in one line (no traceback)."""
 
 
 def _secret(env: str, name: str) -> str:
@@ -22,7 +36,7 @@ def _secret(env: str, name: str) -> str:
         return value
     path = INSTANCE / name
     if not path.exists():
-        sys.exit(f"set {env} or start the service once (make run) so that {path} exists")
+        raise DemoError(f"set {env} or start the service once (make run) so that {path} exists")
     return Path(path).read_text().strip()
 
 
@@ -42,7 +56,77 @@ def sample_record(record_id: int, phone: str, visit: datetime, changed: datetime
     }
 
 
-def run(base_url: str, timeout: float = 180) -> int:
+# --- what the watcher says (pure: `now` and the API's answers are parameters) ----------------------------------
+
+def _instant(text: str | None) -> datetime | None:
+    return None if not text else datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def held_back(jobs: Sequence[Mapping[str, Any]], horizon: datetime) -> tuple[datetime, str | None] | None:
+    """(when, why) for the earliest of the unsettled jobs the worker will not take before `horizon` (the end of
+    the watch), or None when each is settled or due by then. A job's next move is its next_try_at (a fallback
+    step, a warm-up cap) or else its due time (which the planner moved out of the quiet hours)."""
+    waiting = []
+    for job in jobs:
+        when = _instant(job.get("next_try_at")) or _instant(job.get("due_at"))
+        if job.get("status") not in FINAL and when is not None and when > horizon:
+            waiting.append((when, job.get("reason")))
+    return min(waiting, key=lambda item: item[0]) if waiting else None
+
+
+def wait_line(due: datetime, reason: str | None, *, zone: str, now: datetime) -> str:
+    """One line saying until when the confirmations wait and why; for quiet hours, how to see the cascade now."""
+    local, today = due.astimezone(ZoneInfo(zone)), now.astimezone(ZoneInfo(zone)).date()
+    place = zone.rsplit("/", 1)[-1].replace("_", " ")
+    day = "" if (local.date() - today).days <= 1 else f" on {local:%Y-%m-%d}"
+    minutes = max(0, round((due - now).total_seconds() / 60))
+    hours, minutes = divmod(minutes, 60)
+    after = f"{hours} h {minutes} min" if hours else f"{minutes} min"
+    line = f"the confirmations wait for {local:%H:%M} {place} time{day}, in {after}"
+    if reason:
+        line += f" ({reason})"
+    if reason and "quiet hours" in reason:
+        line += ("; to watch the cascade now, restart the service with `CONNECTOR_DEMO_QUIET_HOURS=off make run`"
+                 " and run `make demo` again")
+    return line
+
+
+def redraw(lines: Sequence[str], *, shown: int, tty: bool, width: int = 0) -> str:
+    """The text that replaces the `shown` lines of the previous table with `lines`: on a terminal the cursor
+    goes back up over them (ANSI) and clears; in a pipe or a log the new table is appended after a blank line.
+    On a terminal `width` columns wide each line is cut to fit: a wrapped line would throw the count off."""
+    if tty and width > 1:
+        lines = [line if len(line) < width else line[: width - 2] + "…" for line in lines]
+    text = "".join(f"{line}\n" for line in lines)
+    if not shown:
+        return text
+    return f"\x1b[{shown}F\x1b[J{text}" if tty else f"\n{text}"
+
+
+# --- the watcher ------------------------------------------------------------------------------------------------
+
+def run(base_url: str, timeout: float = 180, out: TextIO | None = None) -> int:
+    """Post, watch, say; 0 when done (or when the confirmations wait), 1 with a one-line reason on stderr when
+    the service cannot be reached or refuses, 130 on Ctrl+C."""
+    out = out or sys.stdout
+    try:
+        return _run(base_url, timeout, out)
+    except DemoError as error:
+        print(error, file=sys.stderr)
+    except requests.ConnectionError:
+        print(f"nothing answers at {base_url}: start `make run` in another terminal first", file=sys.stderr)
+    except requests.Timeout:
+        print(f"{base_url} did not answer in time: is the service overloaded or still starting?", file=sys.stderr)
+    except requests.RequestException as error:
+        print(f"{base_url}: {type(error).__name__}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(file=out)
+        return 130
+    return 1
+
+
+def _run(base_url: str, timeout: float, out: TextIO) -> int:
+    _check(requests.get(f"{base_url}/healthz", timeout=10), "is the service healthy? (/healthz)")
     token, api = _secret("CONNECTOR_DEMO_TOKEN", "demo_token"), _secret("CONNECTOR_API_TOKEN", "api_token")
     now = datetime.now(UTC)
     visit = (now + timedelta(days=2)).replace(hour=9, minute=0, second=0, microsecond=0)
@@ -50,30 +134,46 @@ def run(base_url: str, timeout: float = 180) -> int:
     for digit in range(10):
         # new numbers each run: "not in MAX" is remembered for a patient, and would shorten the paths
         body = sample_record(run_id + digit, f"+7916{run_id // 10 % 1_000_000:06d}{digit}", visit, now)
-        answer = requests.post(f"{base_url}/webhooks/yclients/demo", params={"token": token}, json=body, timeout=10)
-        answer.raise_for_status()
-    print(f"posted 10 bookings ({run_id}..{run_id + 9}); watching their confirmations (Ctrl+C to stop)\n")
+        _check(requests.post(f"{base_url}/webhooks/yclients/demo", params={"token": token}, json=body, timeout=10),
+               "did it refuse the demo token in instance/demo_token?")
+    print(f"posted 10 bookings ({run_id}..{run_id + 9}); watching their confirmations (Ctrl+C to stop)\n", file=out)
     deadline = time.monotonic() + timeout
     late_wait_until = float("inf")
+    tty, shown = out.isatty(), 0
     while True:
-        rows = []
+        rows, jobs, zone = [], [], "Europe/Moscow"
         for digit in range(10):
-            view = requests.get(f"{base_url}/api/v1/demo/bookings/yclients/{run_id + digit}",
-                                headers={"Authorization": f"Bearer {api}"}, timeout=10).json()
+            answer = requests.get(f"{base_url}/api/v1/demo/bookings/yclients/{run_id + digit}",
+                                  headers={"Authorization": f"Bearer {api}"}, timeout=10)
+            view = _check(answer, "did it refuse the API token in instance/api_token?").json()
+            zone = view.get("timezone") or zone
             job = next(j for j in view["jobs"] if j["kind"] == "confirmation")
             path = " → ".join(f"{a['channel']}:{a['status']}" for a in job["attempts"]) or "—"
-            rows.append((digit, job["status"], path, job.get("next_try_at") or job["due_at"]))
-        print("\n".join(f"  {d}  {status:<18} {path}" for d, status, path, _ in rows), flush=True)
-        settled = all(status in FINAL for _, status, _, _ in rows)
+            rows.append((digit, job["status"], path))
+            jobs.append(job)
+        lines = [f"  {d}  {status:<18} {path}" for d, status, path in rows]
+        out.write(redraw(lines, shown=shown, tty=tty, width=shutil.get_terminal_size().columns))
+        out.flush()
+        shown = len(lines)
+        now = datetime.now(UTC)
+        horizon = now + timedelta(seconds=max(0.0, deadline - time.monotonic()))  # the end of the watch
+        held = held_back(jobs, horizon)
+        unsettled = [job for job in jobs if job["status"] not in FINAL]
+        # At night every confirmation waits for the morning: watching longer would show the same table.
+        nothing_moves = bool(unsettled) and all(held_back([job], horizon) for job in unsettled)
+        settled = not unsettled
         # Digit 9's MAX receipt comes only after its step timed out: wait for it, to show it recorded.
         late_pending = rows[9][2].startswith("max:expired") and late_wait_until > time.monotonic()
         if settled and late_wait_until == float("inf"):
-            late_wait_until = time.monotonic() + 30
-        if (settled and not late_pending) or time.monotonic() > deadline:
-            waiting = [due for _, status, _, due in rows if status == "scheduled"]
-            if waiting:
-                print(f"\nsome confirmations wait until {min(waiting)} (quiet hours?); "
-                      "CONNECTOR_DEMO_QUIET_HOURS=off shows the cascade at any hour")
+            late_wait_until = time.monotonic() + LATE_RECEIPT_WAIT
+        if (settled and not late_pending) or nothing_moves or time.monotonic() > deadline:
+            if held is not None:
+                print("\n" + wait_line(*held, zone=zone, now=now), file=out)
             return 0
-        print()
-        time.sleep(3)
+        time.sleep(POLL_SECONDS)
+
+
+def _check(response: requests.Response, hint: str) -> requests.Response:
+    if response.status_code >= 400:
+        raise DemoError(f"{response.request.method} {response.url.split('?')[0]}: HTTP {response.status_code}; {hint}")
+    return response

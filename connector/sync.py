@@ -4,7 +4,9 @@ the same ingest as a webhook: what we already hold is a `duplicate`, what we mis
 
 One worker at a time per tenant (a lease on sync_state); the HTTP reads happen outside any transaction; the
 cursor only moves once a window is fully read and stored, and each pass re-reads a little of the previous
-window, because the time zone YCLIENTS applies to `changed_after` is not documented.
+window, because the time zone YCLIENTS applies to `changed_after` is not documented. A pass cut short (an error
+on page 3) still applies the records it read, since ingest is idempotent, but leaves the cursor where it was:
+the records not read are in the next pass's window.
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ def sync_tenant(runtime: Runtime, tenant: Tenant, worker_id: str,
     companies = config.get("company_id")
     companies = companies if isinstance(companies, list) else [companies]
     records: list[tuple[Any, dict[str, Any]]] = []
+    failure: YclientsApiError | None = None
     try:
         api = api_factory(config)
         for company in companies:
@@ -74,19 +77,27 @@ def sync_tenant(runtime: Runtime, tenant: Tenant, worker_id: str,
             records.extend((company, record) for record in
                            api.changed_records(company, changed_after=window[0], changed_before=window[1]))
     except YclientsApiError as error:
-        _release(runtime, tenant, worker_id, now, error=str(error))
-        log.warning("sync failed: %s", error, extra={"fields": {"tenant": tenant.id}})
-        return SyncResult(tenant.id, error=str(error))
+        failure = error
 
+    outcomes = _ingest_all(runtime, tenant, records, window[0])
+    if failure is not None:
+        _release(runtime, tenant, worker_id, now, read=len(records), error=str(failure))
+        log.warning("sync failed: %s", failure, extra={"fields": {"tenant": tenant.id, "read": len(records)}})
+        return SyncResult(tenant.id, len(records), outcomes, error=str(failure))
+    _release(runtime, tenant, worker_id, now, cursor=window[1], read=len(records))
+    log.info("sync done", extra={"fields": {"tenant": tenant.id, "read": len(records), **outcomes}})
+    return SyncResult(tenant.id, len(records), outcomes)
+
+
+def _ingest_all(runtime: Runtime, tenant: Tenant, records: list[tuple[Any, dict[str, Any]]],
+                window_start: datetime) -> dict[str, int]:
     outcomes: dict[str, int] = {}
     for start in range(0, len(records), CHUNK):
         with runtime.sessions.begin() as session:
             for company, record in records[start:start + CHUNK]:
-                outcome = _ingest(session, tenant, company, record, window[0], runtime.clock())
+                outcome = _ingest(session, tenant, company, record, window_start, runtime.clock())
                 outcomes[outcome] = outcomes.get(outcome, 0) + 1
-    _release(runtime, tenant, worker_id, now, cursor=window[1], read=len(records))
-    log.info("sync done", extra={"fields": {"tenant": tenant.id, "read": len(records), **outcomes}})
-    return SyncResult(tenant.id, len(records), outcomes)
+    return outcomes
 
 
 def _ingest(session: Session, tenant: Tenant, company: Any, record: dict[str, Any], window_start: datetime,

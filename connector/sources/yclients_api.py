@@ -1,11 +1,14 @@
 """A small YCLIENTS REST client for the safety-net sync: YCLIENTS never retries a failed webhook, so the worker
 periodically reads the records changed since its last pass (shared/docs/yclients.md §2, §3.1, §3.7, §5).
 
-Wire format only: no database, no retries (the caller decides when to try again, honouring `retry_after`), and
-nothing of a patient is logged or put into an error message. Errors are one type, YclientsApiError:
+Wire format only: no database, and nothing of a patient is logged or put into an error message. One retry rule:
+a 429 is waited out (its Retry-After, seconds or an HTTP date, when at most MAX_RETRY_AFTER) and the same page
+asked again, a few times, because a listing that gives up mid-way has to start over on the next pass; anything
+else the caller decides when to try again, honouring `retry_after`. Errors are one type, YclientsApiError:
 
-    transient=True    a timeout, a connection error, a 5xx, a 429 (with retry_after when the server gives one),
-                      an answer that is not the JSON envelope (a proxy's error page)
+    transient=True    a timeout, a connection error, a 5xx, a 429 not waited out (with retry_after when the server
+                      gives one), an answer that is not the JSON envelope (a proxy's error page), a listing cut
+                      short (MAX_PAGES reached)
     transient=False   401/402/403/404 and other refusals (licence expired, no rights, unknown company…),
                       `success: false` on a 2xx; the message names the HTTP status and YCLIENTS' meta.message
 
@@ -31,6 +34,10 @@ __all__ = ["DEFAULT_BASE_URL", "YclientsApi", "YclientsApiError"]
 DEFAULT_BASE_URL = "https://api.yclients.com/api/v1"
 ACCEPT = "application/vnd.yclients.v2+json"  # response format 2.0: always success / data / meta (§2, §5.13)
 MIN_INTERVAL = 60.0 / 200  # seconds between two requests: ≤ 200/min, hence also ≤ 5/s
+MAX_PAGES = 100  # pages per listing: 20 000 records at 200 a page; a server that never says "no more" stops here
+MAX_RETRY_AFTER = 60.0  # seconds: a 429 asking for longer goes back to the caller (the next sync pass)
+WAIT_429 = 10.0  # seconds, a 429 without Retry-After (YCLIENTS documents none): [SM] waits 10 s too (§2)
+RETRIES_429 = 2  # a page is asked at most 1 + RETRIES_429 times while the server answers 429
 NOT_FOUND = "не найдено"  # a list endpoint's way of saying "nothing matched" (§2, [SM])
 _MESSAGE_LIMIT = 200  # meta.message is YCLIENTS' own text; cut it anyway, an error message is no place for essays
 
@@ -75,6 +82,12 @@ class _Throttle:
         if slot > now:
             self._sleep(slot - now)
 
+    def hold(self, seconds: float) -> None:
+        """No request before `seconds` from now (a server's Retry-After), for every client sharing this throttle."""
+        with self._lock:
+            until = self._clock() + seconds
+            self._next = until if self._next is None else max(self._next, until)
+
 
 _SHARED_THROTTLE = _Throttle(MIN_INTERVAL, time.monotonic, time.sleep)  # one per process: the limit is per IP
 
@@ -106,7 +119,7 @@ class YclientsApi:
         return f"YclientsApi(base_url={self.base_url!r})"
 
     def changed_records(self, company_id: str | int, *, changed_after: datetime, changed_before: datetime,
-                        page_size: int = 200) -> Iterator[dict[str, Any]]:
+                        page_size: int = 200, max_pages: int = MAX_PAGES) -> Iterator[dict[str, Any]]:
         """Every record changed in the window, deleted ones included (with_deleted=1), page by page.
 
         `changed_after` / `changed_before` must carry a zone; they are sent as ISO 8601 with their offset.
@@ -115,9 +128,12 @@ class YclientsApi:
         readings agree) and read with an overlap; dedupe by (id, last_change_date).
 
         Records are yielded as YCLIENTS sends them (§1.4; parse leniently). A record changed while we page may
-        appear twice or move to a page already read: the overlap of the next pass covers that. Stops at a page
-        with fewer than `page_size` records, when meta.total_count is reached, or at `success: false` with
-        "Не найдено" (an empty result). Raises YclientsApiError, possibly after some records were yielded.
+        appear twice or move to a page already read: the overlap of the next pass covers that. Stops once
+        meta.total_count distinct records are read, at an empty page, or at `success: false` with "Не найдено"
+        (an empty result) — never merely at a short page: the largest `count` YCLIENTS serves is unconfirmed
+        (§3.1), and a server that caps it answers short pages with more to come. Raises YclientsApiError, possibly
+        after some records were yielded, when the listing cannot be read to its end: a page that brings no record
+        not already read (a server ignoring `page`), or `max_pages` pages without reaching the end.
         """
         company = _company_path_id(company_id)
         if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
@@ -126,10 +142,14 @@ class YclientsApi:
         if changed_after > changed_before:
             raise ValueError("yclients: changed_after is later than changed_before")
 
-        page, previous_ids = 1, None
+        page, size, total = 1, page_size, None
+        seen: set[str] = set()  # the ids read so far: what counts towards total_count
         while True:
+            if page > max_pages:
+                raise YclientsApiError(f"yclients: records: stopped after {max_pages} pages, "
+                                       f"{len(seen)} of {_count(total)} read", transient=True)
             params = {"changed_after": after, "changed_before": before, "with_deleted": 1,
-                      "page": page, "count": page_size}
+                      "page": page, "count": size}
             body = self._get(f"/records/{company}", params, what="records", empty_when_not_found=True)
             if body is None:  # "Не найдено": nothing (more) matched
                 return
@@ -139,14 +159,22 @@ class YclientsApi:
             if not isinstance(records, list) or not all(isinstance(record, dict) for record in records):
                 raise YclientsApiError("yclients: records answer has no list of record objects in 'data'",
                                        transient=False)
-            ids = [record.get("id") for record in records]
-            if records and ids == previous_ids:  # a server that ignores `page` would keep us here forever
-                raise YclientsApiError(f"yclients: records page {page} repeats page {page - 1}", transient=False)
-            yield from records
             total = int_or_none(_meta(body).get("total_count"))
-            if len(records) < page_size or (total is not None and page * page_size >= total):
+            if not records:  # the server has nothing at this offset, whatever total_count said
                 return
-            page, previous_ids = page + 1, ids
+            ids = {str(record.get("id")) for record in records}
+            if ids <= seen:  # a server that ignores `page` would keep us here forever
+                raise YclientsApiError(f"yclients: records page {page} repeats records already read, "
+                                       f"{len(seen)} of {_count(total)} read", transient=False)
+            seen |= ids
+            yield from records
+            if total is not None and len(seen) >= total:
+                return
+            if page == 1 and len(records) < size:
+                # The server serves fewer than asked: ask for just that many from now on, so that page N starts
+                # where page N-1 ended whether it counts offsets by the size asked or the size served.
+                size = len(records)
+            page += 1
 
     def company(self, company_id: str | int) -> dict[str, Any]:
         """GET /company/{id}: the `data` object (timezone_name, title, address…)."""
@@ -170,11 +198,23 @@ class YclientsApi:
     def _get(self, path: str, params: Mapping[str, Any] | None, *, what: str,
              empty_when_not_found: bool = False) -> dict[str, Any] | None:
         """GET one envelope: the body when `success` holds; None for a list's «Не найдено» (with the flag)."""
+        for tries in range(1, RETRIES_429 + 2):
+            response = self._send(path, params, what=what)
+            if response.status_code != 429 or tries > RETRIES_429:
+                break
+            wait = retry_after_seconds(response.headers.get("Retry-After"))
+            wait = WAIT_429 if wait is None else wait
+            if wait > MAX_RETRY_AFTER:
+                break
+            self._throttle.hold(wait)  # the limit is per IP: every client in this process waits
+        return self._read(response, what=what, empty_when_not_found=empty_when_not_found)
+
+    def _send(self, path: str, params: Mapping[str, Any] | None, *, what: str) -> requests.Response:
         headers = {"Authorization": self._authorization, "Accept": ACCEPT, "Content-Type": "application/json"}
         self._throttle.wait()
         # The library's exceptions are not chained: their text holds the URL (company id, query).
         try:
-            response = self.http.get(self.base_url + path, params=params, headers=headers, timeout=self.timeout)
+            return self.http.get(self.base_url + path, params=params, headers=headers, timeout=self.timeout)
         except requests.Timeout:
             raise YclientsApiError(f"yclients: {what} request timed out", transient=True) from None
         except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError,
@@ -185,6 +225,8 @@ class YclientsApi:
             raise YclientsApiError(f"yclients: {what} request failed ({type(error).__name__})",
                                    transient=False) from None
 
+    @staticmethod
+    def _read(response: requests.Response, *, what: str, empty_when_not_found: bool) -> dict[str, Any] | None:
         status = response.status_code
         body = json_or_none(response)
         body = body if isinstance(body, dict) else None
@@ -240,6 +282,10 @@ def _message(body: Mapping[str, Any] | None) -> str | None:
         return None
     message = " ".join(message.split())
     return message if len(message) <= _MESSAGE_LIMIT else message[: _MESSAGE_LIMIT - 1] + "…"
+
+
+def _count(total: int | None) -> str:
+    return "?" if total is None else str(total)
 
 
 def _quoted(message: str | None) -> str:

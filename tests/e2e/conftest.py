@@ -67,18 +67,27 @@ def start_service(tmp_path: Path, extra_env: dict[str, str] | None = None,
         for n, name in enumerate(names)
     ]
     service = Service(f"http://127.0.0.1:{port}", env, logs)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(service.base_url + "/healthz", timeout=2).status_code == 200:
-                return service, processes
-        except requests.ConnectionError:
-            pass
-        if any(p.poll() is not None for p in processes):
-            break
-        time.sleep(0.2)
+    if wait_until_healthy(service.base_url, processes):
+        return service, processes
     stop(processes)
     pytest.fail("the service did not start:\n" + "\n".join(f.read_text() for f in logs.iterdir()))
+
+
+def wait_until_healthy(base_url: str, processes: list[subprocess.Popen], *, within: float = 60,
+                       request_timeout: float = 2) -> bool:
+    """Whether /healthz answers 200 within `within` seconds while every process lives. A loaded machine may
+    accept the connection and answer late: a timeout is one more try, like a refused connection."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(base_url + "/healthz", timeout=request_timeout).status_code == 200:
+                return True
+        except (requests.ConnectionError, requests.Timeout):
+            pass
+        if any(p.poll() is not None for p in processes):
+            return False
+        time.sleep(0.2)
+    return False
 
 
 def stop(processes: list[subprocess.Popen]) -> None:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from werkzeug import Response
 
+from connector.sources.yclients_api import YclientsApi
 from connector.sync import sync_tenant
 from connector.tenants import demo_tenant
 from connector.web import create_app
@@ -26,6 +27,9 @@ class FakeYclients:
         self.records: list[dict] = []
         self.requests: list[dict] = []
         self.fail_with: int | None = None
+        self.cap = 10_000  # most records a page, whatever `count` asks (YCLIENTS' own maximum is unconfirmed)
+        self.ignore_page = False
+        self.too_many: list[str] = []  # Retry-After values of the 429s to answer first, one per request
         httpserver.expect_request("/api/v1/records/512345", method="GET").respond_with_handler(self._records)
 
     def _records(self, request):
@@ -34,7 +38,10 @@ class FakeYclients:
         if self.fail_with:
             return Response(json.dumps({"success": False, "data": None, "meta": {"message": "Ошибка"}}),
                             status=self.fail_with, content_type="application/json")
-        page, count = int(request.args.get("page", 1)), int(request.args.get("count", 200))
+        if self.too_many:
+            return Response("", status=429, headers={"Retry-After": self.too_many.pop(0)})
+        page = 1 if self.ignore_page else int(request.args.get("page", 1))
+        count = min(int(request.args.get("count", 200)), self.cap)
         items = self.records[(page - 1) * count: page * count]
         body = {"success": True, "data": items, "meta": {"page": page, "total_count": len(self.records)}}
         return Response(json.dumps(body, ensure_ascii=False), content_type="application/json")
@@ -146,3 +153,47 @@ def test_health_shows_how_far_the_sync_read_and_its_last_error(setup):
     assert state["tenant"] == "demo" and "403" in state["last_error"]
     # nothing read yet: the cursor is where the first window starts (two days back), plus the overlap
     assert state["read_up_to"] == "2026-11-25T10:00:00Z"
+
+
+def many(n: int) -> list[dict]:
+    return [record(id=1000 + i, create_date="2026-11-27T11:02:41+0300") for i in range(n)]
+
+
+def test_a_server_that_caps_page_size_still_gives_every_record(setup):
+    runtime, tenant, fake, client, clock = setup
+    fake.records, fake.cap = many(120), 50
+    result = sync_tenant(runtime, tenant, "w1")
+    assert (result.read, result.outcomes, result.error) == (120, {"applied": 120}, None)
+    assert view(client, "1119").status_code == 200  # the last record, on the third page of fifty
+    clock["now"] = NOW + timedelta(minutes=10)
+    sync_tenant(runtime, tenant, "w1")
+    assert datetime.fromisoformat(fake.requests[-1]["changed_after"]) == NOW - timedelta(hours=1)
+
+
+def test_a_pass_cut_short_applies_what_it_read_and_keeps_the_cursor(setup):
+    runtime, tenant, fake, client, clock = setup
+    fake.records, fake.cap, fake.ignore_page = many(120), 50, True
+    result = sync_tenant(runtime, tenant, "w1")
+    assert "50 of 120" in result.error
+    assert (result.read, result.outcomes) == (50, {"applied": 50})  # a lost booking need not wait for the rest
+    assert view(client, "1049").status_code == 200 and view(client, "1050").status_code == 404
+    fake.ignore_page = False
+    clock["now"] = NOW + timedelta(minutes=10)
+    result = sync_tenant(runtime, tenant, "w1")
+    # the records never read are in the next window: the cursor did not move past them
+    assert datetime.fromisoformat(fake.requests[-1]["changed_after"]) == NOW - timedelta(days=2)
+    assert result.outcomes == {"duplicate": 50, "applied": 70}
+
+
+def test_a_429_is_waited_out_within_the_pass(setup):
+    runtime, tenant, fake, client, clock = setup
+    fake.records, fake.too_many = many(1), ["2"]
+    slept: list[float] = []
+    ticks = iter(range(1000))
+
+    def api(config):
+        return YclientsApi(config, sleep=slept.append, clock=lambda: float(next(ticks)))
+
+    result = sync_tenant(runtime, tenant, "w1", api_factory=api)
+    assert (result.read, result.error) == (1, None)
+    assert len(fake.requests) == 2 and slept and max(slept) >= 1.0

@@ -105,16 +105,90 @@ def test_two_pages_then_stop_at_total_count(httpserver, fake_time):
     assert MIN_INTERVAL >= 0.2
 
 
-def test_a_short_page_ends_the_listing_even_without_total_count(httpserver, fake_time):
+def test_without_total_count_the_listing_goes_on_until_an_empty_page(httpserver, fake_time):
+    # A short page proves nothing when the server may cap `count`: only an empty one ends an uncounted list.
     body = load("records_list_page1.json") | {"meta": []}
+    empty = {"success": True, "data": [], "meta": []}
     seen: list[Request] = []
     httpserver.expect_request(f"/api/v1/records/{COMPANY}").respond_with_handler(
-        recorder(seen, fake_time, answer(body)))
+        recorder(seen, fake_time, answer(body), answer(empty)))
 
     records = list(api(httpserver, fake_time).changed_records(COMPANY, changed_after=AFTER, changed_before=BEFORE))
 
     assert [r["id"] for r in records] == [987654321]
-    assert [r.args.to_dict() for r in seen] == [records_query(1, 200)]
+    # page 1 brought one record where 200 were asked: that is the server's page size from then on
+    assert [r.args.to_dict() for r in seen] == [records_query(1, 200), records_query(2, 1)]
+
+
+class CappingYclients:
+    """GET /records: `total` records, at most `cap` a page whatever `count` asks; `offset_by` says how a page's
+    start is computed: from the page size served ("served", the likely way) or from the one asked ("asked")."""
+
+    def __init__(self, httpserver, fake_time: FakeTime, *, total: int = 120, cap: int = 50,
+                 offset_by: str = "served", ignore_page: bool = False):
+        template = load("records_list_page1.json")["data"][0]
+        self.records = [copy.deepcopy(template) | {"id": 1000 + n} for n in range(total)]
+        self.cap, self.offset_by, self.ignore_page = cap, offset_by, ignore_page
+        self.seen: list[dict[str, str]] = []
+        self.fake_time = fake_time
+        httpserver.expect_request(f"/api/v1/records/{COMPANY}").respond_with_handler(self.handle)
+
+    def handle(self, request: Request) -> Response:
+        self.seen.append(request.args.to_dict())
+        self.fake_time.calls.append(self.fake_time.now)
+        page = 1 if self.ignore_page else int(request.args["page"])
+        asked = int(request.args["count"])
+        served = min(asked, self.cap)
+        start = (page - 1) * (served if self.offset_by == "served" else asked)
+        items = self.records[start:start + served]
+        return answer({"success": True, "data": items, "meta": {"page": page, "total_count": len(self.records)}})
+
+
+@pytest.mark.parametrize("offset_by", ["served", "asked"])
+def test_a_server_that_caps_count_is_paged_until_total_count(httpserver, fake_time, offset_by):
+    server = CappingYclients(httpserver, fake_time, total=120, cap=50, offset_by=offset_by)
+
+    records = list(api(httpserver, fake_time).changed_records(COMPANY, changed_after=AFTER, changed_before=BEFORE))
+
+    assert [r["id"] for r in records] == [1000 + n for n in range(120)]
+    # after the first short page the client asks for what the server serves, so both ways of counting agree
+    assert [(q["page"], q["count"]) for q in server.seen] == [("1", "200"), ("2", "50"), ("3", "50")]
+
+
+def test_a_server_that_ignores_page_stops_the_listing_with_an_error(httpserver, fake_time):
+    server = CappingYclients(httpserver, fake_time, total=120, cap=50, ignore_page=True)
+
+    records = api(httpserver, fake_time).changed_records(COMPANY, changed_after=AFTER, changed_before=BEFORE)
+    read = []
+    with pytest.raises(YclientsApiError, match="repeats") as caught:
+        for item in records:
+            read.append(item["id"])
+
+    assert len(read) == 50 and len(server.seen) == 2  # one page more, then the client saw nothing new came
+    assert "50 of 120" in str(caught.value)
+
+
+def test_the_pages_of_one_listing_are_capped(httpserver, fake_time):
+    server = CappingYclients(httpserver, fake_time, total=500, cap=50)
+
+    with pytest.raises(YclientsApiError, match="3 pages") as caught:
+        list(api(httpserver, fake_time).changed_records(COMPANY, changed_after=AFTER, changed_before=BEFORE,
+                                                        max_pages=3))
+
+    assert len(server.seen) == 3
+    assert "150 of 500" in str(caught.value)
+
+
+def test_an_empty_page_ends_the_listing_even_short_of_total_count(httpserver, fake_time):
+    # total_count may count records deleted while we paged: an empty page is the server saying "no more"
+    page1 = load("records_list_page1.json") | {"meta": {"page": 1, "total_count": 5}}
+    seen: list[Request] = []
+    httpserver.expect_request(f"/api/v1/records/{COMPANY}").respond_with_handler(recorder(
+        seen, fake_time, answer(page1), answer({"success": True, "data": [], "meta": {"total_count": 5}})))
+
+    records = list(api(httpserver, fake_time).changed_records(COMPANY, changed_after=AFTER, changed_before=BEFORE))
+
+    assert [r["id"] for r in records] == [987654321] and len(seen) == 2
 
 
 def test_not_found_on_a_list_is_an_empty_result(httpserver, fake_time):
@@ -148,6 +222,34 @@ def test_429_is_transient_with_retry_after(httpserver, fake_time):
     assert caught.value.retry_after == 7.0
     assert caught.value.status_code == 429
     assert "HTTP 429" in str(caught.value)
+
+
+def test_a_429_with_retry_after_is_waited_out_and_the_page_asked_again(httpserver, fake_time):
+    page1 = load("records_list_page1.json") | {"meta": {"page": 1, "total_count": 1}}
+    seen: list[Request] = []
+    httpserver.expect_request(f"/api/v1/records/{COMPANY}").respond_with_handler(recorder(
+        seen, fake_time, answer({"success": False, "data": None, "meta": {"message": "Too many requests"}}, 429,
+                                {"Retry-After": "4"}), answer(page1)))
+
+    records = list(api(httpserver, fake_time).changed_records(COMPANY, changed_after=AFTER, changed_before=BEFORE))
+
+    assert [r["id"] for r in records] == [987654321]
+    assert [r.args.to_dict() for r in seen] == [records_query(1, 200), records_query(1, 200)]
+    assert fake_time.calls[1] - fake_time.calls[0] == pytest.approx(4.0)  # the server's wait, not our 0.3 s
+
+
+def test_a_429_with_a_near_http_date_is_waited_out(httpserver, fake_time):
+    soon = datetime.now(UTC) + timedelta(seconds=3)
+    page1 = load("records_list_page1.json") | {"meta": {"page": 1, "total_count": 1}}
+    seen: list[Request] = []
+    httpserver.expect_request(f"/api/v1/records/{COMPANY}").respond_with_handler(recorder(
+        seen, fake_time, Response("", status=429, headers={"Retry-After": soon.strftime("%a, %d %b %Y %H:%M:%S GMT")}),
+        answer(page1)))
+
+    records = list(api(httpserver, fake_time).changed_records(COMPANY, changed_after=AFTER, changed_before=BEFORE))
+
+    assert len(records) == 1 and len(seen) == 2
+    assert 1.0 < fake_time.calls[1] - fake_time.calls[0] <= 3.0
 
 
 def test_429_with_an_http_date_retry_after(httpserver, fake_time):
