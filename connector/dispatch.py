@@ -20,7 +20,7 @@ from datetime import date, datetime, timedelta
 from datetime import time as clock_time
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from connector.accounts import Accounts
@@ -44,6 +44,7 @@ from connector.core.model import (
 from connector.core.model import (
     Patient as PatientFacts,
 )
+from connector.core.recipients import follow_booking
 from connector.core.warmup import Allowance
 from connector.core.wording import WordingError, preparation_for, render_message
 from connector.runtime import Runtime
@@ -135,10 +136,12 @@ class Dispatcher:
     # --- 2. prepare -------------------------------------------------------------------------------------
 
     def _prepare(self, session: Session, ids: list[int], now: datetime) -> list[Send]:
+        # The recipient is the booking's patient as it stands now (connector.core.recipients), not the job's.
+        recipient = case((NotificationJob.booking_id.is_(None), NotificationJob.patient_id), else_=Booking.patient_id)
         rows = session.execute(
             select(NotificationJob, Booking, Patient)
             .outerjoin(Booking, NotificationJob.booking_id == Booking.id)
-            .outerjoin(Patient, NotificationJob.patient_id == Patient.id)
+            .outerjoin(Patient, Patient.id == recipient)
             .where(NotificationJob.id.in_(ids))
         ).all()
         patient_ids = {patient.id for _, _, patient in rows if patient is not None}
@@ -176,6 +179,10 @@ class Dispatcher:
                              booking.starts_at if booking else None, now)
         if verdict is not None:
             return self._finish(job, *verdict, now, audits)
+        job.patient_id, change = follow_booking(job.patient_id, booking.patient_id if booking else None,
+                                                has_booking=booking is not None)
+        if change is not None:
+            audits.append(audit(job, now, "job.recipient", change))
         if patient is None:
             return self._finish(job, JobStatus.SKIPPED, "no phone number for the patient", now, audits)
 
