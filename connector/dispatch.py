@@ -16,11 +16,11 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from datetime import time as clock_time
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from connector.accounts import Accounts
@@ -44,9 +44,11 @@ from connector.core.model import (
 from connector.core.model import (
     Patient as PatientFacts,
 )
+from connector.core.recipients import follow_booking
 from connector.core.templates import WordingError
 from connector.core.texts import preparation_for, render_message
-from connector.core.warmup import Allowance
+from connector.core.warmup import Allowance, Warmup
+from connector.provider_settings import warmup_of
 from connector.runtime import Runtime
 from connector.store.models import (
     Booking,
@@ -72,6 +74,7 @@ LEASE = timedelta(minutes=2)
 MAX_TRIES = 4  # per step, for transient errors (timeouts, 5xx, 429)
 RETRY_BUDGET = 45.0  # seconds of retrying per step, well inside the lease
 RECORD_EVERY = 100  # send results written per transaction
+UNUSABLE_RETRY = timedelta(minutes=30)  # an account whose warm-up settings broke at run time: its jobs wait
 
 
 @dataclass(frozen=True)
@@ -136,10 +139,12 @@ class Dispatcher:
     # --- 2. prepare -------------------------------------------------------------------------------------
 
     def _prepare(self, session: Session, ids: list[int], now: datetime) -> list[Send]:
+        # The recipient is the booking's patient as it stands now (connector.core.recipients), not the job's.
+        recipient = case((NotificationJob.booking_id.is_(None), NotificationJob.patient_id), else_=Booking.patient_id)
         rows = session.execute(
             select(NotificationJob, Booking, Patient)
             .outerjoin(Booking, NotificationJob.booking_id == Booking.id)
-            .outerjoin(Patient, NotificationJob.patient_id == Patient.id)
+            .outerjoin(Patient, Patient.id == recipient)
             .where(NotificationJob.id.in_(ids))
         ).all()
         patient_ids = {patient.id for _, _, patient in rows if patient is not None}
@@ -154,10 +159,14 @@ class Dispatcher:
 
         caps = self._warmup_caps(session, {job.tenant_id for job, _, _ in rows}, now)
         plans: list[tuple[NotificationJob, DeliveryAttempt, Step, OutboundMessage]] = []
-        audits = []
+        audits: list = []
         for job, booking, patient in rows:
-            outcome = self._prepare_one(job, booking, patient, reach, links, unfinished_by_job.get(job.id, []),
-                                        now, audits, caps)
+            try:
+                outcome = self._prepare_one(job, booking, patient, reach, links, unfinished_by_job.get(job.id, []),
+                                            now, audits, caps)
+            except Exception as error:  # one job's bad data or broken adapter costs that job, not the batch
+                log.exception("a job could not be prepared", extra={"fields": {"tenant": job.tenant_id, "job": job.id}})
+                outcome = self._finish(job, JobStatus.FAILED, f"could not be prepared: {_reason(error)}", now, audits)
             if outcome is not None:
                 plans.append((job, *outcome))
         session.add_all([attempt for _, attempt, _, _ in plans])
@@ -177,6 +186,10 @@ class Dispatcher:
                              booking.starts_at if booking else None, now)
         if verdict is not None:
             return self._finish(job, *verdict, now, audits)
+        job.patient_id, change = follow_booking(job.patient_id, booking.patient_id if booking else None,
+                                                has_booking=booking is not None)
+        if change is not None:
+            audits.append(audit(job, now, "job.recipient", change))
         if patient is None:
             return self._finish(job, JobStatus.SKIPPED, "no phone number for the patient", now, audits)
 
@@ -204,16 +217,22 @@ class Dispatcher:
                                     f"step {skipped_index + 1} ({steps[skipped_index].channel}): {reason}"))
             if index is None:
                 return self._finish(job, JobStatus.FAILED, "no channel left to try", now, audits)
-            cap = caps.get((tenant.id, steps[index].provider))
-            if cap is None or cap.take():
+            provider = steps[index].provider
+            cap = caps.get((tenant.id, provider))
+            if isinstance(cap, str):
+                # Its warm-up settings broke after start-up: hold the work rather than send past an unknown cap.
+                wait_until, why = now + UNUSABLE_RETRY, f"the warm-up settings of {provider} cannot be used: {cap}"
+                skip = why
+            elif cap is None or cap.take():
                 break
-            wait_until = cap.next_slot()
+            else:
+                wait_until, why = cap.next_slot(), f"{provider} has sent its warm-up cap of {cap.limit} today"
+                skip = f"warm-up cap of {provider} reached"
             if booking is None or not must_expire(kind, booking.starts_at, wait_until):
-                return self._defer(job, index, wait_until, f"{steps[index].provider} has sent its warm-up cap of "
-                                   f"{cap.limit} today; waits until {wait_until.isoformat()}", now, audits)
-            # Waiting for tomorrow's allowance would be too late for this visit: the next channel carries it.
-            audits.append(audit(job, now, "step.skipped", f"step {index + 1} ({steps[index].channel}): warm-up cap "
-                                f"of {steps[index].provider} reached and the visit comes first"))
+                return self._defer(job, index, wait_until, f"{why}; waits until {wait_until.isoformat()}", now, audits)
+            # Waiting for that would be too late for this visit: the next channel carries it.
+            audits.append(audit(job, now, "step.skipped", f"step {index + 1} ({steps[index].channel}): {skip} and "
+                                "the visit comes first"))
             start = index + 1
         try:
             facts = _facts(booking, patient)
@@ -241,14 +260,24 @@ class Dispatcher:
         audits.append(audit(job, now, "job.deferred", reason))
         return None
 
-    def _warmup_caps(self, session: Session, tenant_ids: set[str], now: datetime) -> dict[tuple[str, str], Allowance]:
-        """Today's allowance per warming-up account: one count query per such account, not per job."""
-        caps = {}
+    def _warmup_caps(self, session: Session, tenant_ids: set[str], now: datetime
+                     ) -> dict[tuple[str, str], Allowance | str]:
+        """Today's allowance per warming-up account: one count query per such account, not per job. Where an
+        account's warm-up settings cannot be used, why (a text): its jobs wait, every other account goes on."""
+        caps: dict[tuple[str, str], Allowance | str] = {}
         for tenant_id in tenant_ids:
             tenant = self.rt.tenants.get(tenant_id)
             for provider, config in (tenant.providers.items() if tenant else ()):
-                if config.get("warmup"):
-                    caps[(tenant_id, provider)] = warmup_allowance(session, tenant, provider, config["warmup"], now)
+                try:
+                    warmup = warmup_of(config)
+                    if warmup is not None:
+                        caps[(tenant_id, provider)] = warmup_allowance(session, tenant, provider, warmup, now)
+                except ValueError as error:
+                    log.error("unusable warm-up settings: %s", error, extra={"fields": {
+                        "tenant": tenant_id, "provider": provider}})
+                    text = str(error)[:300]
+                    where = "" if text.startswith("warmup.") else "warmup: "
+                    caps[(tenant_id, provider)] = f"providers.{provider}.{where}{text}"
         return caps
 
     @staticmethod
@@ -323,7 +352,7 @@ class Dispatcher:
         session.add_all(audits)
 
 
-def warmup_allowance(session: Session, tenant, provider: str, config: dict, now: datetime) -> Allowance:
+def warmup_allowance(session: Session, tenant, provider: str, warmup: Warmup, now: datetime) -> Allowance:
     """Today's allowance of a warming-up account: what its config allows, less what it sent since midnight."""
     midnight = datetime.combine(now.astimezone(ZoneInfo(tenant.timezone)).date(), clock_time(0),
                                 ZoneInfo(tenant.timezone))
@@ -331,9 +360,7 @@ def warmup_allowance(session: Session, tenant, provider: str, config: dict, now:
         select(func.count(DeliveryAttempt.id)).join(NotificationJob, DeliveryAttempt.job_id == NotificationJob.id)
         .where(NotificationJob.tenant_id == tenant.id, DeliveryAttempt.provider == provider,
                DeliveryAttempt.created_at >= midnight)) or 0
-    since = config.get("since")
-    return Allowance.for_day(start=int(config.get("start", 50)), growth=float(config.get("growth", 1.5)),
-                             since=date.fromisoformat(str(since)) if since else None, ceiling=config.get("ceiling"),
+    return Allowance.for_day(start=warmup.start, growth=warmup.growth, since=warmup.since, ceiling=warmup.ceiling,
                              used=used, now=now, tz=tenant.timezone, quiet=tenant.policy.quiet_hours)
 
 
@@ -353,6 +380,11 @@ def claim_due_jobs(session: Session, worker_id: str, now: datetime, limit: int) 
         session.execute(update(NotificationJob).where(NotificationJob.id.in_(ids)).values(
             status=JobStatus.SENDING, lease_owner=worker_id, lease_until=now + LEASE, updated_at=now))
     return ids
+
+
+def _reason(error: Exception) -> str:
+    """An unexpected exception as an audit line: its type (the message alone may not say what broke), short."""
+    return f"{type(error).__name__}: {str(error)[:300]}"
 
 
 def _attempt_detail(step: Step, result: SendResult, tries: int) -> str:

@@ -27,6 +27,7 @@ from connector.core.model import (
     Visit,
 )
 from connector.core.planning import plan_jobs
+from connector.core.recipients import follow_booking
 from connector.store.models import AuditEvent, Booking, InboundEvent, NotificationJob, Patient
 from connector.tenants import Tenant
 
@@ -163,7 +164,7 @@ def _replan(session, tenant: Tenant, booking: Booking, inbound, previous: Visit 
             confirm_new: bool = True) -> None:
     rows = session.execute(
         select(NotificationJob.id, NotificationJob.plan_key, NotificationJob.kind, NotificationJob.status,
-               NotificationJob.due_at).where(NotificationJob.booking_id == booking.id)
+               NotificationJob.due_at, NotificationJob.patient_id).where(NotificationJob.booking_id == booking.id)
     ).all()
     existing = [ExistingJob(row.plan_key, JobKind(row.kind), JobStatus(row.status), row.due_at) for row in rows]
     current = Visit(booking.starts_at, BookingState(booking.state))
@@ -177,6 +178,7 @@ def _replan(session, tenant: Tenant, booking: Booking, inbound, previous: Visit 
         if row.status == JobStatus.SCHEDULED:
             pending_ids.setdefault(row.plan_key, []).append(row.id)
     audits: list[AuditEvent] = []
+    cancelled: set[int] = set()
     for cancellation in diff.cancel:
         ids = pending_ids.get(cancellation.key, [])
         if not ids:
@@ -189,6 +191,8 @@ def _replan(session, tenant: Tenant, booking: Booking, inbound, previous: Visit 
         )
         audits.extend(_job_audit(booking, inbound, now, job_id, "job.cancelled", cancellation.reason)
                       for job_id in ids)
+        cancelled.update(ids)
+    audits.extend(_follow_patient(session, booking, inbound, rows, cancelled, now))
     jobs = [
         NotificationJob(
             tenant_id=tenant.id, booking_id=booking.id, patient_id=booking.patient_id, kind=planned.kind,
@@ -205,6 +209,28 @@ def _replan(session, tenant: Tenant, booking: Booking, inbound, previous: Visit 
         detail = f"{planned.kind} due {planned.due_at.isoformat()}" + (f"; {planned.note}" if planned.note else "")
         audits.append(_job_audit(booking, inbound, now, job.id, what, detail))
     session.add_all(audits)
+
+
+def _follow_patient(session, booking: Booking, inbound, rows, cancelled: set[int], now) -> list[AuditEvent]:
+    """Jobs still waiting to go follow the booking's patient now. Jobs in flight keep theirs until the worker
+    prepares their next step (it checks again there), so that a late receipt for a message that went to the
+    previous number is not taken as news about the new patient."""
+    changes = {}
+    for row in rows:
+        if row.status == JobStatus.SCHEDULED and row.id not in cancelled:
+            _, change = follow_booking(row.patient_id, booking.patient_id, has_booking=True)
+            if change is not None:
+                changes[row.id] = change
+    if not changes:
+        return []
+    # The status guard keeps us off a job a worker claimed a moment ago; the worker re-checks it itself.
+    moved = session.execute(
+        update(NotificationJob)
+        .where(NotificationJob.id.in_(changes), NotificationJob.status == JobStatus.SCHEDULED)
+        .values(patient_id=booking.patient_id, updated_at=now)
+        .returning(NotificationJob.id)
+    ).scalars().all()
+    return [_job_audit(booking, inbound, now, job_id, "job.recipient", changes[job_id]) for job_id in sorted(moved)]
 
 
 def _seen_before(session, tenant_id, source, key, own_id) -> bool:
@@ -253,7 +279,9 @@ def _upsert_patient(session: Session, tenant_id: str, facts: BookingFacts, now) 
 
 
 def _copy_facts(booking: Booking, facts: BookingFacts, tenant: Tenant, patient_id: int | None) -> None:
-    booking.patient_id = patient_id or booking.patient_id
+    # YCLIENTS and the mappings send whole records: no phone now means the client was taken off the visit (or
+    # never given), and keeping the previous one would send this visit's details to whoever that was.
+    booking.patient_id = patient_id
     booking.starts_at = facts.starts_at
     booking.timezone = facts.timezone or tenant.timezone
     booking.duration_s = int(facts.duration.total_seconds()) if facts.duration else None

@@ -20,9 +20,9 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate, valida
 
 from connector.core.durations import parse_duration
 from connector.core.model import Policy, QuietHours
+from connector.provider_settings import PROVIDERS, ProviderBlocks
 
 CHANNELS = ("max", "telegram", "whatsapp", "sms")
-PROVIDERS = ("sandbox", "wahelp", "smsru", "smsc", "max_bot", "telegram_bot")
 NOTICE_KINDS = ("confirmation", "reschedule", "cancellation")
 TEMPLATE_KINDS = ("confirmation", "reminder", "reschedule", "cancellation", "results_ready", "recall")
 _REFERENCE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
@@ -168,7 +168,7 @@ class _TenantSchema(Schema):
     preparations = fields.Dict(keys=fields.Str(), values=fields.Str(), load_default={})
     notices = fields.Nested(_NoticesSchema, load_default={})
     cascade = fields.List(fields.Nested(_StepSchema), load_default=None, validate=validate.Length(min=1))
-    providers = fields.Dict(keys=fields.Str(validate=validate.OneOf(PROVIDERS)), values=fields.Dict())
+    providers = ProviderBlocks()  # the settings every provider takes are typed there (warmup, rate, …)
     templates = fields.Dict(keys=fields.Str(validate=validate.OneOf(TEMPLATE_KINDS)), values=fields.Str())
     sources = fields.Dict(keys=fields.Str(validate=validate.OneOf(("yclients", "generic"))), values=fields.Dict())
 

@@ -18,6 +18,16 @@ from connector.core.model import QuietHours
 _DEFAULT_WINDOW = QuietHours(time(21, 0), time(9, 0))  # sending hours 09:00-21:00 when quiet hours are off
 
 
+@dataclass(frozen=True)
+class Warmup:
+    """A provider account's `warmup` settings, typed and checked when the tenants file is loaded."""
+
+    start: int = 50
+    growth: float = 1.5
+    since: date | None = None  # the warm-up's first day; none: every day is the first (the cap stays `start`)
+    ceiling: int | None = None
+
+
 @dataclass
 class Allowance:
     limit: int  # today's cap
@@ -32,10 +42,11 @@ class Allowance:
                 now: datetime, tz: str, quiet: QuietHours | None) -> Allowance:
         zone = ZoneInfo(tz)
         today = now.astimezone(zone).date()
-        since = since or today
 
         def cap(day: date) -> int:
-            return daily_cap(start=start, growth=growth, since=since, today=day, ceiling=ceiling)
+            # No start date: every day is the first, tomorrow's cap included. Held work must be spaced for the
+            # cap tomorrow will really have, or it crowds into the first slots and the rest slips a day.
+            return daily_cap(start=start, growth=growth, since=since or day, today=day, ceiling=ceiling)
 
         hours = quiet or _DEFAULT_WINDOW
         tomorrow = today + timedelta(days=1)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import time, timedelta
+from datetime import date, time, timedelta
 from pathlib import Path
 
 import pytest
 
 from connector.core.model import QuietHours
+from connector.core.warmup import Warmup
 from connector.tenants import TenantConfigError, load_tenants
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -113,3 +114,80 @@ def test_providers_are_checked_at_start_up(tmp_path, extra, named):
     with pytest.raises(TenantConfigError, match=named):
         for tenant in load_text(tmp_path, MINIMAL + extra).values():
             check_providers(tenant)
+
+
+SMSRU = "    providers:\n      smsru:\n        api_id: ${API}\n"
+
+
+@pytest.mark.parametrize(
+    ("block", "named"),
+    [
+        ("warmup: {since: yesterday}", "tenants[0].providers.smsru.warmup.since: not a date: 'yesterday'"),
+        ("warmup: {since: 2026-12-01T10:00:00}", "providers.smsru.warmup.since: not a date"),
+        ("warmup: {start: -1}", "providers.smsru.warmup.start"),
+        ("warmup: {start: many}", "providers.smsru.warmup.start"),
+        ("warmup: {start: 2.5}", "providers.smsru.warmup.start"),
+        ("warmup: {growth: 0}", "providers.smsru.warmup.growth"),
+        ("warmup: {growth: .inf}", "providers.smsru.warmup.growth"),
+        ("warmup: {growth: fast}", "providers.smsru.warmup.growth"),
+        ("warmup: {ceiling: 0}", "providers.smsru.warmup.ceiling"),
+        ("warmup: {startt: 10}", "providers.smsru.warmup.startt"),
+        ("warmup: 100", "providers.smsru.warmup"),
+        ("rate_per_second: fast", "providers.smsru.rate_per_second"),
+        ("rate_per_second: 0", "providers.smsru.rate_per_second"),
+        ("rate_per_second: -3", "providers.smsru.rate_per_second"),
+        ("max_in_flight: 0", "providers.smsru.max_in_flight"),
+        ("max_in_flight: 2.5", "providers.smsru.max_in_flight"),
+        ("max_in_flight: lots", "providers.smsru.max_in_flight"),
+        ("timeout: soon", "providers.smsru.timeout"),
+        ("timeout: [1, 2, 3]", "providers.smsru.timeout"),
+    ],
+)
+def test_a_bad_provider_setting_is_named_with_its_key_path(tmp_path, block, named):
+    with pytest.raises(TenantConfigError) as error:
+        load_text(tmp_path, MINIMAL + SMSRU + f"        {block}\n")
+    assert named in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("providers", "named"),
+    [
+        ("{pigeon: {}}", "providers.pigeon"),
+        ("{smsru: just-text}", "providers.smsru"),
+        ("[smsru]", "providers"),
+    ],
+)
+def test_a_bad_providers_block_is_named(tmp_path, providers, named):
+    with pytest.raises(TenantConfigError) as error:
+        load_text(tmp_path, MINIMAL + f"    providers: {providers}\n")
+    assert named in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("block", "expected"),
+    [
+        ("{start: 50, growth: 1.5, since: 2026-12-01, ceiling: 2000}", Warmup(50, 1.5, date(2026, 12, 1), 2000)),
+        ("{since: '2026-12-01'}", Warmup(since=date(2026, 12, 1))),  # quoted: still a date
+        ("{start: 10, growth: 2}", Warmup(10, 2.0)),
+        ("{}", Warmup()),
+        ("null", None),
+    ],
+)
+def test_provider_settings_are_typed_at_start_up(tmp_path, block, expected):
+    text = MINIMAL + SMSRU + f"        warmup: {block}\n        rate_per_second: 5\n        max_in_flight: 3\n"
+    settings = load_text(tmp_path, text)["clinic"].providers["smsru"]
+    assert settings["warmup"] == expected
+    assert (settings["rate_per_second"], settings["max_in_flight"], settings["api_id"]) == (5.0, 3, "k")
+
+
+@pytest.mark.parametrize("command", ["check", "release"])
+def test_check_and_release_name_a_bad_warm_up_date(tmp_path, command):
+    path = tmp_path / "tenants.yaml"
+    path.write_text(MINIMAL + SMSRU + "        warmup: {since: yesterday}\n", encoding="utf-8")
+    env = {"CONNECTOR_CONFIG": str(path), "TOKEN": ENV["TOKEN"], "API": "k", "PATH": "/usr/bin:/bin",
+           "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}", "CONNECTOR_API_TOKEN": "x", "CONNECTOR_DEMO_TOKEN": "y"}
+    result = subprocess.run([sys.executable, "-m", "connector", command], cwd=ROOT, capture_output=True, text=True,
+                            env=env)
+    assert result.returncode == 2
+    assert "tenants[0].providers.smsru.warmup.since: not a date: 'yesterday'" in result.stderr
+    assert not (tmp_path / "x.db").exists()  # nothing migrated: the deploy stops at the typo

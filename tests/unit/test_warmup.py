@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 
@@ -25,7 +25,7 @@ def allowance(**overrides) -> Allowance:
         ({"used": 15}, 20, 5, 40),
         ({"used": 25}, 20, 0, 40),
         ({"ceiling": 30}, 20, 20, 30),
-        ({"since": None}, 10, 10, 20),  # no start date: the warm-up starts today
+        ({"since": None}, 10, 10, 10),  # no start date: every day is the first, tomorrow's cap is today's
         ({"since": date(2026, 12, 1)}, 10, 10, 10),  # not started yet: the starting cap
     ],
 )
@@ -58,3 +58,15 @@ def test_what_does_not_fit_tomorrow_goes_the_day_after():
     cap = allowance(start=1, growth=1.0, used=1)  # one a day
     slots = [cap.next_slot().astimezone(UTC).isoformat() for _ in range(3)]
     assert slots == ["2026-11-28T06:00:00+00:00", "2026-11-29T06:00:00+00:00", "2026-11-30T06:00:00+00:00"]
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{}, {"since": None}, {"since": None, "ceiling": 5}, {"ceiling": 30}, {"since": date(2026, 12, 1)},
+     {"growth": 1.0}, {"start": 0, "since": None}],
+)
+def test_the_work_held_for_tomorrow_is_spaced_for_the_cap_tomorrow_really_has(overrides):
+    """Spacing for a larger cap than tomorrow's would crowd tomorrow's slots and push the rest a day late."""
+    today = allowance(**overrides)
+    tomorrow = allowance(**overrides, now=NOW + timedelta(days=1))
+    assert today.tomorrow_limit == max(tomorrow.limit, 1)
