@@ -72,7 +72,7 @@ def start_service(tmp_path: Path, extra_env: dict[str, str] | None = None,
         try:
             if requests.get(service.base_url + "/healthz", timeout=2).status_code == 200:
                 return service, processes
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # a booting worker on a busy machine may be slow
             pass
         if any(p.poll() is not None for p in processes):
             break
