@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
@@ -31,6 +32,9 @@ from connector.core.recipients import follow_booking
 from connector.store.models import AuditEvent, Booking, InboundEvent, NotificationJob, Patient
 from connector.tenants import Tenant
 
+# PostgreSQL text holds no NUL, and UTF-8 has no unpaired surrogates (JSON's "\\ud800" makes one).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
 
 @dataclass(frozen=True)
 class Receipt:
@@ -47,28 +51,59 @@ def record_inbound(
     *,
     tenant_id: str,
     source: str,
-    body: str,
+    body: str | bytes,
     headers: Mapping[str, str],
     now: datetime,
     outcome: str,
     error: str | None = None,
     truncated: bool = False,
     idempotency_key: str | None = None,
+    reason: str | None = None,
 ) -> InboundEvent:
+    """Store one body as received. Bytes a text column cannot hold (not UTF-8, or a NUL, which PostgreSQL
+    text refuses) are kept exactly in `body_raw`, next to a readable form; the other columns are fitted
+    to their sizes, so nothing a sender writes can make the insert fail."""
+    data = body if isinstance(body, bytes) else body.encode("utf-8", errors="surrogatepass")
+    text, exact = readable_body(data)
     event = InboundEvent(
-        tenant_id=tenant_id[:64],
-        source=source[:32],
+        tenant_id=storable(tenant_id, 64),
+        source=storable(source, 32),
         received_at=now,
-        headers=dict(headers),
-        body=body,
+        headers={storable(str(k), 100): storable(str(v), 1000) for k, v in list(headers.items())[:50]},
+        body=text,
+        body_raw=exact,
         body_truncated=truncated,
-        idempotency_key=idempotency_key,
+        idempotency_key=storable(idempotency_key, 128) if idempotency_key else None,
         outcome=outcome,
-        error=error,
+        error=storable(error, 4000) if error else None,
+        reason=storable(reason, 32) if reason else None,
     )
     session.add(event)
     session.flush()
     return event
+
+
+def readable_body(data: bytes) -> tuple[str, bytes | None]:
+    """(text for people, the exact bytes when the text is not them): UTF-8 without NUL is its own record."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("utf-8", errors="replace").replace("\x00", "\ufffd"), data
+    if "\x00" in text:
+        return text.replace("\x00", "\ufffd"), data
+    return text, None
+
+
+def received_bytes(event: InboundEvent) -> bytes:
+    """The body exactly as it came (for replay and for proof), whichever column holds it."""
+    if event.body_raw is not None:
+        return event.body_raw
+    return event.body.encode("utf-8", errors="surrogatepass")
+
+
+def storable(text: str, limit: int) -> str:
+    """A sender's text fitted to a column: cut to size, NULs and unpaired surrogates made visible as U+FFFD."""
+    return _UNSTORABLE.sub("\ufffd", text[:limit])
 
 
 def ingest_event(
@@ -77,7 +112,7 @@ def ingest_event(
     tenant: Tenant,
     source: str,
     event: SourceEvent | None,
-    body: str,
+    body: str | bytes,
     headers: Mapping[str, str],
     now: datetime,
     idempotency_key: str | None = None,
@@ -142,11 +177,13 @@ def _apply_delete(session, tenant, source, inbound, booking, event, now) -> Rece
             inbound.outcome = "ignored"
             inbound.error = "delete for a booking we never held"
             return Receipt("ignored", inbound.id, detail=inbound.error)
-        # Kept so that a late create for the same id finds it cancelled, not new.
+        # Kept so that a late create for the same id finds it cancelled, not new. The patient first: its
+        # flush would otherwise insert this booking before it has a start time.
+        patient_id = _upsert_patient(session, tenant.id, facts, now)
         booking = Booking(tenant_id=tenant.id, source=source, external_id=event.external_id, created_at=now)
-        session.add(booking)
-        _copy_facts(booking, facts, tenant, _upsert_patient(session, tenant.id, facts, now))
+        _copy_facts(booking, facts, tenant, patient_id)
         booking.content_hash = content_hash(facts)
+        session.add(booking)
     elif booking.state == BookingState.CANCELLED:
         return _settle(session, inbound, "duplicate", booking, "already cancelled", now)
     previous = None if booking.id is None else Visit(booking.starts_at, BookingState(booking.state))

@@ -7,6 +7,7 @@ inbound event), never dropped.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,7 +22,8 @@ from connector.core.cascade import after_report
 from connector.core.invites import read_payload
 from connector.core.model import AttemptStatus, JobStatus
 from connector.core.phones import normalise_phone
-from connector.ingest import record_inbound
+from connector.ingest import record_inbound, storable
+from connector.refusals import record_refused
 from connector.runtime import Runtime
 from connector.store.models import DeliveryAttempt, NotificationJob, Patient, PatientChannel, PatientLink
 from connector.tenants import Tenant
@@ -48,24 +50,37 @@ class CallbackAnswer:
 
 def handle_callback(session: Session, runtime: Runtime, accounts: Accounts, provider: str, tenant_id: str,
                     request: CallbackRequest, now: datetime) -> CallbackAnswer:
-    """Store the raw callback, check it, apply its reports and links; all in the caller's transaction."""
-    body = request.body.decode("utf-8", errors="replace")
-    inbound = record_inbound(session, tenant_id=tenant_id, source=f"callback:{provider}", body=body,
-                             headers={k: v for k, v in request.headers.items() if k.lower() == "content-type"},
-                             now=now, outcome="applied")
+    """Check the callback, store it raw, apply its reports and links; all in the caller's transaction.
+
+    Refusals are stored through `connector.refusals` (bounded when nobody vouched for them). Only a tenant
+    that uses a provider takes its reports: the sandbox's have no secret, so elsewhere they are refused."""
+    source = f"callback:{provider}"
+    headers = {k: v for k, v in request.headers.items() if k.lower() == "content-type"}
+
+    def refuse(status: int, reason: str, message: str) -> CallbackAnswer:
+        record_refused(session, tenant_id=tenant_id, source=source, raw=request.body, headers=headers, now=now,
+                       reason=reason, message=message)
+        return CallbackAnswer(status, json.dumps({"error": reason}))
+
     tenant = runtime.tenants.get(tenant_id)
-    if tenant is None or (provider not in tenant.providers and provider != "sandbox"):
-        inbound.outcome, inbound.error = "rejected", "unknown tenant or provider"
-        return CallbackAnswer(404, '{"error": "unknown_tenant_or_provider"}')
+    if tenant is None:
+        return refuse(404, "unknown_tenant", "unknown tenant")
+    if provider not in tenant.providers:
+        return refuse(404, "unknown_provider", "the tenant does not use this provider")
     try:
         result = accounts.get(tenant_id, provider).channel.parse_callback(request)
     except CallbackAuthError as error:
-        inbound.outcome, inbound.error = "rejected", f"unauthorized: {error}"
-        return CallbackAnswer(401, '{"error": "unauthorized"}')
+        return refuse(401, "unauthorized", str(error))
+    except Exception as error:
+        # An adapter that cannot read a vouched-for body: kept whole for replay, and no 5xx for a retry.
+        log.warning("callback could not be parsed: %s", type(error).__name__)
+        return refuse(422, "unprocessable", f"the callback could not be read ({type(error).__name__})")
+    inbound = record_inbound(session, tenant_id=tenant_id, source=source, body=request.body, headers=headers,
+                             now=now, outcome="applied")
     matched, unmatched = apply_reports(session, runtime, accounts, tenant_id, provider, result.reports, now)
     linked = apply_links(session, tenant, result.links, now, runtime.settings.link_secret)
     if result.status_code >= 400:
-        inbound.outcome, inbound.error = "rejected", result.body[:500]
+        inbound.outcome, inbound.error = "rejected", storable(result.body[:500], 500)
     elif unmatched:
         inbound.error = f"{unmatched} report(s) for unknown message ids"
         inbound.outcome = "applied" if matched or linked else "ignored"

@@ -10,6 +10,7 @@ import json
 import re
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import unquote
 
 from connector.core.phones import mask_name, mask_phone, normalise_phone
 
@@ -17,6 +18,9 @@ from connector.core.phones import mask_name, mask_phone, normalise_phone
 # "89161234567", "7 916 123 45 67". Not inside a longer word, number or dashed id (a UUID's last group).
 _PHONE_RUN = re.compile(r"(?<![\w+-])\+?\d(?:[ \-()]{0,2}\d){9,14}(?![\w-])")
 _DATE_START = re.compile(r"^\d{4}-\d{2}-\d{2}")  # "2026-12-03 10:00:00" has ten digits, yet is no phone
+# A path segment or a query value: what lies between the separators of a request target.
+_PATH_PIECE = re.compile(r"[^/?&=;]+")
+_PHONE_PIECE = re.compile(r"\+?[\d \-().]+")
 _EMAIL = re.compile(r"([\w.+-])[\w.+-]*@([\w-]+(?:\.[\w-]+)+)")
 # JSON keys whose values name a person: masked wherever they occur in a raw body.
 _PERSON_KEYS = frozenset({
@@ -39,6 +43,21 @@ def mask_phones(text: str) -> str:
         return mask_phone(normalise_phone(run) or run)
 
     return _PHONE_RUN.sub(_mask, text)
+
+
+def mask_path_phones(target: str) -> str:
+    """A request target (a path, maybe with its query) as an access log may keep it: each phone-shaped piece
+    (a path segment or a query value, URL-decoded, "+7 (916) 482-73-10" as much as "79164827310") becomes
+    "***" and its last two digits. Ids of up to nine digits stay, so a booking's stays readable."""
+
+    def _mask(match: re.Match[str]) -> str:
+        piece = unquote(match.group(0))
+        digits = re.sub(r"\D", "", piece)
+        if _PHONE_PIECE.fullmatch(piece) and 10 <= len(digits) <= 15 and not _DATE_START.match(piece):
+            return "***" + digits[-2:]
+        return match.group(0)
+
+    return _PATH_PIECE.sub(_mask, target)
 
 
 def scrub(text: str | None, names: Iterable[str] = ()) -> str:

@@ -17,6 +17,14 @@ from jmespath.exceptions import JMESPathError
 from connector.core.model import BookingFacts, BookingState, EventAction, Patient, Sex, SourceEvent
 from connector.core.phones import normalise_phone
 from connector.sources.errors import PayloadError
+from connector.sources.limits import (
+    BRANCH_LENGTH,
+    check_duration,
+    check_id,
+    check_moment,
+    check_zone_name,
+    fit_facts,
+)
 from connector.sources.mapping import (
     MappingError,
     SourceMapping,
@@ -52,15 +60,15 @@ def parse_generic(
 
     reader = _Reader(body, mapping)
     action = _action(reader, mapping)
-    external_id = _id(reader.get("external_id"), "external_id", reader)
+    external_id = check_id(_id(reader.get("external_id"), "external_id", reader), "external_id")
     if external_id is None:
         raise reader.missing("external_id")
 
     source_zone = reader.text("timezone")
     if source_zone is not None:
         try:
-            ZoneInfo(source_zone)
-        except (ZoneInfoNotFoundError, ValueError):
+            ZoneInfo(check_zone_name(source_zone))
+        except (ZoneInfoNotFoundError, ValueError, OSError):
             raise PayloadError(
                 f"timezone {source_zone!r} is not a known IANA zone", field="timezone"
             ) from None
@@ -145,7 +153,7 @@ def _facts(
     raw_start = reader.get("starts_at")
     if not _present(raw_start):
         raise reader.missing("starts_at")
-    return BookingFacts(
+    return fit_facts(BookingFacts(
         external_id=external_id,
         starts_at=_time(raw_start, "starts_at", zone),
         state=forced_state or _state(reader, mapping),
@@ -164,9 +172,9 @@ def _facts(
         services=_services(reader),
         preparation=reader.text("preparation"),
         comment=reader.text("comment"),
-        branch_id=_id(reader.get("branch_id"), "branch_id", reader),
+        branch_id=check_id(_id(reader.get("branch_id"), "branch_id", reader), "branch_id", BRANCH_LENGTH),
         address=reader.text("address"),
-    )
+    ))
 
 
 def _state(reader: _Reader, mapping: SourceMapping) -> BookingState:
@@ -214,11 +222,11 @@ def _duration(reader: _Reader) -> timedelta | None:
         return None
     try:
         minutes = float(raw) if not isinstance(raw, bool) else None
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         minutes = None
     if minutes is None or minutes < 0:
         raise reader.invalid("duration_minutes", raw, "a non-negative number of minutes")
-    return timedelta(minutes=minutes) if minutes else None
+    return check_duration(minutes * 60, "duration_minutes")
 
 
 def _time(raw: Any, key: str, zone: ZoneInfo) -> datetime:
@@ -227,8 +235,8 @@ def _time(raw: Any, key: str, zone: ZoneInfo) -> datetime:
     try:
         moment = datetime.fromisoformat(raw.strip())
     except ValueError:
-        raise PayloadError(f"{key}: {raw!r} is not an ISO 8601 date-time", field=key) from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=zone)
+        raise PayloadError(f"{key}: {raw[:80]!r} is not an ISO 8601 date-time", field=key) from None
+    return check_moment(moment if moment.tzinfo is not None else moment.replace(tzinfo=zone), key)
 
 
 def _id(raw: Any, key: str, reader: _Reader) -> str | None:

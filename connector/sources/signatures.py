@@ -6,9 +6,11 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 from collections.abc import Mapping
 from datetime import datetime
 
+_UNIX_TIME = re.compile(r"[0-9]{1,12}")
 TOLERANCE_SECONDS = 5 * 60  # the Standard Webhooks default: refuse replays older (or newer) than this
 
 
@@ -32,10 +34,12 @@ def check_standard_signature(secret: str, headers: Mapping[str, str], body: byte
     signatures = headers.get("webhook-signature")
     if not (msg_id and timestamp and signatures):
         raise AuthError("missing Standard Webhooks headers (webhook-id, webhook-timestamp, webhook-signature)")
-    try:
-        sent_at = int(timestamp)
-    except ValueError as error:
-        raise AuthError("webhook-timestamp is not a Unix time") from error
+    # ASCII digits only, and few of them: int() would take "１２３" or 400 digits, and a float cannot.
+    if not _UNIX_TIME.fullmatch(timestamp):
+        raise AuthError("webhook-timestamp is not a Unix time in seconds")
+    if len(msg_id) > 128:
+        raise AuthError("webhook-id is longer than 128 characters")
+    sent_at = int(timestamp)
     if abs(now.timestamp() - sent_at) > TOLERANCE_SECONDS:
         raise AuthError("webhook-timestamp is too far from now (a replay, or a clock out of step)")
     key = _secret_bytes(secret)

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from connector.core.model import BookingFacts, BookingState, EventAction, Patient, Sex, SourceEvent
 from connector.core.phones import normalise_phone
 from connector.sources.errors import PayloadError
+from connector.sources.limits import BRANCH_LENGTH, check_duration, check_id, check_moment, fit_facts
 
 __all__ = ["parse_record_webhook"]
 
@@ -73,7 +74,7 @@ def parse_record_webhook(body: Mapping[str, Any], default_tz: str | None = None)
         return None
 
     status = body["status"]
-    status = status.strip().lower() if isinstance(status, str) else status
+    status = status.strip().lower() if isinstance(status, str) else None
     if status not in _STATUSES:
         raise PayloadError(
             f"'status' must be one of create, update, delete; got {body['status']!r}", field="status"
@@ -85,9 +86,9 @@ def parse_record_webhook(body: Mapping[str, Any], default_tz: str | None = None)
     if not isinstance(data, Mapping):
         raise PayloadError(f"'data' must be an object, got {type(data).__name__}", field="data")
 
-    external_id = _id(data.get("id"))
+    external_id = check_id(_id(data.get("id")), "id")
     if external_id is None:
-        external_id = _id(body.get("resource_id"))
+        external_id = check_id(_id(body.get("resource_id")), "resource_id")
     if external_id is None:
         raise PayloadError("record has neither 'data.id' nor 'resource_id'", field="id")
 
@@ -122,7 +123,8 @@ def _facts(
     company_id = _id(data.get("company_id"))
     if company_id is None:
         company_id = _id(body.get("company_id"))
-    return BookingFacts(
+    check_id(company_id, "company_id", BRANCH_LENGTH)
+    return fit_facts(BookingFacts(
         external_id=external_id,
         starts_at=starts_at,
         state=state,
@@ -137,7 +139,7 @@ def _facts(
         comment=_text(data.get("comment")),
         branch_id=company_id,
         address=None,
-    )
+    ))
 
 
 def _starts_at(data: Mapping[str, Any], default_tz: str | None) -> datetime:
@@ -148,7 +150,7 @@ def _starts_at(data: Mapping[str, Any], default_tz: str | None) -> datetime:
         if moment.tzinfo is not None:
             return moment
         if default_tz:
-            return moment.replace(tzinfo=ZoneInfo(default_tz))
+            return check_moment(moment.replace(tzinfo=ZoneInfo(default_tz)), "datetime")
         raise PayloadError(
             f"'datetime' {raw!r} has no UTC offset and no default timezone was given", field="datetime"
         )
@@ -161,7 +163,7 @@ def _starts_at(data: Mapping[str, Any], default_tz: str | None) -> datetime:
             )
         moment = _parse_time(raw, "date")
         if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=ZoneInfo(default_tz))
+            moment = check_moment(moment.replace(tzinfo=ZoneInfo(default_tz)), "date")
         return moment
     raise PayloadError("record has no start time ('datetime' or 'date')", field="datetime")
 
@@ -172,7 +174,7 @@ def _version(raw: Any, default_tz: str | None) -> datetime | None:
     moment = _parse_time(raw, "last_change_date")
     if moment.tzinfo is None:
         # A naive change time cannot be ordered against aware ones unless we know the zone.
-        return moment.replace(tzinfo=ZoneInfo(default_tz)) if default_tz else None
+        return check_moment(moment.replace(tzinfo=ZoneInfo(default_tz)), "last_change_date") if default_tz else None
     return moment
 
 
@@ -181,9 +183,10 @@ def _parse_time(raw: Any, field: str) -> datetime:
         raise PayloadError(f"{field!r} must be a date-time string, got {raw!r}", field=field)
     try:
         # 3.11's fromisoformat also reads "+0300" offsets and a space instead of "T".
-        return datetime.fromisoformat(raw.strip())
+        moment = datetime.fromisoformat(raw.strip())
     except ValueError:
-        raise PayloadError(f"{field!r} is not an ISO 8601 date-time: {raw!r}", field=field) from None
+        raise PayloadError(f"{field!r} is not an ISO 8601 date-time: {raw[:80]!r}", field=field) from None
+    return check_moment(moment, field)
 
 
 def _state(raw: Any) -> BookingState:
@@ -234,9 +237,9 @@ def _duration(data: Mapping[str, Any]) -> timedelta | None:
         raw = data.get(key)
         if not _present(raw):
             continue
-        seconds = _int(raw, key)
-        if seconds > 0:
-            return timedelta(seconds=seconds)
+        duration = check_duration(_int(raw, key), key)
+        if duration is not None:
+            return duration
     return None
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -32,3 +33,13 @@ def _sqlite_pragmas(connection, _record) -> None:
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def unreachable(error: BaseException) -> bool:
+    """Whether a failed write is the database's fault (retry later: 503) rather than the input's.
+
+    A value the database refuses (too long, a NUL, out of range: DataError, IntegrityError) or a value the
+    driver cannot even send (a Python error, maybe wrapped in StatementError) is bad input, and a retry would
+    fail the same way. Connection failures, a missing table or a locked file are the database's.
+    """
+    return isinstance(error, DBAPIError) and not isinstance(error, DataError | IntegrityError)

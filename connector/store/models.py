@@ -11,6 +11,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -33,7 +34,12 @@ class Base(DeclarativeBase):
 
 
 class InboundEvent(Base):
-    """Every body that reached a webhook URL, as received, with what became of it."""
+    """Every body that reached a webhook URL, as received, with what became of it.
+
+    `body` is the readable text; where the bytes are not UTF-8 or hold a NUL (PostgreSQL text cannot), the
+    exact bytes are in `body_raw` too (`connector.ingest.received_bytes` gives them back). `reason` is why a
+    body was refused (the error code of the answer), so unauthenticated ones can be counted and purged.
+    """
 
     __tablename__ = "inbound_event"
 
@@ -43,16 +49,19 @@ class InboundEvent(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
     headers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     body: Mapped[str] = mapped_column(Text)
+    body_raw: Mapped[bytes | None] = mapped_column(LargeBinary)
     body_truncated: Mapped[bool] = mapped_column(Boolean, default=False)
     idempotency_key: Mapped[str | None] = mapped_column(String(128))
     external_id: Mapped[str | None] = mapped_column(String(128))
     booking_id: Mapped[int | None] = mapped_column(ForeignKey("booking.id"))
     outcome: Mapped[str] = mapped_column(String(16))  # applied, duplicate, stale, ignored, rejected
     error: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(String(32))
 
     __table_args__ = (
         Index(None, "tenant_id", "received_at"),
         Index(None, "tenant_id", "source", "idempotency_key"),
+        Index(None, "reason", "received_at"),
     )
 
 

@@ -3,6 +3,8 @@ patient's bot invitations and opt-outs."""
 
 from __future__ import annotations
 
+import base64
+import re
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, abort, jsonify, request
@@ -83,7 +85,9 @@ def booking(tenant_id: str, source: str, external_id: str):
 def inbound_events(tenant_id: str):
     from connector.web import runtime
 
-    limit = min(int(request.args.get("limit", 50)), 500)
+    limit = _limit(request.args.get("limit", "50"))
+    if limit is None:
+        return jsonify(error="bad_request", field="limit", message="limit must be a whole number from 1 to 500"), 400
     query = select(InboundEvent).where(InboundEvent.tenant_id == tenant_id)
     if request.args.get("outcome"):
         query = query.where(InboundEvent.outcome == request.args["outcome"])
@@ -93,7 +97,16 @@ def inbound_events(tenant_id: str):
         "id": row.id, "source": row.source, "received_at": utc_iso(row.received_at), "outcome": row.outcome,
         "error": row.error, "external_id": row.external_id, "booking_id": row.booking_id,
         "body_truncated": row.body_truncated, "body": row.body,
+        # The exact bytes, where the readable body is not them (not UTF-8, or a NUL): for replay.
+        **({"body_base64": base64.b64encode(row.body_raw).decode()} if row.body_raw is not None else {}),
     } for row in rows])
+
+
+def _limit(raw: str) -> int | None:
+    """1 to 500 (more is read as 500); None for anything that is not plainly a positive whole number."""
+    if not re.fullmatch(r"[0-9]{1,6}", raw) or int(raw) < 1:
+        return None
+    return min(int(raw), 500)
 
 
 @bp.get("/<tenant_id>/patients/<phone>/invitations")

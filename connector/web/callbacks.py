@@ -1,5 +1,6 @@
 """Provider callbacks: `POST /callbacks/<provider>/<tenant>`. Each adapter checks its provider's own proof
-(a signature header, or the secret in the URL); the raw body is always stored, unknown message ids too."""
+(a signature header, or the secret in the URL); the raw body is always stored, unknown message ids too
+(unauthenticated ones bounded: connector.refusals). Bodies over CONNECTOR_MAX_BODY_BYTES get 413, unread."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from connector.accounts import Accounts
 from connector.channels.base import CallbackRequest
 from connector.receipts import handle_callback
+from connector.refusals import record_refused
+from connector.store.db import unreachable
 
 bp = Blueprint("callbacks", __name__)
 log = logging.getLogger("connector.callbacks")
@@ -29,14 +32,36 @@ def receive(provider: str, tenant_id: str):
     from connector.web import runtime
 
     rt = runtime()
-    raw = request.get_data(cache=False)[: rt.settings.max_body_bytes]
-    callback = CallbackRequest(request.method, dict(request.headers), request.args.to_dict(), raw)
+    now = rt.clock()
+    limit = rt.settings.max_body_bytes
+    raw = request.stream.read(limit + 1)  # the webhooks' cap: no secret check reads more than this
+    callback = CallbackRequest(request.method, dict(request.headers), request.args.to_dict(), raw[:limit])
+    fields = {"fields": {"provider": provider, "tenant": tenant_id if tenant_id in rt.tenants else "?"}}
     try:
+        if len(raw) > limit:
+            with rt.sessions.begin() as session:
+                record_refused(session, tenant_id=tenant_id, source=f"callback:{provider}", raw=raw, now=now,
+                               headers={}, reason="body_too_large", message=f"the body is over {limit} bytes")
+            return _json(413, "body_too_large")
         with rt.sessions.begin() as session:
-            answer = handle_callback(session, rt, _accounts(), provider, tenant_id, callback, rt.clock())
-    except KeyError:
-        return Response('{"error": "unknown_provider"}', 404, content_type="application/json")
-    except SQLAlchemyError:
-        log.exception("callback could not be stored", extra={"fields": {"provider": provider, "tenant": tenant_id}})
-        return Response('{"error": "database_unavailable"}', 503, content_type="application/json")
+            answer = handle_callback(session, rt, _accounts(), provider, tenant_id, callback, now)
+    except Exception as error:
+        if isinstance(error, SQLAlchemyError) and unreachable(error):
+            log.exception("callback could not be stored", extra=fields)
+            return _json(503, "database_unavailable")
+        # A report the ledger refuses (a NUL in an id, a value too long) fails alike on every retry: the body
+        # is kept for replay in a transaction of its own, and the provider hears 422, not "retry later".
+        log.warning("callback could not be applied: %s", type(error).__name__, extra=fields)
+        try:
+            with rt.sessions.begin() as session:
+                record_refused(session, tenant_id=tenant_id, source=f"callback:{provider}", raw=raw, now=now,
+                               headers={}, reason="unprocessable", message=type(error).__name__)
+        except SQLAlchemyError:
+            log.exception("callback could not be stored", extra=fields)
+            return _json(503, "database_unavailable")
+        return _json(422, "unprocessable")
     return Response(answer.body, answer.status_code, content_type=answer.content_type)
+
+
+def _json(status: int, error: str) -> Response:
+    return Response(f'{{"error": "{error}"}}', status, content_type="application/json")

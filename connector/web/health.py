@@ -5,8 +5,10 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.exceptions import Unauthorized
 
 from connector.store.models import SyncState, WorkerHeartbeat
+from connector.web.auth import require_api_token
 from connector.web.times import utc_iso
 
 bp = Blueprint("health", __name__)
@@ -16,6 +18,8 @@ STALE_AFTER_SECONDS = 60
 
 @bp.get("/healthz")
 def healthz():
+    """Anyone (a load balancer) learns whether the service is up; with the API token, support sees the
+    workers, the syncs and the tenants."""
     from connector.web import runtime
 
     rt = runtime()
@@ -25,6 +29,8 @@ def healthz():
             syncs = session.scalars(select(SyncState).order_by(SyncState.tenant_id)).all()
     except SQLAlchemyError:
         return jsonify(status="unavailable", database="unreachable"), 503
+    if not _has_api_token():
+        return jsonify(status="ok", database="ok")
     now = rt.clock()
     workers = [{"id": beat.worker_id, "seconds_since_beat": round((now - beat.beat_at).total_seconds()),
                 "sent_total": beat.sent_total} for beat in beats]
@@ -34,3 +40,11 @@ def healthz():
              "last_run_at": utc_iso(state.last_run_at), "last_error": state.last_error} for state in syncs]
     return jsonify(status="ok", database="ok", tenants=sorted(rt.tenants),
                    worker="running" if alive else "not running", workers=workers, sync=sync)
+
+
+def _has_api_token() -> bool:
+    try:
+        require_api_token()
+    except Unauthorized:
+        return False
+    return True

@@ -1,7 +1,8 @@
 """`GET /metrics` in Prometheus' text format, read from the ledger at scrape time.
 
 Nothing is counted in process memory: gunicorn runs several processes and workers run on several hosts, and
-the ledger already knows every number. Tenant ids, kinds, channels and statuses only; no patient data.
+the ledger already knows every number. Configured tenant ids, kinds, channels and statuses only; no patient
+data, and nothing a stranger typed (an unknown tenant id is no label).
 Needs `Authorization: Bearer <CONNECTOR_API_TOKEN>` (Prometheus: `authorization: {credentials: ...}`).
 """
 
@@ -13,10 +14,11 @@ from flask import Blueprint, Response, abort
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from connector.core.model import JobStatus
+from connector.refusals import UNAUTHENTICATED
 from connector.store.models import DeliveryAttempt, InboundEvent, NotificationJob, WorkerHeartbeat
 from connector.web.auth import require_api_token
 
@@ -27,8 +29,8 @@ LATE_AFTER = timedelta(minutes=5)  # a scheduled job this far past due means the
 
 
 class _LedgerCollector:
-    def __init__(self, session, now):
-        self.session, self.now = session, now
+    def __init__(self, session, now, tenants):
+        self.session, self.now, self.tenants = session, now, sorted(tenants)
 
     def collect(self):
         session, now = self.session, self.now
@@ -62,12 +64,25 @@ class _LedgerCollector:
 
         inbound = GaugeMetricFamily("connector_inbound_events_24h", "Webhooks and callbacks received in 24 hours",
                                     labels=["tenant", "source", "outcome"])
+        recent = InboundEvent.received_at >= now - WINDOW
+        vouched = or_(InboundEvent.reason.is_(None), InboundEvent.reason.not_in(UNAUTHENTICATED))
         for tenant, source, outcome, count in session.execute(
                 select(InboundEvent.tenant_id, InboundEvent.source, InboundEvent.outcome, func.count())
-                .where(InboundEvent.received_at >= now - WINDOW)
+                .where(recent, vouched, InboundEvent.tenant_id.in_(self.tenants))
                 .group_by(InboundEvent.tenant_id, InboundEvent.source, InboundEvent.outcome)):
             inbound.add_metric([tenant, source, outcome], count)
         yield inbound
+
+        # Tenant ids and paths in these came from strangers: only the reason, a closed set, is a label.
+        refused = GaugeMetricFamily("connector_inbound_unauthenticated_24h",
+                                    "Bodies refused in 24 hours before anyone vouched for them, by reason",
+                                    labels=["reason"])
+        counts = dict(session.execute(
+            select(InboundEvent.reason, func.count())
+            .where(recent, InboundEvent.reason.in_(UNAUTHENTICATED)).group_by(InboundEvent.reason)).all())
+        for reason in UNAUTHENTICATED:
+            refused.add_metric([reason], counts.get(reason, 0))
+        yield refused
 
         beats = GaugeMetricFamily("connector_worker_heartbeat_age_seconds", "Seconds since each worker's last beat",
                                   labels=["worker"])
@@ -85,7 +100,7 @@ def metrics():
     registry = CollectorRegistry(auto_describe=False)
     try:
         with rt.sessions() as session:
-            registry.register(_LedgerCollector(session, rt.clock()))
+            registry.register(_LedgerCollector(session, rt.clock(), rt.tenants))
             body = generate_latest(registry)
     except SQLAlchemyError:
         abort(503, "the ledger cannot be read right now")

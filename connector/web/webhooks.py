@@ -1,7 +1,8 @@
 """Webhook doors: YCLIENTS and generic JSON. A thin shell that maps each failure to a precise status.
 
-Every body that reaches these URLs is stored as an inbound event with its outcome, rejected ones too;
-when the database cannot store it we answer 503 so the source may retry, never 200.
+Every body that reaches these URLs is stored as an inbound event with its outcome, rejected ones too (of
+unauthenticated ones, the first few kB: connector.refusals). Bad input of any kind is a 4xx; only a database
+that cannot be reached is a 503, so the source may retry, never 200.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ from datetime import datetime
 from flask import Blueprint, jsonify, request
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from connector.ingest import Receipt, ingest_event, record_inbound
+from connector.ingest import Receipt, ingest_event, storable
+from connector.refusals import UNAUTHENTICATED, record_refused
 from connector.sources.errors import PayloadError
 from connector.sources.generic import parse_generic
 from connector.sources.signatures import AuthError, check_standard_signature, check_token
 from connector.sources.yclients import parse_record_webhook
+from connector.store.db import unreachable
 from connector.tenants import Tenant
 
 bp = Blueprint("webhooks", __name__)
@@ -41,35 +44,36 @@ def receive(source: str, tenant_id: str):
     rt = runtime()
     now = rt.clock()
     raw, truncated = _read_capped(rt.settings.max_body_bytes)
-    text = raw.decode("utf-8", errors="replace")
     headers = {name: request.headers[name] for name in _KEPT_HEADERS if name in request.headers}
     tenant = rt.tenants.get(tenant_id)
     try:
         if source not in SOURCES:
             raise _Rejection(404, "unknown_source", f"no webhook for source {source!r}; use one of {SOURCES}")
         if tenant is None:
-            raise _Rejection(404, "unknown_tenant", f"no tenant {tenant_id!r} is configured")
+            raise _Rejection(404, "unknown_tenant", "no such tenant is configured")
         if truncated:
             raise _Rejection(413, "body_too_large", f"the body is over {rt.settings.max_body_bytes} bytes")
         idempotency_key = _authenticate(tenant, source, raw, now)
         event = _parse(rt, tenant, source, raw)
     except _Rejection as rejection:
-        return _reject(rt, tenant_id, source, text, headers, now, truncated, rejection)
+        return _reject(rt, tenant_id, source, raw, headers, now, truncated, rejection)
 
     for attempt in (1, 2):
         try:
             with rt.sessions.begin() as session:
-                receipt = ingest_event(session, tenant=tenant, source=source, event=event, body=text,
+                receipt = ingest_event(session, tenant=tenant, source=source, event=event, body=raw,
                                        headers=headers, now=now, idempotency_key=idempotency_key)
             break
         except IntegrityError:
             # Two deliveries of one new booking raced to insert it; the second pass finds it.
             if attempt == 2:
+                return _unprocessable(rt, tenant_id, source, raw, headers, now, "the booking could not be saved")
+        except Exception as error:
+            if unreachable(error):
                 log.exception("webhook could not be stored", extra=_fields(tenant_id, source, None))
                 return _unavailable()
-        except SQLAlchemyError:
-            log.exception("webhook could not be stored", extra=_fields(tenant_id, source, None))
-            return _unavailable()
+            # A value the ledger refuses is bad input: a retry would fail alike, so no 503 (see store.db).
+            return _unprocessable(rt, tenant_id, source, raw, headers, now, type(error).__name__)
     log.info("webhook %s", receipt.outcome, extra=_fields(tenant_id, source, receipt))
     return jsonify(_answer(receipt)), 200
 
@@ -88,8 +92,10 @@ def _authenticate(tenant: Tenant, source: str, raw: bytes, now: datetime) -> str
 def _parse(rt, tenant: Tenant, source: str, raw: bytes):
     try:
         body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise _Rejection(400, "malformed_json", f"the body is not valid JSON: {error}") from error
+    except RecursionError:
+        raise _Rejection(400, "malformed_json", "the body is not valid JSON: nested too deep") from None
+    except ValueError as error:  # JSONDecodeError, UnicodeDecodeError, an integer of over 4300 digits
+        raise _Rejection(400, "malformed_json", f"the body is not valid JSON: {error}") from None
     try:
         if source == "yclients":
             _check_company(tenant, body)
@@ -98,6 +104,11 @@ def _parse(rt, tenant: Tenant, source: str, raw: bytes):
         return parse_generic(body, rt.mappings[mapping_name], default_tz=tenant.timezone)
     except PayloadError as error:
         raise _Rejection(422, "invalid_payload", str(error), getattr(error, "field", None)) from error
+    except Exception as error:
+        # A parser bug or a body beyond its imagination: the event is kept for replay once it is fixed.
+        log.warning("webhook could not be parsed: %s", type(error).__name__, extra=_fields(tenant.id, source, None))
+        raise _Rejection(422, "unprocessable", f"the body could not be read ({type(error).__name__}); "
+                         "it is kept for replay") from error
 
 
 def _check_company(tenant: Tenant, body) -> None:
@@ -107,26 +118,36 @@ def _check_company(tenant: Tenant, body) -> None:
         return
     allowed_ids = {str(c) for c in (allowed if isinstance(allowed, list) else [allowed])}
     if str(body["company_id"]) not in allowed_ids:
-        raise PayloadError(f"company_id {body['company_id']} is not one of this tenant's branches",
+        raise PayloadError(f"company_id {str(body['company_id'])[:80]} is not one of this tenant's branches",
                            field="company_id")
 
 
-def _reject(rt, tenant_id, source, text, headers, now, truncated, rejection: _Rejection):
-    message = rejection.message
+def _reject(rt, tenant_id, source, raw, headers, now, truncated, rejection: _Rejection):
+    message = storable(rejection.message, 1000)
     try:
         with rt.sessions.begin() as session:
-            inbound = record_inbound(session, tenant_id=tenant_id, source=source, body=text, headers=headers,
-                                     now=now, outcome="rejected", error=f"{rejection.error}: {message}",
-                                     truncated=truncated)
+            inbound = record_refused(session, tenant_id=tenant_id, source=source, raw=raw, headers=headers,
+                                     now=now, reason=rejection.error, message=message, truncated=truncated)
             inbound_id = inbound.id
     except SQLAlchemyError:
         log.exception("rejected webhook could not be stored", extra=_fields(tenant_id, source, None))
         return _unavailable()
-    log.warning("webhook rejected: %s", rejection.error, extra=_fields(tenant_id, source, None))
-    answer = {"error": rejection.error, "message": message, "inbound_event_id": inbound_id}
+    # An unknown tenant's id is the sender's word, not ours: it stays out of the log's fields.
+    log.warning("webhook rejected: %s", rejection.error,
+                extra=_fields(tenant_id if tenant_id in rt.tenants else "?", source, None))
+    answer = {"error": rejection.error, "message": message}
+    if rejection.error not in UNAUTHENTICATED:
+        # A stranger learns nothing from us, not even how many events we hold.
+        answer["inbound_event_id"] = inbound_id
     if rejection.field:
         answer["field"] = rejection.field
     return jsonify(answer), rejection.status
+
+
+def _unprocessable(rt, tenant_id, source, raw, headers, now, what: str):
+    log.warning("webhook could not be applied: %s", what, extra=_fields(tenant_id, source, None))
+    rejection = _Rejection(422, "unprocessable", f"the event could not be applied ({what}); it is kept for replay")
+    return _reject(rt, tenant_id, source, raw, headers, now, False, rejection)
 
 
 def _read_capped(limit: int) -> tuple[bytes, bool]:

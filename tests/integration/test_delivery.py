@@ -259,12 +259,12 @@ def test_over_the_cap_a_visit_before_tomorrow_goes_by_the_next_channel(database_
 
 
 def test_health_shows_whether_a_worker_is_beating(client, clock, worker):
-    assert client.get("/healthz").get_json()["worker"] == "not running"
+    assert client.get("/healthz", headers=AUTH).get_json()["worker"] == "not running"
     worker.heartbeat()
-    answer = client.get("/healthz").get_json()
+    answer = client.get("/healthz", headers=AUTH).get_json()
     assert answer["worker"] == "running" and answer["workers"][0]["id"] == "test-worker"
     clock.advance(120)
-    assert client.get("/healthz").get_json()["worker"] == "not running"
+    assert client.get("/healthz", headers=AUTH).get_json()["worker"] == "not running"
 
 
 def test_a_provider_without_callbacks_is_polled_until_delivered(database_url, httpserver):

@@ -149,7 +149,7 @@ def test_health_shows_how_far_the_sync_read_and_its_last_error(setup):
     runtime, tenant, fake, client, clock = setup
     fake.fail_with = 403
     sync_tenant(runtime, tenant, "w1")
-    [state] = client.get("/healthz").get_json()["sync"]
+    [state] = client.get("/healthz", headers=AUTH).get_json()["sync"]
     assert state["tenant"] == "demo" and "403" in state["last_error"]
     # nothing read yet: the cursor is where the first window starts (two days back), plus the overlap
     assert state["read_up_to"] == "2026-11-25T10:00:00Z"

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from connector.core.redaction import mask_phones, masked_body, scrub
+from connector.core.redaction import mask_path_phones, mask_phones, masked_body, scrub
 
 
 @pytest.mark.parametrize(
@@ -47,3 +47,25 @@ def test_a_json_body_masks_person_fields_by_key():
 def test_a_body_that_is_not_json_still_loses_its_phones():
     text, was_json = masked_body("{broken +79161234567")
     assert not was_json and "9161234567" not in text
+
+
+@pytest.mark.parametrize(("target", "masked"), [
+    ("/api/v1/demo/patients/79164827310/invitations", "/api/v1/demo/patients/***10/invitations"),
+    ("/api/v1/demo/patients/+79164827310/opt-outs", "/api/v1/demo/patients/***10/opt-outs"),
+    ("/api/v1/demo/patients/%2B79164827310/opt-outs", "/api/v1/demo/patients/***10/opt-outs"),
+    ("/api/v1/demo/patients/8%20(916)%20482-73-10/opt-outs", "/api/v1/demo/patients/***10/opt-outs"),
+    ("/api/v1/demo/patients/89164827310", "/api/v1/demo/patients/***10"),
+    ("/status/demo?q=79164827310", "/status/demo?q=***10"),
+    ("/status/demo?q=%2B7%20916%20482%2073%2010&x=1", "/status/demo?q=***10&x=1"),
+    ("/api/v1/demo/patients/8 (916) 482-73-10/opt-outs", "/api/v1/demo/patients/***10/opt-outs"),  # decoded
+    # not phones: ids shorter than ten digits, dates, words, sixteen digits and more
+    ("/api/v1/demo/bookings/yclients/987654321", "/api/v1/demo/bookings/yclients/987654321"),
+    ("/status/demo/events/12", "/status/demo/events/12"),
+    ("/status/demo?day=2026-12-03", "/status/demo?day=2026-12-03"),
+    ("/api/v1/demo/bookings/generic/B-1001", "/api/v1/demo/bookings/generic/B-1001"),
+    ("/api/v1/demo/bookings/generic/1234567890123456", "/api/v1/demo/bookings/generic/1234567890123456"),
+    ("/healthz", "/healthz"),
+    ("", ""),
+])
+def test_phone_shaped_path_segments_are_masked(target, masked):
+    assert mask_path_phones(target) == masked
