@@ -70,13 +70,12 @@ def update_attempt(attempt: DeliveryAttempt, status: AttemptStatus, now: datetim
                    raw_status: str | None = None) -> bool:
     """Move the attempt forward (never back); stamp the times. True when its status changed.
 
-    `updated_at` says when something about the attempt last changed: a report repeating what we know (a poll
-    of a message still in flight) leaves it alone."""
+    `updated_at` says when its status last changed: a report repeating what we know (a poll of a message still
+    in flight) leaves it alone."""
     before = AttemptStatus(attempt.status)
     after = merge_status(before, status)
-    if raw_status and attempt.raw_status != raw_status[:64]:
+    if raw_status:
         attempt.raw_status = raw_status[:64]
-        attempt.updated_at = now
     if error and after != before and after not in (AttemptStatus.DELIVERED, AttemptStatus.READ):
         attempt.error = error
     if after == before:

@@ -155,7 +155,7 @@ class DeliveryAttempt(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     read_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())  # when something about it last changed
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())  # when its status last changed
     # Polling (providers that can be asked): when we last asked, and when to ask next (None: not any more).
     polled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     next_poll_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
