@@ -13,7 +13,7 @@ import requests
 
 from connector.config import INSTANCE
 
-FINAL = {"delivered", "read", "failed", "expired", "cancelled", "skipped"}
+FINAL = {"delivered", "read", "unconfirmed", "failed", "expired", "cancelled", "skipped"}
 
 
 def _secret(env: str, name: str) -> str:

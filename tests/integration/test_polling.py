@@ -6,6 +6,7 @@ Time is the runtime's clock, driven one worker pass per second; nothing sleeps.
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import replace
 from datetime import timedelta
@@ -20,6 +21,7 @@ from tests.conftest import API_TOKEN, DEMO_TOKEN, make_runtime
 from tests.integration.test_delivery import START, Clock, book, confirmation
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
+STATUS_AUTH = {"Authorization": "Basic " + base64.b64encode(f"support:{API_TOKEN}".encode()).decode()}
 
 
 class FakeSmsRu:
@@ -138,6 +140,8 @@ def test_a_silent_last_step_waits_for_the_status_window_then_ends_unconfirmed(
     assert job["status"] == "awaiting_delivery", job["reason"]  # sent, not yet confirmed: not failed
     assert job["attempts"][0]["status"] == "queued"
     assert "no channel left; waiting for a receipt until" in job["reason"]
+    assert job["deadline"] == "2026-11-30T09:00:00Z"  # SMS.ru's status window: three days from the send
+    assert job["attempts"][0]["polled_at"] == "2026-11-27T09:00:30Z"  # asked at the step's deadline
     asked = len(smsru.asked)
     clock.advance(3600)
     run(worker, clock, 2)
@@ -149,6 +153,9 @@ def test_a_silent_last_step_waits_for_the_status_window_then_ends_unconfirmed(
     assert job["attempts"][0]["status"] == "expired"
     assert "never confirmed" in job["reason"]
     assert ("job.unconfirmed", job["reason"]) in events(client, 9300)
+    booking_id = client.get("/api/v1/demo/bookings/yclients/9300", headers=AUTH).get_json()["id"]
+    status_page = client.get(f"/status/demo/bookings/{booking_id}", headers=STATUS_AUTH).get_data(as_text=True)
+    assert 'class="st st-unconfirmed" title="отправлено, но доставка не подтверждена' in status_page
     asked = len(smsru.asked)
     run(worker, clock, 3 * 3600, every=60)
     assert len(smsru.asked) == asked  # past the window, nobody asks any more
