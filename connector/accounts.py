@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -73,7 +74,10 @@ class Accounts:
         return [self._step(tenant.id, step) for step in tenant.cascade]
 
     def _step(self, tenant_id: str, step: CascadeStep) -> Step:
+        channel = self.get(tenant_id, step.provider).channel
         final = step.sent_is_final
         if final is None:
-            final = not self.get(tenant_id, step.provider).channel.has_receipts
-        return Step(step.channel, step.provider, step.timeout, step.until, final)
+            final = not channel.has_receipts
+        # A provider without receipts will never report: nothing to wait for after the deadline.
+        window = channel.status_window if channel.has_receipts else timedelta(0)
+        return Step(step.channel, step.provider, step.timeout, step.until, final, window)

@@ -1,4 +1,9 @@
-"""Use case: cascades whose step deadline passed without the receipt they wait for move to the next step."""
+"""Use case: cascades whose step deadline passed without the receipt they wait for move to the next step.
+
+The last step has no next one: its job waits for a receipt while the provider may still report (the step's
+status window), then ends unconfirmed. Where the provider can be asked, the worker has asked it just before
+(connector.polls.deadline_questions), so only a message still pending times out here.
+"""
 
 from __future__ import annotations
 
@@ -32,8 +37,10 @@ def advance_timed_out(session: Session, accounts: Accounts, runtime: Runtime, no
     for job in jobs:
         attempt = current.get((job.id, job.cascade_step))
         status = AttemptStatus(attempt.status) if attempt else AttemptStatus.SENT
-        decision: Decision = on_timeout(accounts.steps(runtime.tenants[job.tenant_id]), job.cascade_step, status, now)
-        if attempt is not None and status in (AttemptStatus.QUEUED, AttemptStatus.SENT):
+        decision: Decision = on_timeout(accounts.steps(runtime.tenants[job.tenant_id]), job.cascade_step, status, now,
+                                        sent_at=attempt.created_at if attempt else None)
+        waits = decision.job_status == JobStatus.AWAITING_DELIVERY  # the last step, within its status window
+        if attempt is not None and status in (AttemptStatus.QUEUED, AttemptStatus.SENT) and not waits:
             update_attempt(attempt, AttemptStatus.EXPIRED, now, error="sent_timeout")
             audits.append(audit(job, now, "attempt.expired", "sent_timeout: no delivery receipt in time", attempt))
         waiting = apply_decision(job, decision, now, visits, runtime.tenants)

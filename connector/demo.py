@@ -21,7 +21,7 @@ import requests
 
 from connector.config import INSTANCE
 
-FINAL = {"delivered", "read", "failed", "expired", "cancelled", "skipped"}
+FINAL = {"delivered", "read", "unconfirmed", "failed", "expired", "cancelled", "skipped"}
 LATE_RECEIPT_WAIT = 30  # seconds to keep watching after all settled, for digit 9's late MAX receipt
 POLL_SECONDS = 3
 

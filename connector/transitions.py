@@ -68,16 +68,19 @@ def visit_times(session: Session, jobs: Iterable[NotificationJob]) -> dict[int, 
 
 def update_attempt(attempt: DeliveryAttempt, status: AttemptStatus, now: datetime, *, error: str | None = None,
                    raw_status: str | None = None) -> bool:
-    """Move the attempt forward (never back); stamp the times. True when its status changed."""
+    """Move the attempt forward (never back); stamp the times. True when its status changed.
+
+    `updated_at` says when its status last changed: a report repeating what we know (a poll of a message still
+    in flight) leaves it alone."""
     before = AttemptStatus(attempt.status)
     after = merge_status(before, status)
     if raw_status:
         attempt.raw_status = raw_status[:64]
     if error and after != before and after not in (AttemptStatus.DELIVERED, AttemptStatus.READ):
         attempt.error = error
-    attempt.updated_at = now
     if after == before:
         return False
+    attempt.updated_at = now
     attempt.status = after
     if after == AttemptStatus.SENT and attempt.sent_at is None:
         attempt.sent_at = now

@@ -10,27 +10,23 @@ import logging
 import os
 import signal
 import socket
-from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy import select
 
 from connector.accounts import Accounts
-from connector.channels.base import CallbackRequest, TransientError
-from connector.core.model import AttemptStatus
+from connector.channels.base import CallbackRequest
 from connector.deadlines import advance_timed_out
 from connector.dispatch import Dispatcher
 from connector.logs import configure_logging
-from connector.receipts import apply_reports, handle_callback
+from connector.polls import ask, deadline_questions, due_questions
+from connector.receipts import handle_callback
 from connector.runtime import Runtime
-from connector.store.models import DeliveryAttempt, NotificationJob, SandboxCallback, WorkerHeartbeat
+from connector.store.models import SandboxCallback, WorkerHeartbeat
 
 log = logging.getLogger("connector.worker")
-
-POLL_AFTER = timedelta(seconds=30)  # give callbacks a chance first
-POLL_WINDOW = timedelta(days=3)  # providers forget statuses after a while; so do we
 
 
 def worker_id() -> str:
@@ -53,8 +49,15 @@ class Worker:
         return handled
 
     def advance(self) -> int:
+        """Steps whose deadline passed: providers that can be asked are asked once more first (no transaction
+        open meanwhile), so a receipt that is there saves the next channel's message."""
+        now = self.rt.clock()
+        with self.rt.sessions() as session:
+            questions = deadline_questions(session, self.rt, self.accounts, now)
+        if questions:
+            ask(self.rt, self.accounts, questions, now)
         with self.rt.sessions.begin() as session:
-            return advance_timed_out(session, self.accounts, self.rt, self.rt.clock())
+            return advance_timed_out(session, self.accounts, self.rt, now)
 
     def deliver_sandbox_reports(self) -> int:
         """The sandbox's status reports, through the same path as a provider's HTTP callback."""
@@ -69,33 +72,11 @@ class Worker:
             return len(due)
 
     def poll(self) -> int:
-        """Ask providers without callbacks (or whose callbacks are late) about messages still in flight."""
+        """Ask providers that can be polled about the messages whose next question is due (connector.polls)."""
         now = self.rt.clock()
         with self.rt.sessions() as session:
-            rows = session.execute(
-                select(DeliveryAttempt.provider, DeliveryAttempt.provider_message_id, NotificationJob.tenant_id)
-                .join(NotificationJob, DeliveryAttempt.job_id == NotificationJob.id)
-                .where(DeliveryAttempt.status.in_((AttemptStatus.QUEUED, AttemptStatus.SENT)),
-                       DeliveryAttempt.provider_message_id.is_not(None),
-                       DeliveryAttempt.updated_at <= now - POLL_AFTER,
-                       DeliveryAttempt.created_at >= now - POLL_WINDOW)
-                .limit(2000)
-            ).all()
-        groups: dict[tuple[str, str], list[str]] = defaultdict(list)
-        for provider, message_id, tenant_id in rows:
-            if tenant_id in self.rt.tenants and self.accounts.get(tenant_id, provider).channel.can_poll:
-                groups[(tenant_id, provider)].append(message_id)
-        polled = 0
-        for (tenant_id, provider), ids in groups.items():
-            try:
-                reports = self.accounts.get(tenant_id, provider).channel.poll(ids)
-            except TransientError as error:
-                log.warning("poll failed: %s", error, extra={"fields": {"provider": provider}})
-                continue
-            with self.rt.sessions.begin() as session:
-                apply_reports(session, self.rt, self.accounts, tenant_id, provider, reports, self.rt.clock())
-            polled += len(ids)
-        return polled
+            questions = due_questions(session, self.rt, self.accounts, now)
+        return ask(self.rt, self.accounts, questions, now) if questions else 0
 
     def sync(self) -> int:
         """The safety-net sync of every tenant whose YCLIENTS source has API credentials."""
@@ -121,6 +102,7 @@ class Worker:
     def tick(self) -> None:
         """Everything once, in order; tests and the benchmark drive the worker with this."""
         self.deliver_sandbox_reports()
+        self.poll()
         self.advance()
         self.dispatch()
 
@@ -160,7 +142,7 @@ def run_worker(runtime: Runtime) -> None:
     now = datetime.now(UTC)
     sync_every = float(os.environ.get("SYNC_INTERVAL_SECONDS", "600"))
     for job, seconds in ((worker.dispatch, tick), (worker.advance, tick), (worker.deliver_sandbox_reports, tick),
-                         (worker.poll, 30 * tick), (worker.heartbeat, 10 * tick), (worker.sync, sync_every)):
+                         (worker.poll, tick), (worker.heartbeat, 10 * tick), (worker.sync, sync_every)):
         scheduler.add_job(_guarded(job), "interval", seconds=seconds, id=job.__name__, next_run_time=now)
     # A stop lets the pass in flight finish (sends are bounded by their timeouts), so no attempt is left
     # "queued" with its outcome unknown; a platform's grace period (30 s on most) covers it.

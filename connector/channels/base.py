@@ -15,7 +15,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import requests
@@ -112,6 +112,11 @@ class Channel(ABC):
     channels: frozenset[str] = frozenset()  # which of max/telegram/whatsapp/sms it carries
     has_receipts: bool = True  # False: a successful send is final unless the step says otherwise
     can_poll: bool = False
+    # How long after a send the provider may still report on it. A message sent on the last step and not yet
+    # confirmed is waited for this long (and asked about, where `can_poll`) before its job ends unconfirmed.
+    # A day for providers that only call back: a receipt later than that is rare, and is still recorded when
+    # it comes. Providers with a status API say how long it remembers (SMS gateways: days).
+    status_window: timedelta = timedelta(days=1)
 
     def __init__(self, config: Mapping[str, Any], session: requests.Session | None = None):
         self.config = config

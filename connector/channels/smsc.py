@@ -44,7 +44,7 @@ whether status.php wants the phone with "+" (we send digits, as the official cli
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -114,6 +114,7 @@ class SmscChannel(Channel):
     channels = frozenset({"sms"})
     has_receipts = True
     can_poll = True
+    status_window = timedelta(days=3)  # SMS validity runs for days; three is our assumption of its memory
 
     def __init__(self, config: Mapping[str, Any], session: requests.Session | None = None):
         super().__init__(config, session)

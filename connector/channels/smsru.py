@@ -45,7 +45,7 @@ SMS.ru's status_text.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -132,6 +132,7 @@ class SmsRuChannel(Channel):
     channels = frozenset({"sms"})
     has_receipts = True
     can_poll = True
+    status_window = timedelta(days=3)  # SMS validity runs for days; three is our assumption of its memory
 
     def __init__(self, config: Mapping[str, Any], session: requests.Session | None = None):
         super().__init__(config, session)

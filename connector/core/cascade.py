@@ -11,7 +11,9 @@ What it promises (docs/architecture.md, "Delivery semantics"; providers.md §6):
 - an attempt's status only moves forward: queued < sent < delivered < read; failures are final, except our own
   sent-timeout `expired`, which a late delivered/read still upgrades;
 - a step is never sent twice: every fall back goes to a later step, and a report never restarts anything;
-- a late receipt from an earlier step concludes the job (the patient has it) and withdraws a pending fall back.
+- a late receipt from an earlier step concludes the job (the patient has it) and withdraws a pending fall back;
+- sent but never confirmed is not failed: when the last step times out still pending, the job waits on while the
+  provider may still report (the step's status window), then ends `unconfirmed`; a receipt upgrades it at any time.
 
 Plus the small arithmetic the worker needs: whether a visit job is too late to send, the retry backoff, and the
 daily cap of a warming-up number.
@@ -59,6 +61,7 @@ _PENDING = frozenset({AttemptStatus.QUEUED, AttemptStatus.SENT})
 _RECEIPTS = frozenset({AttemptStatus.DELIVERED, AttemptStatus.READ})
 
 # Jobs a report can no longer change: read is the best there is; the others were never (or no longer) sent.
+# (FAILED and UNCONFIRMED are not here: a receipt tells the truth about them.)
 _SETTLED_JOBS = frozenset({JobStatus.READ, JobStatus.CANCELLED, JobStatus.EXPIRED, JobStatus.SKIPPED})
 
 # Kinds about one visit: once the visit has started, telling the patient about it is useless or misleading.
@@ -78,6 +81,9 @@ class Step:
     timeout: timedelta
     until: str = "delivered"  # or "read": the step is done only when the patient has read it
     sent_is_final: bool = False  # resolved by the caller: channels without receipts count a send as final
+    # How long after a send the provider may still report on it (resolved by the caller from the provider):
+    # after the last step's deadline the job waits this long from the send before it is called unconfirmed.
+    status_window: timedelta = timedelta(0)
 
     def __post_init__(self) -> None:
         # The tenants file validates these too; a Step built by hand must not silently mean something else.
@@ -85,11 +91,13 @@ class Step:
             raise ValueError(f"step until must be one of {_UNTIL}, not {self.until!r}")
         if self.timeout < timedelta(0):
             raise ValueError(f"step timeout must not be negative: {self.timeout}")
+        if self.status_window < timedelta(0):
+            raise ValueError(f"step status window must not be negative: {self.status_window}")
 
 
 @dataclass(frozen=True)
 class Decision:
-    job_status: JobStatus  # SCHEDULED (try next_step now), AWAITING_DELIVERY, DELIVERED, READ, FAILED
+    job_status: JobStatus  # SCHEDULED (try next_step now), AWAITING_DELIVERY, DELIVERED, READ, FAILED, UNCONFIRMED
     next_step: int | None = None  # with SCHEDULED: index of the step to try next
     deadline: datetime | None = None  # with AWAITING_DELIVERY: when the step times out
     note: str = ""  # English, for the audit trail: why
@@ -202,28 +210,43 @@ def after_report(
     if status is AttemptStatus.READ:
         return Decision(JobStatus.READ, note=_concluded(where, job_status, "read"))
     if status is AttemptStatus.DELIVERED:
-        if step.until == "read" and job_status is not JobStatus.FAILED:
+        if step.until == "read" and job_status not in (JobStatus.FAILED, JobStatus.UNCONFIRMED):
             # The clinic asked for a read on this step: delivered alone does not stop the cascade (it already
-            # sent us on after "not read in time", or keeps waiting for the read). A failed job, though, is
-            # told the truth: the patient did get it.
+            # sent us on after "not read in time", or keeps waiting for the read). A failed or unconfirmed
+            # job, though, is told the truth: the patient did get it.
             return None
         return Decision(JobStatus.DELIVERED, note=_concluded(where, job_status, "delivered"))
 
     if status in _FAILURES and not late and job_status is JobStatus.AWAITING_DELIVERY:
         return _fall_back(steps, attempt_index, f"{where}: {status}")
     # queued/sent change nothing at job level; a failure of an earlier step was already acted on (we fell back
-    # from it); a failure while the job is scheduled, sending or failed is someone else's decision to make.
+    # from it); a failure while the job is scheduled, sending or failed is someone else's decision to make; an
+    # unconfirmed job stays so (its earlier steps' messages were never confirmed either way).
     return None
 
 
-def on_timeout(steps: Sequence[Step], index: int, attempt_status: AttemptStatus, now: datetime) -> Decision:
+def on_timeout(steps: Sequence[Step], index: int, attempt_status: AttemptStatus, now: datetime, *,
+               sent_at: datetime | None = None) -> Decision:
     """The job when the deadline of step `index` passed while awaiting delivery: the next step, never this one.
 
-    `attempt_status` is the status of the attempt on that step as recorded.
+    `attempt_status` is the status of the attempt on that step as recorded, `sent_at` when it was sent (None:
+    the step's deadline is `now`). The last step, still pending, has no next one: the job waits for a receipt
+    until the step's status window has passed since the send (a new deadline), then ends unconfirmed.
     """
     step = _step(steps, index)
     if attempt_status in _PENDING:
-        return _fall_back(steps, index, f"{_label(step)}: sent_timeout, still {attempt_status} after {step.timeout}")
+        why = f"{_label(step)}: sent_timeout, still {attempt_status} after {step.timeout}"
+        if index + 1 < len(steps):
+            return _fall_back(steps, index, why)
+        sent = sent_at if sent_at is not None else now - step.timeout
+        window_end = sent + step.status_window
+        if now < window_end:
+            return Decision(JobStatus.AWAITING_DELIVERY, deadline=window_end,
+                            note=f"{why}; no channel left; waiting for a receipt until {window_end.isoformat()}")
+        if step.status_window > step.timeout:
+            why = (f"{_label(step)}: still {attempt_status}, no receipt within the provider's status window "
+                   f"({step.status_window})")
+        return Decision(JobStatus.UNCONFIRMED, note=f"{why}; no channel left, never confirmed")
     if attempt_status is AttemptStatus.DELIVERED and step.until == "read":
         return _fall_back(steps, index, f"{_label(step)}: delivered but not read in time ({step.timeout})")
     # The job should have left AWAITING_DELIVERY already. A receipt on record is the truth: concluding beats
@@ -337,5 +360,6 @@ def _concluded(where: str, job_status: JobStatus, outcome: str) -> str:
         JobStatus.SCHEDULED: "; the pending fall back is withdrawn",
         JobStatus.SENDING: "; the job is done, whatever the send in flight returns",
         JobStatus.FAILED: "; the job had failed, the receipt wins",
+        JobStatus.UNCONFIRMED: "; the job was unconfirmed, the receipt confirms it",
     }
     return f"{where}: {outcome}{overridden.get(job_status, '')}"

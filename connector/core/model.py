@@ -25,7 +25,8 @@ class JobStatus(StrEnum):
     AWAITING_DELIVERY = "awaiting_delivery"
     DELIVERED = "delivered"
     READ = "read"
-    FAILED = "failed"
+    UNCONFIRMED = "unconfirmed"  # sent, never confirmed: no receipt while the provider could still report
+    FAILED = "failed"  # every channel refused or failed
     EXPIRED = "expired"
     CANCELLED = "cancelled"
     SKIPPED = "skipped"

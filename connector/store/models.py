@@ -164,11 +164,15 @@ class DeliveryAttempt(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     read_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())  # when its status last changed
+    # Polling (providers that can be asked): when we last asked, and when to ask next (None: not any more).
+    polled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    next_poll_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     __table_args__ = (
         Index(None, "job_id"),
         Index(None, "provider", "provider_message_id"),
+        Index(None, "status", "created_at"),  # the poll pass, every tick: messages in flight, recent ones
     )
 
 

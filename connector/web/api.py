@@ -171,11 +171,14 @@ def _job(job: NotificationJob, attempts: list[DeliveryAttempt]) -> dict:
         # when the worker takes it next: a fallback step, or work held back by a warm-up cap
         "next_try_at": utc_iso(job.next_try_at),
         "status": job.status,
+        # awaiting_delivery: when the step times out; on the last step, past its timeout, when the wait for a
+        # receipt ends (then `unconfirmed`)
+        "deadline": utc_iso(job.step_deadline),
         "reason": job.status_reason,
         "text": job.rendered_text,
         "attempts": [{
             "channel": a.channel, "provider": a.provider, "status": a.status, "error": a.error,
             "created_at": utc_iso(a.created_at), "sent_at": utc_iso(a.sent_at), "delivered_at": utc_iso(a.delivered_at),
-            "read_at": utc_iso(a.read_at),
+            "read_at": utc_iso(a.read_at), "polled_at": utc_iso(a.polled_at),  # when the provider was last asked
         } for a in attempts],
     }

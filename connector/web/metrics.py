@@ -34,7 +34,10 @@ class _LedgerCollector:
 
     def collect(self):
         session, now = self.session, self.now
-        jobs = GaugeMetricFamily("connector_jobs", "Notification jobs by state", labels=["tenant", "kind", "status"])
+        # status: scheduled, sending, awaiting_delivery, then delivered, read, unconfirmed (sent, never confirmed
+        # by the provider), failed (every channel refused or failed), expired, cancelled, skipped
+        jobs = GaugeMetricFamily("connector_jobs", "Notification jobs by state (unconfirmed: sent, never confirmed; "
+                                 "failed: every channel refused or failed)", labels=["tenant", "kind", "status"])
         for tenant, kind, status, count in session.execute(
                 select(NotificationJob.tenant_id, NotificationJob.kind, NotificationJob.status, func.count())
                 .group_by(NotificationJob.tenant_id, NotificationJob.kind, NotificationJob.status)):

@@ -26,7 +26,7 @@ EXPECTED = {
     8: ("delivered", ["max"]),
     9: ("delivered", ["max", "telegram"]),
 }
-FINAL = {"delivered", "read", "failed"}
+FINAL = {"delivered", "read", "unconfirmed", "failed"}
 
 
 def test_every_last_digit_ends_as_the_table_says(service):

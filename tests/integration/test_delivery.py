@@ -298,7 +298,9 @@ def test_a_provider_without_callbacks_is_polled_until_delivered(database_url, ht
     book(client, 6, 9000)
     run(worker, clock, 3)
     assert confirmation(client, 9000)["status"] == "awaiting_delivery"
-    clock.advance(31)
+    clock.advance(14 * 60)
+    assert worker.poll() == 0  # the first question comes at a quarter of the step's hour
+    clock.advance(60)
     assert worker.poll() == 1
     job = confirmation(client, 9000)
     assert job["status"] == "delivered" and job["attempts"][0]["status"] == "delivered"

@@ -39,6 +39,8 @@ TG = Step("telegram", "sandbox", timedelta(minutes=10))
 WA = Step("whatsapp", "sandbox", timedelta(minutes=30))
 SMS = Step("sms", "smsru", timedelta(hours=1))
 STEPS = (MAX, TG, WA, SMS)
+DAYS3 = timedelta(days=3)
+SMS_3D = Step("sms", "smsru", timedelta(hours=1), status_window=DAYS3)  # SMS.ru can report for three days
 
 MAX_READ = Step("max", "max_bot", timedelta(minutes=10), until="read")
 TG_BOT = Step("telegram", "telegram_bot", timedelta(minutes=10), sent_is_final=True)
@@ -53,13 +55,16 @@ def test_public_names_are_exactly_the_agreed_ones():
 
 
 def test_step_defaults_and_validation():
-    assert (MAX.until, MAX.sent_is_final) == ("delivered", False)
-    # accounts.py builds steps positionally: channel, provider, timeout, until, sent_is_final
-    assert Step("sms", "smsc", MIN, "read", True) == Step("sms", "smsc", MIN, until="read", sent_is_final=True)
+    assert (MAX.until, MAX.sent_is_final, MAX.status_window) == ("delivered", False, timedelta(0))
+    # accounts.py builds steps positionally: channel, provider, timeout, until, sent_is_final, status_window
+    assert Step("sms", "smsc", MIN, "read", True, DAYS3) == Step("sms", "smsc", MIN, until="read",
+                                                                sent_is_final=True, status_window=DAYS3)
     with pytest.raises(ValueError, match="until"):
         Step("max", "sandbox", MIN, until="seen")
     with pytest.raises(ValueError, match="timeout"):
         Step("max", "sandbox", -MIN)
+    with pytest.raises(ValueError, match="status window"):
+        Step("max", "sandbox", MIN, status_window=-MIN)
 
 
 # --- merge_status ------------------------------------------------------------------------------------------
@@ -194,7 +199,7 @@ def test_after_send_refuses_a_step_outside_the_cascade(index):
 # --- after_report ------------------------------------------------------------------------------------------
 
 D = Decision
-ACTIVE = (J.SCHEDULED, J.SENDING, J.AWAITING_DELIVERY, J.FAILED)
+ACTIVE = (J.SCHEDULED, J.SENDING, J.AWAITING_DELIVERY, J.FAILED, J.UNCONFIRMED)
 
 REPORTS = [
     # (id, steps, job, current, attempt, status, expected: None or (job status, next_step, note fragment))
@@ -236,6 +241,15 @@ REPORTS = [
     # --- settled jobs do not move
     *[(f"{job} job, {s}", STEPS, job, 1, a, s, None)
       for job in (J.READ, J.CANCELLED, J.EXPIRED, J.SKIPPED) for s in (DLV, READ, FAIL) for a in (0, 1)],
+    # --- an unconfirmed job (sent, never confirmed): any receipt upgrades it, from any step; nothing else moves it
+    ("unconfirmed job, current delivered", STEPS, J.UNCONFIRMED, 3, 3, DLV,
+     (J.DELIVERED, None, "sms via smsru: delivered; the job was unconfirmed, the receipt confirms it")),
+    ("unconfirmed job, current read", STEPS, J.UNCONFIRMED, 3, 3, READ, (J.READ, None, "sms via smsru: read")),
+    ("unconfirmed job, earlier delivered", STEPS, J.UNCONFIRMED, 3, 1, DLV,
+     (J.DELIVERED, None, "late receipt from step 2 (telegram): delivered")),
+    ("unconfirmed job, delivered on a read step", (TG, MAX_READ), J.UNCONFIRMED, 1, 1, DLV,
+     (J.DELIVERED, None, "max via max_bot: delivered")),
+    *[(f"unconfirmed job, current {s}", STEPS, J.UNCONFIRMED, 3, 3, s, None) for s in (Q, SENT, *FAILURES)],
     # --- a failed job: the current step's receipt wins too, its failures change nothing
     ("failed job, current delivered", STEPS, J.FAILED, 3, 3, DLV, (J.DELIVERED, None, "receipt wins")),
     ("failed job, current read", STEPS, J.FAILED, 3, 3, READ, (J.READ, None, "sms via smsru: read")),
@@ -285,8 +299,10 @@ TIMEOUTS = [
     ("still sent", STEPS, 0, SENT, J.SCHEDULED, 1, "max via sandbox: sent_timeout, still sent after 0:10:00; "
      "falling back to step 2 (telegram)"),
     ("still queued", STEPS, 1, Q, J.SCHEDULED, 2, "sent_timeout, still queued"),
-    ("still sent on the last step", STEPS, 3, SENT, J.FAILED, None, "sent_timeout, still sent after 1:00:00; "
-     "no channel left"),
+    # sent but never confirmed is not failed: with no status window left, the job ends unconfirmed
+    ("still sent on the last step", STEPS, 3, SENT, J.UNCONFIRMED, None, "sent_timeout, still sent after 1:00:00; "
+     "no channel left, never confirmed"),
+    ("still queued on the last step", STEPS, 3, Q, J.UNCONFIRMED, None, "still queued"),
     ("delivered, not read", (MAX_READ, TG), 0, DLV, J.SCHEDULED, 1, "delivered but not read in time"),
     ("delivered, not read, last step", (TG, MAX_READ), 1, DLV, J.FAILED, None, "not read in time"),
     # defensive: the job should not be awaiting any more
@@ -307,11 +323,44 @@ def test_on_timeout(steps, index, attempt, job, next_step, note):
 
 
 def test_on_timeout_never_sends_twice_on_the_same_step():
-    for index in range(len(STEPS)):
-        for status in A:
-            decision = on_timeout(STEPS, index, status, NOW)
-            assert decision.next_step is None or decision.next_step > index
-            assert decision.job_status is not J.AWAITING_DELIVERY
+    for steps in (STEPS, (MAX, TG, WA, SMS_3D)):
+        for index in range(len(steps)):
+            for status in A:
+                decision = on_timeout(steps, index, status, NOW, sent_at=NOW - steps[index].timeout)
+                assert decision.next_step is None or decision.next_step > index
+                # only the last step, still pending, waits on (for a receipt within the provider's window)
+                waits = index == len(steps) - 1 and status in (Q, SENT) and steps[index].status_window > MIN
+                assert (decision.job_status is J.AWAITING_DELIVERY) is waits
+
+
+LAST_STEP = [
+    # (id, sent before now, attempt, job, deadline after now, note): the last step, SMS.ru, a three-day window
+    ("at the step's deadline: waits for the window", timedelta(hours=1), SENT, J.AWAITING_DELIVERY,
+     DAYS3 - timedelta(hours=1), "sms via smsru: sent_timeout, still sent after 1:00:00; no channel left; "
+     "waiting for a receipt until 2026-12-05T08:00:00+00:00"),
+    ("queued is no different", timedelta(hours=1), Q, J.AWAITING_DELIVERY, DAYS3 - timedelta(hours=1),
+     "still queued"),
+    ("at the window's end: unconfirmed", DAYS3, SENT, J.UNCONFIRMED, None,
+     "sms via smsru: still sent, no receipt within the provider's status window (3 days, 0:00:00); "
+     "no channel left, never confirmed"),
+    ("past the window's end", DAYS3 + MIN, Q, J.UNCONFIRMED, None, "never confirmed"),
+    ("a failure is still a failure", timedelta(hours=1), FAIL, J.FAILED, None, "no channel left"),
+    ("delivered on record", DAYS3, DLV, J.DELIVERED, None, "delivered (recorded before the deadline)"),
+]
+
+
+@pytest.mark.parametrize(("sent_before", "attempt", "job", "deadline", "note"), [c[1:] for c in LAST_STEP],
+                         ids=[c[0] for c in LAST_STEP])
+def test_on_timeout_of_the_last_step_waits_for_the_status_window(sent_before, attempt, job, deadline, note):
+    decision = on_timeout((MAX, SMS_3D), 1, attempt, NOW, sent_at=NOW - sent_before)
+    assert (decision.job_status, decision.next_step) == (job, None)
+    assert decision.deadline == (None if deadline is None else NOW + deadline)
+    assert note in decision.note
+
+
+def test_on_timeout_of_an_earlier_step_falls_back_whatever_its_window():
+    decision = on_timeout((SMS_3D, MAX), 0, SENT, NOW, sent_at=NOW - timedelta(hours=1))
+    assert (decision.job_status, decision.next_step) == (J.SCHEDULED, 1)
 
 
 # --- must_expire -------------------------------------------------------------------------------------------
@@ -513,6 +562,23 @@ def test_scenario_f_late_max_delivered_while_fallback_only_scheduled():
     assert late.job_status is J.DELIVERED
     assert late.next_step is None
     assert late.note.startswith("late receipt from step 1 (max): delivered")
+
+
+def test_scenario_g_last_sms_silent_then_a_late_receipt():
+    steps = (MAX, SMS_3D)
+    waiting = after_send(steps, 1, Q, NOW)
+    grace = on_timeout(steps, 1, Q, waiting.deadline, sent_at=NOW)
+    assert (grace.job_status, grace.deadline) == (J.AWAITING_DELIVERY, NOW + DAYS3)
+    # a receipt within the window concludes the waiting job as any receipt does
+    done = after_report(steps, job_status=grace.job_status, current_index=1, attempt_index=1, status=DLV,
+                        now=NOW + timedelta(days=1))
+    assert done.job_status is J.DELIVERED
+    # ... and one after the window upgrades the unconfirmed job
+    ended = on_timeout(steps, 1, Q, grace.deadline, sent_at=NOW)
+    assert ended.job_status is J.UNCONFIRMED
+    late = after_report(steps, job_status=ended.job_status, current_index=1, attempt_index=1,
+                        status=merge_status(EXP, DLV), now=NOW + DAYS3 + MIN)
+    assert late.job_status is J.DELIVERED
 
 
 def test_scenario_bot_channel_without_receipts_is_final_on_send():
