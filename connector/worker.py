@@ -23,6 +23,7 @@ from connector.dispatch import Dispatcher
 from connector.logs import configure_logging
 from connector.polls import ask, deadline_questions, due_questions
 from connector.receipts import handle_callback
+from connector.refusals import purge_unauthenticated
 from connector.runtime import Runtime
 from connector.store.models import SandboxCallback, WorkerHeartbeat
 
@@ -89,6 +90,11 @@ class Worker:
                 read += result.read if result else 0
         return read
 
+    def purge(self) -> int:
+        """Refused bodies nobody vouched for are evidence for a few days, not for ever (connector.refusals)."""
+        with self.rt.sessions.begin() as session:
+            return purge_unauthenticated(session, self.rt.clock())
+
     def heartbeat(self) -> None:
         now = self.rt.clock()
         with self.rt.sessions.begin() as session:
@@ -142,7 +148,8 @@ def run_worker(runtime: Runtime) -> None:
     now = datetime.now(UTC)
     sync_every = float(os.environ.get("SYNC_INTERVAL_SECONDS", "600"))
     for job, seconds in ((worker.dispatch, tick), (worker.advance, tick), (worker.deliver_sandbox_reports, tick),
-                         (worker.poll, tick), (worker.heartbeat, 10 * tick), (worker.sync, sync_every)):
+                         (worker.poll, tick), (worker.heartbeat, 10 * tick), (worker.sync, sync_every),
+                         (worker.purge, 3600 * tick)):
         scheduler.add_job(_guarded(job), "interval", seconds=seconds, id=job.__name__, next_run_time=now)
     # A stop lets the pass in flight finish (sends are bounded by their timeouts), so no attempt is left
     # "queued" with its outcome unknown; a platform's grace period (30 s on most) covers it.

@@ -12,6 +12,7 @@ from connector.refusals import KEEP_BYTES, purge_unauthenticated
 from connector.store.models import InboundEvent
 from connector.tenants import CascadeStep, demo_tenant
 from connector.web import create_app
+from connector.worker import Worker
 from tests.conftest import API_TOKEN, DEMO_TOKEN, make_runtime
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
@@ -75,6 +76,18 @@ def test_unauthenticated_refusals_are_purged_after_a_week_the_rest_stays(doors):
         assert purge_unauthenticated(session, NOW + timedelta(days=8)) == 1
     assert [(e.reason, e.received_at) for e in events(runtime)] == [
         ("malformed_json", NOW), ("unknown_tenant", NOW + timedelta(days=6))]
+
+
+def test_the_worker_runs_the_purge(doors):
+    runtime, client = doors
+    client.post("/webhooks/yclients/demo?token=wrong", data=b"{}")
+    runtime.clock = lambda: NOW + timedelta(days=8)
+    worker = Worker(runtime, concurrency=1, name="purger")
+    try:
+        assert worker.purge() == 1
+    finally:
+        worker.close()
+    assert events(runtime) == []
 
 
 def test_callback_doors_refuse_big_bodies_unread_whatever_the_secret(doors):
