@@ -72,8 +72,8 @@ def start_service(tmp_path: Path, extra_env: dict[str, str] | None = None,
         try:
             if requests.get(service.base_url + "/healthz", timeout=2).status_code == 200:
                 return service, processes
-        except requests.ConnectionError:
-            pass
+        except (requests.ConnectionError, requests.Timeout):
+            pass  # not up yet, or slow on a busy machine; an escape here would leave the processes running
         if any(p.poll() is not None for p in processes):
             break
         time.sleep(0.2)
