@@ -54,7 +54,8 @@ from connector.channels.base import (
     StatusReport,
     TransientError,
 )
-from connector.channels.wire import (
+from connector.core.model import AttemptStatus
+from connector.wire import (
     dig,
     header,
     json_or_none,
@@ -63,7 +64,6 @@ from connector.channels.wire import (
     retry_after_seconds,
     truncate,
 )
-from connector.core.model import AttemptStatus
 
 log = logging.getLogger(__name__)
 
@@ -241,7 +241,7 @@ class MaxBotChannel(Channel):
         links.append(Link(self.name, str(user_id), phone=_own_contact_phone(message, user_id)))
 
 
-# --- helpers (max_bot's own; the shared ones are in connector.channels.wire) -------------------------------------
+# --- helpers (max_bot's own; the shared ones are in connector.wire) -------------------------------------
 
 def _error(response: requests.Response) -> tuple[str | None, str | None]:
     body = json_or_none(response)

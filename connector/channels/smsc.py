@@ -60,7 +60,8 @@ from connector.channels.base import (
     StatusReport,
     TransientError,
 )
-from connector.channels.wire import (
+from connector.core.model import AttemptStatus as S
+from connector.wire import (
     HttpRefused,
     int_or_none,
     phone_digits,
@@ -68,7 +69,6 @@ from connector.channels.wire import (
     request_timeout,
     require_secret,
 )
-from connector.core.model import AttemptStatus as S
 
 DEFAULT_BASE_URL = "https://smsc.ru/sys"
 MAX_CLIENT_ID = 2_147_483_647

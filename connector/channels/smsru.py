@@ -61,7 +61,8 @@ from connector.channels.base import (
     StatusReport,
     TransientError,
 )
-from connector.channels.wire import (
+from connector.core.model import AttemptStatus as S
+from connector.wire import (
     HttpRefused,
     int_or_none,
     phone_digits,
@@ -69,7 +70,6 @@ from connector.channels.wire import (
     request_timeout,
     require_secret,
 )
-from connector.core.model import AttemptStatus as S
 
 DEFAULT_BASE_URL = "https://sms.ru"
 STATUS_BATCH = 100  # ids per sms/status request

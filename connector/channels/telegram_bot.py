@@ -50,7 +50,8 @@ from connector.channels.base import (
     StatusReport,
     TransientError,
 )
-from connector.channels.wire import (
+from connector.core.model import AttemptStatus
+from connector.wire import (
     dig,
     header,
     json_or_none,
@@ -59,7 +60,6 @@ from connector.channels.wire import (
     retry_after_seconds,
     truncate,
 )
-from connector.core.model import AttemptStatus
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +208,7 @@ class TelegramBotChannel(Channel):
         return CallbackResult()
 
 
-# --- helpers (telegram_bot's own; the shared ones are in connector.channels.wire) --------------------------------
+# --- helpers (telegram_bot's own; the shared ones are in connector.wire) --------------------------------
 
 def _chat_id(value: str) -> int | str:
     return int(value) if re.fullmatch(r"-?\d+", str(value)) else str(value)

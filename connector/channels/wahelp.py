@@ -48,8 +48,8 @@ from connector.channels.base import (
     StatusReport,
     TransientError,
 )
-from connector.channels.wire import json_or_none, request_timeout, require_secret, retry_after_seconds
 from connector.core.model import AttemptStatus
+from connector.wire import json_or_none, request_timeout, require_secret, retry_after_seconds
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from typing import Any, Literal, overload
 
 import requests
 
-from connector.channels.wire import int_or_none, json_or_none, request_timeout, retry_after_seconds
+from connector.wire import int_or_none, json_or_none, request_timeout, retry_after_seconds
 
 __all__ = ["DEFAULT_BASE_URL", "YclientsApi", "YclientsApiError"]
 
