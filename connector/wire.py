@@ -1,22 +1,65 @@
-"""Small helpers every adapter needs to read and write wire formats.
+"""The HTTP code every adapter shares, channels and sources alike: one outbound call, and the wire formats.
 
-Pure functions, no provider knowledge: what a provider calls things, and what its answers mean, stays in its adapter.
-Where an error leaves through one of these (a bad timeout in the config, a refused callback), the caller passes the
-provider's name or its own words, so the message still says which provider it was.
+No provider knowledge: what a provider calls things, and what its answers mean, stays in its adapter. Where an
+error leaves through one of these, the caller passes the provider's name (and what it was doing), so the message
+still says which provider it was.
+
+`request` is the one place where a transport failure becomes our error. requests raises (2.32+, urllib3 2):
+
+    requests.RequestException
+    ├── ConnectionError
+    │   ├── ConnectTimeout              no connection within the connect timeout    → TransientError
+    │   ├── SSLError, ProxyError        handshake or proxy refused                  → TransientError
+    │   ├── (MaxRetryError inside)      refused, DNS (NewConnectionError,           → TransientError
+    │   │                               NameResolutionError), ClosedPoolError
+    │   ├── (ProtocolError inside)      RemoteDisconnected, ConnectionResetError    → OutcomeUnknownError
+    │   │                               after the request was written
+    │   └── (ReadTimeoutError inside)   the body stalled after the headers came     → OutcomeUnknownError
+    ├── Timeout
+    │   └── ReadTimeout                 sent, no answer within the read timeout     → OutcomeUnknownError
+    ├── ChunkedEncodingError,           the answer was cut off                      → OutcomeUnknownError
+    │   ContentDecodingError
+    ├── TooManyRedirects                sent, and answered with redirects           → OutcomeUnknownError
+    └── anything else                   InvalidURL, MissingSchema, InvalidHeader,   → TransientError
+                                        InvalidJSONError, RetryError…
+
+    HTTP 429                            → TransientError, retry_after from Retry-After (seconds or an HTTP date)
+    HTTP 5xx                            → TransientError (Retry-After honoured when a 503 sends one)
+
+TransientError versus OutcomeUnknownError is the question "may the provider have taken this request?": only
+failures before the first byte left are TransientError proper. A ConnectionError is "before" only when urllib3
+gave up connecting (MaxRetryError, ClosedPoolError); any other shape counts as "after", since a wrong "before"
+would send a patient the same message twice.
+
+Anything else is TransientError too, not a FAILED result: no provider said no to this message, the dispatcher
+bounds the retries of a TransientError (and then records FAILED with the reason), and an exception type a future
+requests adds is likelier weather than a verdict. Most of these come from a broken base_url: the error names the
+type, so the operator sees it.
+
+The library's exception is dropped, not chained (neither __cause__ nor __context__) and its text never used: it
+holds the URL, and a URL may hold a token (Telegram's is in the path), a recipient's id or a phone. The error names
+the exception types only, which is all an operator needs to tell a refused port from a DNS failure or a reset.
 """
 
 from __future__ import annotations
 
 import hmac
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 import requests
+from urllib3.exceptions import ClosedPoolError, MaxRetryError, ProtocolError, ReadTimeoutError
 
-from connector.channels.base import DEFAULT_TIMEOUT, CallbackAuthError, ChannelError, TransientError
+from connector.channels.base import (
+    DEFAULT_TIMEOUT,
+    CallbackAuthError,
+    HttpRefused,
+    OutcomeUnknownError,
+    TransientError,
+)
 
 Timeout = float | tuple[float, float]
 
@@ -161,27 +204,68 @@ def utf16_len(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
-class HttpRefused(ChannelError):
-    """A non-2xx answer that is neither a 429 nor a 5xx (a wrong base_url, a proxy refusing us…)."""
+def request(http: requests.Session, method: str, url: str, *, provider: str, what: str, timeout: Timeout,
+            retry_after: Callable[[requests.Response], float | None] | None = None,
+            transient_statuses: bool = True, **kwargs: Any) -> requests.Response:
+    """One HTTP call, with every transport failure translated as the module docstring draws it.
 
-    def __init__(self, provider: str, status_code: int):
-        super().__init__(f"{provider}: HTTP {status_code}")
-        self.status_code = status_code
+    `what` names the call in the error ("sms/send", "sendMessage"): never an id, a phone or a URL. `retry_after`
+    reads a 429's delay where the provider puts it somewhere else than Retry-After (None: use the header).
+    `transient_statuses=False` hands 429 and 5xx back with the rest, for a caller that reads its own envelope on
+    them. Every other answer is returned as it is: what a 4xx means is the provider's vocabulary.
+    """
+    failure: TransientError | None = None
+    try:
+        response = http.request(method, url, timeout=timeout, **kwargs)
+    except requests.RequestException as error:
+        failure = _translated(error, f"{provider}: {what}")
+    if failure is not None:  # raised out here, so not even __context__ holds the library's error
+        raise failure from None
+    status = response.status_code
+    if transient_statuses and (status == 429 or status >= 500):
+        delay = retry_after(response) if retry_after else None
+        if delay is None:
+            delay = retry_after_seconds(response.headers.get("Retry-After"))
+        raise TransientError(f"{provider}: {what}: HTTP {status}", delay)
+    return response
+
+
+def _translated(error: requests.RequestException, call: str) -> TransientError:
+    names = _names(error)
+    if isinstance(error, requests.ConnectTimeout):
+        return TransientError(f"{call} timed out connecting (connect timeout), not sent ({names})")
+    inner = error.args[0] if error.args else None
+    if isinstance(error, requests.ReadTimeout) or (
+            isinstance(error, requests.ConnectionError) and isinstance(inner, ReadTimeoutError)):
+        return OutcomeUnknownError(f"{call} timed out waiting for the answer (read timeout), outcome unknown ({names})")
+    if isinstance(error, requests.ConnectionError):
+        if isinstance(inner, MaxRetryError | ClosedPoolError):
+            return TransientError(f"{call} could not connect, not sent ({names})")
+        return OutcomeUnknownError(f"{call} lost the connection after sending, outcome unknown ({names})")
+    if isinstance(error, requests.exceptions.ChunkedEncodingError | requests.exceptions.ContentDecodingError
+                  | requests.TooManyRedirects):
+        return OutcomeUnknownError(f"{call} answer was lost, outcome unknown ({names})")
+    return TransientError(f"{call} failed ({names})")
+
+
+def _names(error: requests.RequestException) -> str:
+    """The exception's type and the low-level reason's (NewConnectionError, RemoteDisconnected…): types only."""
+    inner: Any = error.args[0] if error.args else None
+    if isinstance(inner, MaxRetryError):
+        inner = inner.reason
+    elif isinstance(inner, ProtocolError) and len(inner.args) > 1:
+        inner = inner.args[1]
+    name = type(error).__name__
+    if isinstance(inner, BaseException) and type(inner).__name__ not in (name, f"{name}Error"):  # no echo
+        return f"{name}: {type(inner).__name__}"
+    return name
 
 
 def post_form_for_json(http: requests.Session, url: str, data: Mapping[str, str], *, timeout: Timeout,
                        provider: str, what: str) -> Mapping[str, Any]:
-    """POST a form, expect a JSON object. Timeouts, connection errors, 429 and 5xx are TransientError (the
-    library's exception is not chained: its text holds the URL, and with it credentials or a phone)."""
-    try:
-        response = http.post(url, data=data, timeout=timeout)
-    except requests.Timeout:
-        raise TransientError(f"{provider}: {what} timed out") from None
-    except requests.RequestException as error:
-        raise TransientError(f"{provider}: {what} failed ({type(error).__name__})") from None
-    if response.status_code == 429 or response.status_code >= 500:
-        retry_after = retry_after_seconds(response.headers.get("Retry-After"))
-        raise TransientError(f"{provider}: HTTP {response.status_code}", retry_after)
+    """POST a form, expect a JSON object (the SMS gateways). Transport failures, 429 and 5xx as `request` has
+    them; any other non-2xx is HttpRefused; an answer that is not a JSON object is a TransientError."""
+    response = request(http, "POST", url, provider=provider, what=what, timeout=timeout, data=data)
     if not 200 <= response.status_code < 300:
         raise HttpRefused(provider, response.status_code)
     body = json_or_none(response)

@@ -55,6 +55,7 @@ from connector.channels.base import (
     CallbackResult,
     Channel,
     ChannelError,
+    HttpRefused,
     OutboundMessage,
     SendResult,
     StatusReport,
@@ -62,7 +63,6 @@ from connector.channels.base import (
 )
 from connector.core.model import AttemptStatus as S
 from connector.wire import (
-    HttpRefused,
     int_or_none,
     phone_digits,
     post_form_for_json,

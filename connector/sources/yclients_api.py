@@ -24,6 +24,8 @@ from typing import Any, Literal, overload
 
 import requests
 
+from connector import wire
+from connector.channels.base import TransientError
 from connector.wire import int_or_none, json_or_none, request_timeout, retry_after_seconds
 
 __all__ = ["DEFAULT_BASE_URL", "YclientsApi", "YclientsApiError"]
@@ -172,18 +174,12 @@ class YclientsApi:
         """GET one envelope: the body when `success` holds; None for a list's «Не найдено» (with the flag)."""
         headers = {"Authorization": self._authorization, "Accept": ACCEPT, "Content-Type": "application/json"}
         self._throttle.wait()
-        # The library's exceptions are not chained: their text holds the URL (company id, query).
+        # Transport failures are translated once, in connector.wire (no URL, no chain); 429 and 5xx are read here.
         try:
-            response = self.http.get(self.base_url + path, params=params, headers=headers, timeout=self.timeout)
-        except requests.Timeout:
-            raise YclientsApiError(f"yclients: {what} request timed out", transient=True) from None
-        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError,
-                requests.exceptions.ContentDecodingError) as error:
-            raise YclientsApiError(f"yclients: {what} request failed ({type(error).__name__})",
-                                   transient=True) from None
-        except requests.RequestException as error:  # an invalid URL and the like: configuration, not weather
-            raise YclientsApiError(f"yclients: {what} request failed ({type(error).__name__})",
-                                   transient=False) from None
+            response = wire.request(self.http, "GET", self.base_url + path, provider="yclients", what=what,
+                                    timeout=self.timeout, transient_statuses=False, params=params, headers=headers)
+        except TransientError as error:
+            raise YclientsApiError(str(error), transient=True) from None
 
         status = response.status_code
         body = json_or_none(response)
