@@ -9,9 +9,10 @@ still says which provider it was.
     requests.RequestException
     ├── ConnectionError
     │   ├── ConnectTimeout              no connection within the connect timeout    → TransientError
-    │   ├── SSLError, ProxyError        handshake or proxy refused                  → TransientError
     │   ├── (MaxRetryError inside)      refused, DNS (NewConnectionError,           → TransientError
-    │   │                               NameResolutionError), ClosedPoolError
+    │   │                               NameResolutionError); SSLError and
+    │   │                               ProxyError from the handshake
+    │   ├── (ClosedPoolError inside)    the session was closed                      → TransientError
     │   ├── (ProtocolError inside)      RemoteDisconnected, ConnectionResetError    → OutcomeUnknownError
     │   │                               after the request was written
     │   └── (ReadTimeoutError inside)   the body stalled after the headers came     → OutcomeUnknownError
@@ -28,8 +29,10 @@ still says which provider it was.
 
 TransientError versus OutcomeUnknownError is the question "may the provider have taken this request?": only
 failures before the first byte left are TransientError proper. A ConnectionError is "before" only when urllib3
-gave up connecting (MaxRetryError, ClosedPoolError); any other shape counts as "after", since a wrong "before"
-would send a patient the same message twice.
+gave up connecting (MaxRetryError, ClosedPoolError): requests' default adapter retries nothing (Retry(0,
+read=False)), so urllib3 re-raises an error on a sent request as itself and wraps only the others. Any other shape
+counts as "after", since a wrong "before" would send a patient the same message twice. (A session mounted with
+an adapter that retries reads would blur this: none of ours is.)
 
 Anything else is TransientError too, not a FAILED result: no provider said no to this message, the dispatcher
 bounds the retries of a TransientError (and then records FAILED with the reason), and an exception type a future
