@@ -13,8 +13,8 @@ from typing import Any
 
 from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, post_load, validate
 
-from connector.channels.wire import request_timeout
 from connector.core.warmup import Warmup
+from connector.wire import request_timeout
 
 PROVIDERS = ("sandbox", "wahelp", "smsru", "smsc", "max_bot", "telegram_bot")
 

@@ -4,7 +4,12 @@ Errors an adapter may raise (everything else from a library is caught at the bou
 
     ChannelError
     ├── TransientError      a timeout, a 5xx, a 429: worth retrying later in the same step (retry_after honoured)
+    │   └── OutcomeUnknownError   the request went out and its answer was lost (read timeout, reset after
+    │                             sending): the provider may have taken it. Retried like any TransientError today.
+    ├── HttpRefused         a non-2xx answer, neither 429 nor 5xx, to a call that expects JSON (smsc, smsru)
     └── CallbackAuthError   a status callback that does not prove it comes from the provider (answer 401)
+
+Transport errors (requests' exceptions, 429, 5xx) are translated once, in connector.wire.request.
 
 A permanent refusal is not an exception: `send` returns a SendResult with status REJECTED, FAILED or
 NOT_REGISTERED, and the cascade moves on.
@@ -33,6 +38,19 @@ class TransientError(ChannelError):
     def __init__(self, message: str, retry_after: float | None = None):
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class OutcomeUnknownError(TransientError):
+    """The request was sent and no answer came back: the provider may have taken it, so a blind retry may send
+    the same message twice. Still a TransientError, so callers that do not ask treat it as before."""
+
+
+class HttpRefused(ChannelError):
+    """A non-2xx answer that is neither a 429 nor a 5xx (a wrong base_url, a proxy refusing us…)."""
+
+    def __init__(self, provider: str, status_code: int):
+        super().__init__(f"{provider}: HTTP {status_code}")
+        self.status_code = status_code
 
 
 class CallbackAuthError(ChannelError):

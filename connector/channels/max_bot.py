@@ -43,6 +43,7 @@ from typing import Any
 
 import requests
 
+from connector import wire
 from connector.channels.base import (
     CallbackRequest,
     CallbackResult,
@@ -52,18 +53,16 @@ from connector.channels.base import (
     Recipient,
     SendResult,
     StatusReport,
-    TransientError,
 )
-from connector.channels.wire import (
+from connector.core.model import AttemptStatus
+from connector.wire import (
     dig,
     header,
     json_or_none,
     request_timeout,
     require_secret,
-    retry_after_seconds,
     truncate,
 )
-from connector.core.model import AttemptStatus
 
 log = logging.getLogger(__name__)
 
@@ -137,22 +136,10 @@ class MaxBotChannel(Channel):
             return SendResult(AttemptStatus.REJECTED, error="max_bot: no token configured")
         self.limiter.acquire(str(user_id))
         extra = {"verify": self.ca_bundle} if self.ca_bundle else {}
-        try:
-            response = self.http.post(
-                f"{self.base_url}/messages",
-                params={"user_id": str(user_id)},
-                json={"text": truncate(message.text, TEXT_LIMIT)},
-                headers={"Authorization": self.token},
-                timeout=self.timeout,
-                **extra,
-            )
-        # Library errors carry the URL (with the user id): translate without them.
-        except requests.Timeout:
-            raise TransientError("max_bot: timed out") from None
-        except requests.ConnectionError:
-            raise TransientError("max_bot: connection failed") from None
-        except requests.RequestException as error:
-            return SendResult(AttemptStatus.FAILED, error=f"max_bot: request error ({type(error).__name__})")
+        response = wire.request(self.http, "POST", f"{self.base_url}/messages", provider=self.name, what="send",
+                                timeout=self.timeout, params={"user_id": str(user_id)},
+                                json={"text": truncate(message.text, TEXT_LIMIT)},
+                                headers={"Authorization": self.token}, **extra)
         return self._result(response)
 
     def _result(self, response: requests.Response) -> SendResult:
@@ -165,10 +152,6 @@ class MaxBotChannel(Channel):
         code, text = _error(response)
         words = _scrub(" ".join(part for part in (code, text) if part))
         error = f"max_bot: HTTP {status}" + (f" {words}" if words else "")
-        if status == 429:
-            raise TransientError(error, retry_after=retry_after_seconds(response.headers.get("Retry-After")))
-        if status >= 500:
-            raise TransientError(error)
         lowered = (text or "").lower()
         if code in _UNREACHABLE_CODES or any(key in lowered for key in _UNREACHABLE_KEYS):
             return SendResult(AttemptStatus.NOT_REGISTERED, error=error)
@@ -241,7 +224,7 @@ class MaxBotChannel(Channel):
         links.append(Link(self.name, str(user_id), phone=_own_contact_phone(message, user_id)))
 
 
-# --- helpers (max_bot's own; the shared ones are in connector.channels.wire) -------------------------------------
+# --- helpers (max_bot's own; the shared ones are in connector.wire) -------------------------------------
 
 def _error(response: requests.Response) -> tuple[str | None, str | None]:
     body = json_or_none(response)

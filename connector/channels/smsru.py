@@ -56,20 +56,20 @@ from connector.channels.base import (
     CallbackResult,
     Channel,
     ChannelError,
+    HttpRefused,
     OutboundMessage,
     SendResult,
     StatusReport,
     TransientError,
 )
-from connector.channels.wire import (
-    HttpRefused,
+from connector.core.model import AttemptStatus as S
+from connector.wire import (
     int_or_none,
     phone_digits,
     post_form_for_json,
     request_timeout,
     require_secret,
 )
-from connector.core.model import AttemptStatus as S
 
 DEFAULT_BASE_URL = "https://sms.ru"
 STATUS_BATCH = 100  # ids per sms/status request

@@ -39,6 +39,7 @@ from typing import Any
 
 import requests
 
+from connector import wire
 from connector.channels.base import (
     CallbackRequest,
     CallbackResult,
@@ -50,7 +51,8 @@ from connector.channels.base import (
     StatusReport,
     TransientError,
 )
-from connector.channels.wire import (
+from connector.core.model import AttemptStatus
+from connector.wire import (
     dig,
     header,
     json_or_none,
@@ -59,7 +61,6 @@ from connector.channels.wire import (
     retry_after_seconds,
     truncate,
 )
-from connector.core.model import AttemptStatus
 
 log = logging.getLogger(__name__)
 
@@ -95,19 +96,10 @@ class TelegramBotChannel(Channel):
             return SendResult(AttemptStatus.NOT_REGISTERED, error="telegram_bot: no linked Telegram chat")
         if not self.token:
             return SendResult(AttemptStatus.REJECTED, error="telegram_bot: no token configured")
-        try:
-            response = self.http.post(
-                f"{self.base_url}/bot{self.token}/sendMessage",
-                json={"chat_id": _chat_id(chat_id), "text": truncate(message.text, TEXT_LIMIT)},
-                timeout=self.timeout,
-            )
-        # requests puts the URL, hence the token, in its messages: translate by type only, and drop the chain.
-        except requests.Timeout:
-            raise TransientError("telegram_bot: timed out") from None
-        except requests.ConnectionError:
-            raise TransientError("telegram_bot: connection failed") from None
-        except requests.RequestException as error:
-            return SendResult(AttemptStatus.FAILED, error=f"telegram_bot: request error ({type(error).__name__})")
+        # The token is in the path: connector.wire.request keeps the URL out of every error and chain.
+        response = wire.request(self.http, "POST", f"{self.base_url}/bot{self.token}/sendMessage", provider=self.name,
+                                what="sendMessage", timeout=self.timeout, retry_after=_retry_after,
+                                json={"chat_id": _chat_id(chat_id), "text": truncate(message.text, TEXT_LIMIT)})
         return self._result(response)
 
     def _result(self, response: requests.Response) -> SendResult:
@@ -123,7 +115,7 @@ class TelegramBotChannel(Channel):
         description = str(body.get("description") or "")
         error = f"telegram_bot: {code}" + (f" {_scrub(description, self.token)}" if description else "")
         if code == 429 or status == 429:
-            raise TransientError(error, retry_after=_retry_after(body, response))
+            raise TransientError(error, retry_after=_retry_after(response))
         if status >= 500 or (isinstance(code, int) and code >= 500):
             raise TransientError(error)
         lowered = description.lower()
@@ -208,7 +200,7 @@ class TelegramBotChannel(Channel):
         return CallbackResult()
 
 
-# --- helpers (telegram_bot's own; the shared ones are in connector.channels.wire) --------------------------------
+# --- helpers (telegram_bot's own; the shared ones are in connector.wire) --------------------------------
 
 def _chat_id(value: str) -> int | str:
     return int(value) if re.fullmatch(r"-?\d+", str(value)) else str(value)
@@ -221,8 +213,9 @@ def _scrub(text: str, token: str) -> str:
     return re.sub(r"\d{5,}", "#", text)[:200]
 
 
-def _retry_after(body: dict, response: requests.Response) -> float | None:
-    seconds = dig(body, "parameters", "retry_after")
+def _retry_after(response: requests.Response) -> float | None:
+    """A 429's delay: Telegram puts it in the body (parameters.retry_after); Retry-After when it is not there."""
+    seconds = dig(json_or_none(response), "parameters", "retry_after")
     if isinstance(seconds, int | float) and not isinstance(seconds, bool):
         return float(seconds)
     return retry_after_seconds(response.headers.get("Retry-After"))

@@ -38,6 +38,7 @@ from typing import Any
 
 import requests
 
+from connector import wire
 from connector.channels.base import (
     CallbackRequest,
     CallbackResult,
@@ -48,8 +49,8 @@ from connector.channels.base import (
     StatusReport,
     TransientError,
 )
-from connector.channels.wire import json_or_none, request_timeout, require_secret, retry_after_seconds
 from connector.core.model import AttemptStatus
+from connector.wire import json_or_none, request_timeout, require_secret, retry_after_seconds
 
 log = logging.getLogger(__name__)
 
@@ -171,16 +172,9 @@ class WahelpChannel(Channel):
             headers["Authorization"] = f"Bearer {token}"
         if project and self.config.get("project_id"):
             headers["X-Project"] = str(self.config["project_id"])
-        try:
-            response = self.http.request(method, self.base_url + path, json=payload, headers=headers,
-                                         timeout=self.timeout)
-        except requests.Timeout as error:
-            raise TransientError("wahelp: timeout") from error
-        except requests.RequestException as error:
-            raise TransientError(f"wahelp: {type(error).__name__}") from error
+        response = wire.request(self.http, method, self.base_url + path, provider=self.name, what=_what(path),
+                                timeout=self.timeout, json=payload, headers=headers)
         retry_after = retry_after_seconds(response.headers.get("Retry-After"))
-        if response.status_code == 429 or response.status_code >= 500:
-            raise TransientError(f"wahelp: HTTP {response.status_code}", retry_after=retry_after)
         return _Answer(response.status_code, json_or_none(response), retry_after)
 
     # ---- callbacks ----
@@ -197,6 +191,12 @@ class WahelpChannel(Channel):
 
 
 # ---- wire format helpers (pure) ----
+
+def _what(path: str) -> str:
+    """The call's name for an error, without the ids in its path: login, users or send_message."""
+    parts = path.strip("/").split("/")
+    return "send_message" if "send_message" in parts else parts[-1]
+
 
 def _token_of(body: Any) -> str | None:
     """data.access_token (Swagger export); data.token.token and a top-level access_token are seen in clients."""

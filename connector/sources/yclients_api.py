@@ -27,7 +27,9 @@ from typing import Any, Literal, overload
 
 import requests
 
-from connector.channels.wire import int_or_none, json_or_none, request_timeout, retry_after_seconds
+from connector import wire
+from connector.channels.base import TransientError
+from connector.wire import int_or_none, json_or_none, request_timeout, retry_after_seconds
 
 __all__ = ["DEFAULT_BASE_URL", "YclientsApi", "YclientsApiError"]
 
@@ -212,18 +214,12 @@ class YclientsApi:
     def _send(self, path: str, params: Mapping[str, Any] | None, *, what: str) -> requests.Response:
         headers = {"Authorization": self._authorization, "Accept": ACCEPT, "Content-Type": "application/json"}
         self._throttle.wait()
-        # The library's exceptions are not chained: their text holds the URL (company id, query).
+        # Transport failures are translated once, in connector.wire (no URL, no chain); 429 and 5xx are read here.
         try:
-            return self.http.get(self.base_url + path, params=params, headers=headers, timeout=self.timeout)
-        except requests.Timeout:
-            raise YclientsApiError(f"yclients: {what} request timed out", transient=True) from None
-        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError,
-                requests.exceptions.ContentDecodingError) as error:
-            raise YclientsApiError(f"yclients: {what} request failed ({type(error).__name__})",
-                                   transient=True) from None
-        except requests.RequestException as error:  # an invalid URL and the like: configuration, not weather
-            raise YclientsApiError(f"yclients: {what} request failed ({type(error).__name__})",
-                                   transient=False) from None
+            return wire.request(self.http, "GET", self.base_url + path, provider="yclients", what=what,
+                                timeout=self.timeout, transient_statuses=False, params=params, headers=headers)
+        except TransientError as error:
+            raise YclientsApiError(str(error), transient=True) from None
 
     @staticmethod
     def _read(response: requests.Response, *, what: str, empty_when_not_found: bool) -> dict[str, Any] | None:

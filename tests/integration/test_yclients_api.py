@@ -341,7 +341,7 @@ def test_timeout_is_transient_and_every_call_has_one(fake_time):
             super().__init__()
             self.timeouts: list = []
 
-        def get(self, url, **kwargs):
+        def request(self, method, url, **kwargs):  # every verb goes through here
             self.timeouts.append(kwargs.get("timeout"))
             raise requests.ReadTimeout(f"read timed out: {url}")
 

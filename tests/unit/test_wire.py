@@ -1,4 +1,4 @@
-"""The wire helpers shared by the channel adapters (connector.channels.wire)."""
+"""The wire helpers shared by every adapter, channels and sources (connector.wire)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from connector.channels.base import DEFAULT_TIMEOUT, CallbackAuthError
-from connector.channels.wire import (
+from connector.wire import (
     dig,
     header,
     int_or_none,
