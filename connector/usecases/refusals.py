@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from connector.ingest import record_inbound
+from connector.store.ledger import record_inbound
 from connector.store.models import InboundEvent
 
 # Reasons nobody vouched for; the only values the `reason` label of /metrics takes for them.

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
@@ -29,11 +28,9 @@ from connector.core.model import (
 )
 from connector.core.planning import plan_jobs
 from connector.core.recipients import follow_booking
+from connector.store.ledger import record_inbound
 from connector.store.models import AuditEvent, Booking, InboundEvent, NotificationJob, Patient
 from connector.tenants import Tenant
-
-# PostgreSQL text holds no NUL, and UTF-8 has no unpaired surrogates (JSON's "\\ud800" makes one).
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -44,66 +41,6 @@ class Receipt:
     inbound_event_id: int
     booking_id: int | None = None
     detail: str | None = None
-
-
-def record_inbound(
-    session: Session,
-    *,
-    tenant_id: str,
-    source: str,
-    body: str | bytes,
-    headers: Mapping[str, str],
-    now: datetime,
-    outcome: str,
-    error: str | None = None,
-    truncated: bool = False,
-    idempotency_key: str | None = None,
-    reason: str | None = None,
-) -> InboundEvent:
-    """Store one body as received. Bytes a text column cannot hold (not UTF-8, or a NUL, which PostgreSQL
-    text refuses) are kept exactly in `body_raw`, next to a readable form; the other columns are fitted
-    to their sizes, so nothing a sender writes can make the insert fail."""
-    data = body if isinstance(body, bytes) else body.encode("utf-8", errors="surrogatepass")
-    text, exact = readable_body(data)
-    event = InboundEvent(
-        tenant_id=storable(tenant_id, 64),
-        source=storable(source, 32),
-        received_at=now,
-        headers={storable(str(k), 100): storable(str(v), 1000) for k, v in list(headers.items())[:50]},
-        body=text,
-        body_raw=exact,
-        body_truncated=truncated,
-        idempotency_key=storable(idempotency_key, 128) if idempotency_key else None,
-        outcome=outcome,
-        error=storable(error, 4000) if error else None,
-        reason=storable(reason, 32) if reason else None,
-    )
-    session.add(event)
-    session.flush()
-    return event
-
-
-def readable_body(data: bytes) -> tuple[str, bytes | None]:
-    """(text for people, the exact bytes when the text is not them): UTF-8 without NUL is its own record."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("utf-8", errors="replace").replace("\x00", "\ufffd"), data
-    if "\x00" in text:
-        return text.replace("\x00", "\ufffd"), data
-    return text, None
-
-
-def received_bytes(event: InboundEvent) -> bytes:
-    """The body exactly as it came (for replay and for proof), whichever column holds it."""
-    if event.body_raw is not None:
-        return event.body_raw
-    return event.body.encode("utf-8", errors="surrogatepass")
-
-
-def storable(text: str, limit: int) -> str:
-    """A sender's text fitted to a column: cut to size, NULs and unpaired surrogates made visible as U+FFFD."""
-    return _UNSTORABLE.sub("\ufffd", text[:limit])
 
 
 def ingest_event(

@@ -20,11 +20,11 @@ from datetime import datetime, timedelta
 from datetime import time as clock_time
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from connector.accounts import Accounts
 from connector.channels.base import OutboundMessage, Recipient, SendResult, TransientError
+from connector.channels.settings import warmup_of
 from connector.core.cascade import (
     Step,
     after_send,
@@ -48,8 +48,15 @@ from connector.core.recipients import follow_booking
 from connector.core.templates import WordingError
 from connector.core.texts import preparation_for, render_message
 from connector.core.warmup import Allowance, Warmup
-from connector.provider_settings import warmup_of
-from connector.runtime import Runtime
+from connector.entrypoints.bootstrap import Accounts, Runtime
+from connector.store.ledger import (
+    apply_decision,
+    audit,
+    note_with,
+    remember_channels,
+    update_attempt,
+    visit_times,
+)
 from connector.store.models import (
     Booking,
     DeliveryAttempt,
@@ -59,18 +66,10 @@ from connector.store.models import (
     PatientLink,
     SandboxCallback,
 )
-from connector.transitions import (
-    apply_decision,
-    audit,
-    note_with,
-    remember_channels,
-    update_attempt,
-    visit_times,
-)
+from connector.store.queue import JOB_LEASE, claim_due_jobs
 
-log = logging.getLogger("connector.dispatch")
+log = logging.getLogger("connector.usecases.dispatch")
 
-LEASE = timedelta(minutes=2)
 MAX_TRIES = 4  # per step, for transient errors (timeouts, 5xx, 429)
 RETRY_BUDGET = 45.0  # seconds of retrying per step, well inside the lease
 RECORD_EVERY = 100  # send results written per transaction
@@ -105,7 +104,7 @@ class Dispatcher:
     def run_once(self) -> int:
         """Claim, prepare, send and record one batch; the number of jobs handled."""
         with self.rt.sessions.begin() as session:
-            ids = claim_due_jobs(session, self.worker_id, self.rt.clock(), self.batch)
+            ids = claim_due_jobs(session, worker_id=self.worker_id, now=self.rt.clock(), limit=self.batch)
         if not ids:
             return 0
         with self.rt.sessions.begin() as session:
@@ -245,7 +244,7 @@ class Dispatcher:
             return self._finish(job, JobStatus.FAILED, f"the message could not be rendered: {error}", now, audits)
         step = steps[index]
         job.cascade_step = index
-        job.lease_until = now + LEASE
+        job.lease_until = now + JOB_LEASE
         job.updated_at = now
         attempt = DeliveryAttempt(job_id=job.id, step=index, channel=step.channel, provider=step.provider,
                                   message_id=uuid.uuid4().hex, status=AttemptStatus.QUEUED, tries=0,
@@ -362,24 +361,6 @@ def warmup_allowance(session: Session, tenant, provider: str, warmup: Warmup, no
                DeliveryAttempt.created_at >= midnight)) or 0
     return Allowance.for_day(start=warmup.start, growth=warmup.growth, since=warmup.since, ceiling=warmup.ceiling,
                              used=used, now=now, tz=tenant.timezone, quiet=tenant.policy.quiet_hours)
-
-
-def claim_due_jobs(session: Session, worker_id: str, now: datetime, limit: int) -> list[int]:
-    """Lease due jobs to this worker. SKIP LOCKED lets any number of workers share the queue on PostgreSQL."""
-    ids = list(session.scalars(
-        select(NotificationJob.id)
-        .where(or_(
-            and_(NotificationJob.status == JobStatus.SCHEDULED, NotificationJob.due_at <= now),
-            and_(NotificationJob.status == JobStatus.SENDING, NotificationJob.lease_until < now),
-        ))
-        .order_by(NotificationJob.due_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    ))
-    if ids:
-        session.execute(update(NotificationJob).where(NotificationJob.id.in_(ids)).values(
-            status=JobStatus.SENDING, lease_owner=worker_id, lease_until=now + LEASE, updated_at=now))
-    return ids
 
 
 def _reason(error: Exception) -> str:

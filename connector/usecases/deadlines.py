@@ -2,7 +2,7 @@
 
 The last step has no next one: its job waits for a receipt while the provider may still report (the step's
 status window), then ends unconfirmed. Where the provider can be asked, the worker has asked it just before
-(connector.polls.deadline_questions), so only a message still pending times out here.
+(connector.usecases.polls.deadline_questions), so only a message still pending times out here.
 """
 
 from __future__ import annotations
@@ -12,21 +12,17 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from connector.accounts import Accounts
 from connector.core.cascade import Decision, on_timeout
 from connector.core.model import AttemptStatus, JobStatus
-from connector.runtime import Runtime
-from connector.store.models import DeliveryAttempt, NotificationJob
-from connector.transitions import apply_decision, audit, note_with, update_attempt, visit_times
+from connector.entrypoints.bootstrap import Accounts, Runtime
+from connector.store.ledger import apply_decision, audit, note_with, update_attempt, visit_times
+from connector.store.models import DeliveryAttempt
+from connector.store.queue import claim_timed_out
 
 
 def advance_timed_out(session: Session, accounts: Accounts, runtime: Runtime, now: datetime, limit: int = 500) -> int:
     """Steps whose deadline passed without the receipt they wait for: the attempt expires, the cascade moves."""
-    jobs = session.scalars(
-        select(NotificationJob)
-        .where(NotificationJob.status == JobStatus.AWAITING_DELIVERY, NotificationJob.step_deadline <= now)
-        .limit(limit).with_for_update(skip_locked=True)
-    ).all()
+    jobs = claim_timed_out(session, now=now, limit=limit)
     if not jobs:
         return 0
     attempts = session.scalars(select(DeliveryAttempt).where(DeliveryAttempt.job_id.in_([j.id for j in jobs]))

@@ -16,27 +16,27 @@ from datetime import datetime
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from connector.accounts import Accounts
 from connector.channels.base import CallbackAuthError, CallbackRequest, Link, StatusReport
 from connector.core.cascade import after_report
 from connector.core.invites import read_payload
 from connector.core.model import AttemptStatus, JobStatus
 from connector.core.phones import normalise_phone
-from connector.ingest import record_inbound, storable
-from connector.refusals import record_refused
-from connector.runtime import Runtime
-from connector.store.models import DeliveryAttempt, NotificationJob, Patient, PatientChannel, PatientLink
-from connector.tenants import Tenant
-from connector.transitions import (
+from connector.entrypoints.bootstrap import Accounts, Runtime
+from connector.store.ledger import (
     apply_decision,
     audit,
     note_with,
+    record_inbound,
     remember_channels,
+    storable,
     update_attempt,
     visit_times,
 )
+from connector.store.models import DeliveryAttempt, NotificationJob, Patient, PatientChannel, PatientLink
+from connector.tenants import Tenant
+from connector.usecases.refusals import record_refused
 
-log = logging.getLogger("connector.receipts")
+log = logging.getLogger("connector.usecases.receipts")
 
 _LINK_CHANNEL = {"max_bot": "max", "telegram_bot": "telegram"}
 
@@ -52,7 +52,7 @@ def handle_callback(session: Session, runtime: Runtime, accounts: Accounts, prov
                     request: CallbackRequest, now: datetime) -> CallbackAnswer:
     """Check the callback, store it raw, apply its reports and links; all in the caller's transaction.
 
-    Refusals are stored through `connector.refusals` (bounded when nobody vouched for them). Only a tenant
+    Refusals are stored through `connector.usecases.refusals` (bounded when nobody vouched for them). Only a tenant
     that uses a provider takes its reports: the sandbox's have no secret, so elsewhere they are refused."""
     source = f"callback:{provider}"
     headers = {k: v for k, v in request.headers.items() if k.lower() == "content-type"}
