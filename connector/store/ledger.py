@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connector.core.cascade import Decision, merge_status
-from connector.core.model import AttemptStatus, JobKind, JobStatus
+from connector.core.model import AttemptStatus, AuditWhat, InboundOutcome, JobKind, JobStatus
 from connector.core.quiet_hours import fallback_time
 from connector.store.models import AuditEvent, Booking, DeliveryAttempt, InboundEvent, NotificationJob, PatientChannel
 from connector.tenants import Tenant
@@ -119,10 +119,26 @@ def remember_channels(session: Session, now: datetime, facts: Iterable[tuple[int
         row.updated_at = now
 
 
-def audit(job: NotificationJob, now: datetime, what: str, detail: str | None,
+def audit(job: NotificationJob, now: datetime, what: AuditWhat, detail: str | None,
           attempt: DeliveryAttempt | None = None) -> AuditEvent:
-    return AuditEvent(tenant_id=job.tenant_id, booking_id=job.booking_id, job_id=job.id,
-                      attempt_id=attempt.id if attempt is not None else None, at=now, what=what, detail=detail)
+    """A line of a job's trail (and of its attempt's, when there is one)."""
+    return audit_row(tenant_id=job.tenant_id, at=now, what=what, detail=detail, booking_id=job.booking_id,
+                     job_id=job.id, attempt_id=attempt.id if attempt is not None else None)
+
+
+def booking_audit(booking: Booking, inbound: InboundEvent, now: datetime, what: AuditWhat, detail: str | None,
+                  job_id: int | None = None) -> AuditEvent:
+    """A line of a booking's trail caused by an inbound event (and about one of its jobs, when given)."""
+    return audit_row(tenant_id=booking.tenant_id, at=now, what=what, detail=detail, booking_id=booking.id,
+                     job_id=job_id, inbound_event_id=inbound.id)
+
+
+def audit_row(*, tenant_id: str, at: datetime, what: AuditWhat, detail: str | None, booking_id: int | None = None,
+              job_id: int | None = None, attempt_id: int | None = None,
+              inbound_event_id: int | None = None) -> AuditEvent:
+    """The one place an audit line is built: append-only, named from the core's vocabulary."""
+    return AuditEvent(tenant_id=tenant_id, booking_id=booking_id, job_id=job_id, attempt_id=attempt_id,
+                      inbound_event_id=inbound_event_id, at=at, what=AuditWhat(what), detail=detail)
 
 
 def record_inbound(
@@ -133,7 +149,7 @@ def record_inbound(
     body: str | bytes,
     headers: Mapping[str, str],
     now: datetime,
-    outcome: str,
+    outcome: InboundOutcome,
     error: str | None = None,
     truncated: bool = False,
     idempotency_key: str | None = None,

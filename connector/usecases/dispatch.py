@@ -35,6 +35,7 @@ from connector.core.cascade import (
 )
 from connector.core.model import (
     AttemptStatus,
+    AuditWhat,
     BookingFacts,
     BookingState,
     JobKind,
@@ -171,7 +172,7 @@ class Dispatcher:
         session.add_all([attempt for _, attempt, _, _ in plans])
         session.flush()
         for job, attempt, step, _ in plans:
-            audits.append(audit(job, now, "attempt.queued", f"step {job.cascade_step + 1}: {step.channel} via "
+            audits.append(audit(job, now, AuditWhat.ATTEMPT_QUEUED, f"step {job.cascade_step + 1}: {step.channel} via "
                                 f"{step.provider}", attempt))
         session.add_all(audits)
         return [Send(job.id, attempt.id, job.tenant_id, step, message) for job, attempt, step, message in plans]
@@ -188,7 +189,7 @@ class Dispatcher:
         job.patient_id, change = follow_booking(job.patient_id, booking.patient_id if booking else None,
                                                 has_booking=booking is not None)
         if change is not None:
-            audits.append(audit(job, now, "job.recipient", change))
+            audits.append(audit(job, now, AuditWhat.JOB_RECIPIENT, change))
         if patient is None:
             return self._finish(job, JobStatus.SKIPPED, "no phone number for the patient", now, audits)
 
@@ -197,7 +198,8 @@ class Dispatcher:
         for attempt in unfinished:
             # We never learnt how this send ended: do not risk the same text twice on that channel.
             update_attempt(attempt, AttemptStatus.FAILED, now, error="outcome unknown: the worker stopped mid-send")
-            audits.append(audit(job, now, "attempt.unknown", "worker stopped mid-send; moving to the next channel",
+            audits.append(audit(job, now, AuditWhat.ATTEMPT_UNKNOWN,
+                                "worker stopped mid-send; moving to the next channel",
                                 attempt))
             start = max(start, attempt.step + 1)
         recipient = Recipient(patient.phone, {link.provider: link.address for link in links
@@ -212,7 +214,7 @@ class Dispatcher:
             index, skipped = choose_step(steps, start, opted_out=opted_out, not_registered=absent,
                                          unaddressable=unaddressable)
             for skipped_index, reason in skipped:
-                audits.append(audit(job, now, "step.skipped",
+                audits.append(audit(job, now, AuditWhat.STEP_SKIPPED,
                                     f"step {skipped_index + 1} ({steps[skipped_index].channel}): {reason}"))
             if index is None:
                 return self._finish(job, JobStatus.FAILED, "no channel left to try", now, audits)
@@ -230,7 +232,8 @@ class Dispatcher:
             if booking is None or not must_expire(kind, booking.starts_at, wait_until):
                 return self._defer(job, index, wait_until, f"{why}; waits until {wait_until.isoformat()}", now, audits)
             # Waiting for that would be too late for this visit: the next channel carries it.
-            audits.append(audit(job, now, "step.skipped", f"step {index + 1} ({steps[index].channel}): {skip} and "
+            audits.append(audit(job, now, AuditWhat.STEP_SKIPPED,
+                                f"step {index + 1} ({steps[index].channel}): {skip} and "
                                 "the visit comes first"))
             start = index + 1
         try:
@@ -256,7 +259,7 @@ class Dispatcher:
     def _defer(job, index: int, until: datetime, reason: str, now, audits) -> None:
         job.status, job.due_at, job.cascade_step, job.updated_at = JobStatus.SCHEDULED, until, index, now
         job.lease_owner = job.lease_until = None
-        audits.append(audit(job, now, "job.deferred", reason))
+        audits.append(audit(job, now, AuditWhat.JOB_DEFERRED, reason))
         return None
 
     def _warmup_caps(self, session: Session, tenant_ids: set[str], now: datetime
@@ -283,7 +286,7 @@ class Dispatcher:
     def _finish(job, status: JobStatus, reason: str, now, audits) -> None:
         job.status, job.status_reason, job.updated_at = status, reason, now
         job.lease_owner = job.lease_until = job.step_deadline = None
-        audits.append(audit(job, now, f"job.{status}", reason))
+        audits.append(audit(job, now, AuditWhat.of_job(status), reason))
         return None
 
     # --- 3. send (no transaction) -----------------------------------------------------------------------
@@ -330,7 +333,7 @@ class Dispatcher:
             attempt.tries = sent.tries
             attempt.provider_message_id = result.provider_message_id
             update_attempt(attempt, result.status, now, error=result.error)
-            audits.append(audit(job, now, f"attempt.{attempt.status}",
+            audits.append(audit(job, now, AuditWhat.of_attempt(AttemptStatus(attempt.status)),
                                 _attempt_detail(sent.send.step, result, sent.tries), attempt))
             memory.setdefault(job.tenant_id, []).append((job.patient_id, attempt.channel, result.status))
             if result.status == AttemptStatus.REJECTED:
@@ -343,7 +346,7 @@ class Dispatcher:
             steps = self.accounts.steps(self.rt.tenants[job.tenant_id])
             decision = after_send(steps, attempt.step, AttemptStatus(attempt.status), now)
             waiting = apply_decision(job, decision, now, visits, self.rt.tenants)
-            audits.append(audit(job, now, f"job.{decision.job_status}", note_with(decision.note, waiting)))
+            audits.append(audit(job, now, AuditWhat.of_job(decision.job_status), note_with(decision.note, waiting)))
             for delay, body in sent.reports:
                 session.add(SandboxCallback(tenant_id=job.tenant_id, due_at=now + timedelta(seconds=delay), body=body))
         for tenant_id, facts in memory.items():

@@ -145,7 +145,12 @@ def _pollable(runtime: Runtime, accounts: Accounts) -> dict[tuple[str, str], tim
     pollable = {}
     for tenant in runtime.tenants.values():
         for provider in {*tenant.providers, *(step.provider for step in tenant.cascade)}:
-            channel = accounts.get(tenant.id, provider).channel
+            try:
+                channel = accounts.get(tenant.id, provider).channel
+            except Exception as error:  # one tenant's broken account must not stop the others' questions
+                log.warning("account unusable, not polled: %s", type(error).__name__,
+                            extra={"fields": {"tenant": tenant.id, "provider": provider}})
+                continue
             if channel.can_poll:
                 pollable[(tenant.id, provider)] = channel.status_window
     return pollable

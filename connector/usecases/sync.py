@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from connector.core.durations import parse_duration
+from connector.core.model import InboundOutcome
 from connector.entrypoints.bootstrap import Runtime
 from connector.sources.errors import PayloadError
 from connector.sources.yclients import parse_record_webhook
@@ -110,8 +111,8 @@ def _ingest(session: Session, tenant: Tenant, company: Any, record: dict[str, An
         event = parse_record_webhook(body, default_tz=tenant.timezone)
     except PayloadError as error:
         record_inbound(session, tenant_id=tenant.id, source=SOURCE, body=text, headers=VIA_SYNC, now=now,
-                       outcome="rejected", error=f"invalid_payload: {error}")
-        return "rejected"
+                       outcome=InboundOutcome.REJECTED, error=f"invalid_payload: {error}")
+        return InboundOutcome.REJECTED
     receipt = ingest_event(session, tenant=tenant, source=SOURCE, event=event, body=text, headers=VIA_SYNC, now=now,
                            confirm_new=_created_within(record, window_start))
     return receipt.outcome
