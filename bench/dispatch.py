@@ -28,13 +28,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from connector.config import Settings  # noqa: E402
 from connector.core.model import BookingFacts, EventAction, Patient, Policy, SourceEvent  # noqa: E402
-from connector.ingest import ingest_event  # noqa: E402
-from connector.runtime import MAPPINGS_DIR, Runtime  # noqa: E402
+from connector.entrypoints.bootstrap import MAPPINGS_DIR, Runtime  # noqa: E402
+from connector.entrypoints.worker import Worker  # noqa: E402
 from connector.sources.generic import load_mappings  # noqa: E402
 from connector.store.db import make_engine, make_sessionmaker  # noqa: E402
 from connector.store.migrate import upgrade  # noqa: E402
 from connector.tenants import CascadeStep, Tenant  # noqa: E402
-from connector.worker import Worker  # noqa: E402
+from connector.usecases.ingest import ingest_event  # noqa: E402
 
 
 def _serve(port_queue, delay: float) -> None:

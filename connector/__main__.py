@@ -19,11 +19,11 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--url", default="http://127.0.0.1:8000")
     args = parser.parse_args(argv)
     if args.command == "demo":
-        from connector.demo import run
+        from connector.entrypoints.demo import run
 
         return run(args.url.rstrip("/"))
 
-    from connector.runtime import build_runtime
+    from connector.entrypoints.bootstrap import build_runtime
     from connector.tenants import TenantConfigError
 
     settings = load_settings()
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
             where = "$CONNECTOR_DEMO_TOKEN" if os.environ.get("CONNECTOR_DEMO_TOKEN") else "instance/demo_token"
             print(f"demo tenant webhook: POST /webhooks/yclients/demo?token=<the token in {where}>", flush=True)
         return 0
-    from connector.worker import SecondWorkerError, run_worker
+    from connector.entrypoints.worker import SecondWorkerError, run_worker
 
     try:
         run_worker(runtime)

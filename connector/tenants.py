@@ -18,9 +18,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates
 
+from connector.channels.settings import PROVIDERS, ProviderBlocks
 from connector.core.durations import parse_duration
 from connector.core.model import Policy, QuietHours
-from connector.provider_settings import PROVIDERS, ProviderBlocks
 
 CHANNELS = ("max", "telegram", "whatsapp", "sms")
 NOTICE_KINDS = ("confirmation", "reschedule", "cancellation")

@@ -17,7 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from connector.config import Settings
-from connector.runtime import MAPPINGS_DIR, Runtime
+from connector.entrypoints.bootstrap import MAPPINGS_DIR, Runtime
 from connector.sources.generic import load_mappings
 from connector.store.db import make_engine, make_sessionmaker
 from connector.store.migrate import upgrade

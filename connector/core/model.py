@@ -165,3 +165,78 @@ class AttemptStatus(StrEnum):
     NOT_REGISTERED = "not_registered"
     REJECTED = "rejected"
     EXPIRED = "expired"
+
+
+class InboundOutcome(StrEnum):
+    """What became of one inbound event (a webhook, a callback, a synced item)."""
+
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"  # seen before, or nothing changed
+    STALE = "stale"  # older than the version we hold
+    IGNORED = "ignored"  # nothing in it for us (not a booking event, unknown message ids)
+    REJECTED = "rejected"  # refused: the error says why
+
+
+# Outcomes that mean "we have this one": a repeat of the same webhook id is a duplicate of any of them.
+ACCEPTED_OUTCOMES = frozenset(
+    {InboundOutcome.APPLIED, InboundOutcome.DUPLICATE, InboundOutcome.STALE, InboundOutcome.IGNORED})
+
+
+class AuditWhat(StrEnum):
+    """The name of one line of the audit trail: `<subject>.<what happened>`, the clinic's proof of informing."""
+
+    BOOKING_CREATED = "booking.created"
+    BOOKING_UPDATED = "booking.updated"
+    BOOKING_TIME_MOVED = "booking.time_moved"
+    BOOKING_ACTIVE = "booking.active"
+    BOOKING_CANCELLED = "booking.cancelled"
+    BOOKING_ATTENDED = "booking.attended"
+    BOOKING_NO_SHOW = "booking.no_show"
+
+    INBOUND_APPLIED = "inbound.applied"
+    INBOUND_DUPLICATE = "inbound.duplicate"
+    INBOUND_STALE = "inbound.stale"
+    INBOUND_IGNORED = "inbound.ignored"
+    INBOUND_REJECTED = "inbound.rejected"
+
+    JOB_PLANNED = "job.planned"
+    JOB_DEFERRED = "job.deferred"
+    JOB_RECIPIENT = "job.recipient"  # the booking's patient changed: the job follows them
+    JOB_SCHEDULED = "job.scheduled"
+    JOB_SENDING = "job.sending"
+    JOB_AWAITING_DELIVERY = "job.awaiting_delivery"
+    JOB_DELIVERED = "job.delivered"
+    JOB_READ = "job.read"
+    JOB_UNCONFIRMED = "job.unconfirmed"
+    JOB_FAILED = "job.failed"
+    JOB_EXPIRED = "job.expired"
+    JOB_CANCELLED = "job.cancelled"
+    JOB_SKIPPED = "job.skipped"
+
+    STEP_SKIPPED = "step.skipped"
+
+    ATTEMPT_QUEUED = "attempt.queued"
+    ATTEMPT_SENT = "attempt.sent"
+    ATTEMPT_DELIVERED = "attempt.delivered"
+    ATTEMPT_READ = "attempt.read"
+    ATTEMPT_FAILED = "attempt.failed"
+    ATTEMPT_NOT_REGISTERED = "attempt.not_registered"
+    ATTEMPT_REJECTED = "attempt.rejected"
+    ATTEMPT_EXPIRED = "attempt.expired"
+    ATTEMPT_UNKNOWN = "attempt.unknown"  # a worker stopped mid-send: the outcome was never learnt
+
+    @classmethod
+    def of_job(cls, status: JobStatus) -> AuditWhat:
+        return cls(f"job.{status}")
+
+    @classmethod
+    def of_attempt(cls, status: AttemptStatus) -> AuditWhat:
+        return cls(f"attempt.{status}")
+
+    @classmethod
+    def of_booking(cls, state: BookingState) -> AuditWhat:
+        return cls(f"booking.{state}")
+
+    @classmethod
+    def of_inbound(cls, outcome: InboundOutcome) -> AuditWhat:
+        return cls(f"inbound.{outcome}")

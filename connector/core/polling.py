@@ -2,7 +2,7 @@
 
 A step's timeout is how long the clinic waits for a receipt before trying the next channel, so the questions
 follow it: at 1/4, 1/2 and 3/4 of the timeout (a receipt found there saves waiting for the rest of it), then
-once more at the deadline itself — asked by the timeout pass, before it gives up on the step (connector.polls).
+once more at the deadline itself — asked by the timeout pass, before it gives up on the step (connector.usecases.polls).
 Past the marks the message is still worth asking about while the provider may report (its status window): a
 late receipt is the patient's proof, and upgrades the job. There the cadence slows as the message ages (half its
 age, between one minute and one hour), so a three-day window costs about eighty questions, not thousands.

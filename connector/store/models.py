@@ -37,7 +37,7 @@ class InboundEvent(Base):
     """Every body that reached a webhook URL, as received, with what became of it.
 
     `body` is the readable text; where the bytes are not UTF-8 or hold a NUL (PostgreSQL text cannot), the
-    exact bytes are in `body_raw` too (`connector.ingest.received_bytes` gives them back). `reason` is why a
+    exact bytes are in `body_raw` too (`connector.usecases.ingest.received_bytes` gives them back). `reason` is why a
     body was refused (the error code of the answer), so unauthenticated ones can be counted and purged.
     """
 

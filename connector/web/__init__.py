@@ -7,8 +7,8 @@ import logging
 from flask import Flask, current_app, jsonify
 from werkzeug.exceptions import HTTPException
 
+from connector.entrypoints.bootstrap import Runtime, build_runtime
 from connector.logs import configure_logging
-from connector.runtime import Runtime, build_runtime
 
 
 def create_app(runtime: Runtime | None = None) -> Flask:

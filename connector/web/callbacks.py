@@ -1,6 +1,6 @@
 """Provider callbacks: `POST /callbacks/<provider>/<tenant>`. Each adapter checks its provider's own proof
 (a signature header, or the secret in the URL); the raw body is always stored, unknown message ids too
-(unauthenticated ones bounded: connector.refusals). Bodies over CONNECTOR_MAX_BODY_BYTES get 413, unread."""
+(unauthenticated ones bounded: connector.usecases.refusals). Bodies over CONNECTOR_MAX_BODY_BYTES get 413, unread."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import logging
 from flask import Blueprint, Response, current_app, request
 from sqlalchemy.exc import SQLAlchemyError
 
-from connector.accounts import Accounts
 from connector.channels.base import CallbackRequest
-from connector.receipts import handle_callback
-from connector.refusals import record_refused
+from connector.entrypoints.bootstrap import Accounts
 from connector.store.db import unreachable
+from connector.usecases.receipts import handle_callback
+from connector.usecases.refusals import record_refused
 
 bp = Blueprint("callbacks", __name__)
 log = logging.getLogger("connector.callbacks")
@@ -22,9 +22,9 @@ log = logging.getLogger("connector.callbacks")
 def _accounts() -> Accounts:
     from connector.web import runtime
 
-    if "connector.accounts" not in current_app.extensions:
-        current_app.extensions["connector.accounts"] = Accounts(dict(runtime().tenants))
-    return current_app.extensions["connector.accounts"]
+    if "connector.entrypoints.bootstrap" not in current_app.extensions:
+        current_app.extensions["connector.entrypoints.bootstrap"] = Accounts(dict(runtime().tenants))
+    return current_app.extensions["connector.entrypoints.bootstrap"]
 
 
 @bp.route("/callbacks/<provider>/<tenant_id>", methods=["POST", "GET"])

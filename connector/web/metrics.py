@@ -18,8 +18,8 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from connector.core.model import JobStatus
-from connector.refusals import UNAUTHENTICATED
 from connector.store.models import DeliveryAttempt, InboundEvent, NotificationJob, WorkerHeartbeat
+from connector.usecases.refusals import UNAUTHENTICATED
 from connector.web.auth import require_api_token
 
 bp = Blueprint("metrics", __name__)

@@ -1,7 +1,7 @@
 """Webhook doors: YCLIENTS and generic JSON. A thin shell that maps each failure to a precise status.
 
 Every body that reaches these URLs is stored as an inbound event with its outcome, rejected ones too (of
-unauthenticated ones, the first few kB: connector.refusals). Bad input of any kind is a 4xx; only a database
+unauthenticated ones, the first few kB: connector.usecases.refusals). Bad input of any kind is a 4xx; only a database
 that cannot be reached is a 503, so the source may retry, never 200.
 """
 
@@ -14,14 +14,15 @@ from datetime import datetime
 from flask import Blueprint, jsonify, request
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from connector.ingest import Receipt, ingest_event, storable
-from connector.refusals import UNAUTHENTICATED, record_refused
 from connector.sources.errors import PayloadError
 from connector.sources.generic import parse_generic
 from connector.sources.signatures import AuthError, check_standard_signature, check_token
 from connector.sources.yclients import parse_record_webhook
 from connector.store.db import unreachable
+from connector.store.ledger import storable
 from connector.tenants import Tenant
+from connector.usecases.ingest import Receipt, ingest_event
+from connector.usecases.refusals import UNAUTHENTICATED, record_refused
 
 bp = Blueprint("webhooks", __name__)
 log = logging.getLogger("connector.webhooks")

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
-from connector.ingest import received_bytes
+from connector.store.ledger import received_bytes
 from connector.store.models import Booking, InboundEvent
 from tests.conftest import API_TOKEN, DEMO_TOKEN
 from tests.fixtures import sample

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
+from connector.entrypoints.worker import Worker
 from connector.store.models import DeliveryAttempt, NotificationJob
-from connector.worker import Worker
 from tests.conftest import API_TOKEN, DEMO_TOKEN
 from tests.fixtures import sample
 
@@ -112,9 +112,9 @@ def test_reminder_due_after_the_visit_started_expires(client, clock, worker):
 def test_a_job_cancelled_after_it_was_claimed_is_not_sent(client, clock, worker, runtime):
     book(client, 0, 4000)
     with runtime.sessions.begin() as session:
-        from connector.dispatch import claim_due_jobs
+        from connector.store.queue import claim_due_jobs
 
-        assert claim_due_jobs(session, "someone-else", clock(), 10)
+        assert claim_due_jobs(session, worker_id="someone-else", now=clock(), limit=10)
     body = json.loads(sample("yclients", "record_delete.json").read_text(encoding="utf-8"))
     body["resource_id"] = body["data"]["id"] = 4000
     clock.advance(1)
@@ -130,9 +130,9 @@ def test_a_worker_killed_mid_send_loses_nothing_and_never_resends_on_that_channe
     # A worker claimed the job and wrote its attempt as queued, then died before the provider answered.
     dead = Worker(runtime, concurrency=1, name="dead-worker")
     with runtime.sessions.begin() as session:
-        from connector.dispatch import claim_due_jobs
+        from connector.store.queue import claim_due_jobs
 
-        ids = claim_due_jobs(session, dead.id, clock(), 10)
+        ids = claim_due_jobs(session, worker_id=dead.id, now=clock(), limit=10)
     with runtime.sessions.begin() as session:
         dead.dispatcher._prepare(session, ids, clock())
     dead.close()
@@ -169,7 +169,7 @@ def test_two_workers_send_each_job_exactly_once(postgres_database):
     from concurrent.futures import ThreadPoolExecutor
 
     from connector.core.model import BookingFacts, EventAction, Patient, SourceEvent
-    from connector.ingest import ingest_event
+    from connector.usecases.ingest import ingest_event
     from tests.conftest import make_runtime, truncate_all
 
     truncate_all(postgres_database)
@@ -310,7 +310,7 @@ def test_a_provider_without_callbacks_is_polled_until_delivered(database_url, ht
 
 
 def test_only_one_worker_runs_on_a_sqlite_file(tmp_path):
-    from connector.worker import SecondWorkerError, hold_sqlite_lock
+    from connector.entrypoints.worker import SecondWorkerError, hold_sqlite_lock
     from tests.conftest import make_runtime
 
     url = f"sqlite:///{tmp_path / 'one.db'}"

@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from connector.refusals import KEEP_BYTES, purge_unauthenticated
+from connector.entrypoints.worker import Worker
 from connector.store.models import InboundEvent
 from connector.tenants import CascadeStep, demo_tenant
+from connector.usecases.refusals import KEEP_BYTES, purge_unauthenticated
 from connector.web import create_app
-from connector.worker import Worker
 from tests.conftest import API_TOKEN, DEMO_TOKEN, make_runtime
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}

@@ -15,10 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from connector.ingest import received_bytes
-from connector.refusals import KEEP_BYTES, UNAUTHENTICATED
+from connector.store.ledger import received_bytes
 from connector.store.models import InboundEvent
 from connector.tenants import demo_tenant
+from connector.usecases.refusals import KEEP_BYTES, UNAUTHENTICATED
 from connector.web import create_app
 from tests.conftest import DEMO_TOKEN, make_runtime
 from tests.fixtures import sample

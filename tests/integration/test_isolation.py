@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from connector.entrypoints.worker import Worker
 from connector.tenants import CascadeStep, demo_tenant
-from connector.worker import Worker
 from tests.conftest import API_TOKEN, DEMO_TOKEN, make_runtime
 from tests.fixtures import sample
 
@@ -87,5 +87,20 @@ def test_a_job_that_cannot_be_prepared_fails_alone_with_the_reason(database_url)
     job, events = confirmation(client, "other", 1)
     assert job["status"] == "failed" and "timeout" in job["reason"], job
     assert any(e["what"] == "job.failed" and "could not be prepared" in e["detail"] for e in events)
+    worker.close()
+    runtime.engine.dispose()
+
+
+def test_a_tenant_gone_from_the_configuration_does_not_stop_the_others_timeouts(database_url):
+    runtime, client, worker = two_tenants(database_url, {})
+    book(client, "other", OTHER_TOKEN, 1, digit=3)  # digit 3: MAX stays "sent", its step times out
+    book(client, "demo", DEMO_TOKEN, 1, digit=3)
+    run(worker, runtime, 3)
+    assert confirmation(client, "other", 1)[0]["status"] == "awaiting_delivery"
+    del runtime.tenants["other"]  # removed from the tenants file while its message was in flight
+    runtime.clock.now += timedelta(hours=2)
+    run(worker, runtime, 5)
+    job, _ = confirmation(client, "demo", 1)
+    assert job["status"] == "delivered" and job["attempts"][-1]["channel"] == "whatsapp", job
     worker.close()
     runtime.engine.dispose()

@@ -14,9 +14,9 @@ from datetime import timedelta
 import pytest
 from werkzeug import Request, Response
 
+from connector.entrypoints.worker import Worker
 from connector.tenants import CascadeStep, demo_tenant
 from connector.web import create_app
-from connector.worker import Worker
 from tests.conftest import API_TOKEN, DEMO_TOKEN, make_runtime
 from tests.integration.test_delivery import START, Clock, book, confirmation
 

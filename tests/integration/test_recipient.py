@@ -12,8 +12,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from connector.entrypoints.worker import Worker
 from connector.tenants import CascadeStep, demo_tenant
-from connector.worker import Worker
 from tests.conftest import API_TOKEN, DEMO_TOKEN, make_runtime
 from tests.fixtures import sample
 
@@ -135,14 +135,15 @@ def test_a_removed_client_gets_nothing_and_nor_does_the_previous_one(sms):
 
 def test_a_phone_corrected_while_a_worker_held_the_job_goes_to_the_new_number(sms):
     """The race: a worker claimed the reminder, the correction came, the worker died; the next one re-checks."""
-    from connector.dispatch import claim_due_jobs
+    from connector.store.queue import claim_due_jobs
 
     client, worker, clock, sent, runtime = sms
     post(client, clock, "create", OLD)
     run(worker, clock)
     clock.now = REMINDER_DAY_BEFORE
     with runtime.sessions.begin() as session:
-        assert claim_due_jobs(session, "someone-else", clock(), 10)  # re-planning leaves a claimed job alone
+        # re-planning leaves a claimed job alone
+        assert claim_due_jobs(session, worker_id="someone-else", now=clock(), limit=10)
     post(client, clock, "update", NEW)
     clock.now += timedelta(minutes=3)  # the other worker's lease ran out
     run(worker, clock)

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import event
 
-from connector.worker import Worker
+from connector.entrypoints.worker import Worker
 from tests.conftest import API_TOKEN, DEMO_TOKEN
 from tests.fixtures import sample
 

@@ -10,8 +10,8 @@ import pytest
 from werkzeug import Response
 
 from connector.sources.yclients_api import YclientsApi
-from connector.sync import sync_tenant
 from connector.tenants import demo_tenant
+from connector.usecases.sync import sync_tenant
 from connector.web import create_app
 from tests.conftest import API_TOKEN, DEMO_TOKEN, make_runtime
 from tests.fixtures import sample
@@ -136,10 +136,11 @@ def test_a_failed_pass_keeps_the_cursor_and_says_why(setup):
 
 def test_one_worker_at_a_time(setup):
     runtime, tenant, fake, client, clock = setup
-    from connector.sync import _claim
+    from connector.store.queue import claim_sync
 
     with runtime.sessions.begin() as session:
-        assert _claim(session, tenant, "w1", NOW, {}) is not None
+        assert claim_sync(session, tenant_id=tenant.id, source="yclients", worker_id="w1", now=NOW,
+                          first_cursor=NOW) is not None
     assert sync_tenant(runtime, tenant, "w2") is None  # w1 holds the lease
     clock["now"] = NOW + timedelta(minutes=11)  # w1 died; its lease ran out
     assert sync_tenant(runtime, tenant, "w2") is not None

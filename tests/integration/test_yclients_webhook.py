@@ -227,8 +227,8 @@ def test_bad_input_gets_a_clear_answer_and_is_kept(client, runtime, url, headers
     assert answer["error"] == error and answer["message"]
     from sqlalchemy import select
 
-    from connector.refusals import KEEP_BYTES, UNAUTHENTICATED
     from connector.store.models import InboundEvent
+    from connector.usecases.refusals import KEEP_BYTES, UNAUTHENTICATED
 
     with runtime.sessions() as session:
         stored = session.scalars(select(InboundEvent)).one()

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from connector.demo import held_back, redraw, wait_line
+from connector.entrypoints.demo import held_back, redraw, wait_line
 
 NOW = datetime(2026, 12, 2, 20, 30, tzinfo=UTC)  # 23:30 in Moscow: inside the demo tenant's quiet hours
 QUIET = "moved out of quiet hours 21:00-09:00 to 09:00 local"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from connector.accounts import RateLimiter
+from connector.entrypoints.bootstrap import RateLimiter
 
 
 class FakeTime:

@@ -109,7 +109,7 @@ def test_check_command_fails_the_deploy_with_the_key_named(tmp_path):
     ],
 )
 def test_providers_are_checked_at_start_up(tmp_path, extra, named):
-    from connector.runtime import check_providers
+    from connector.entrypoints.bootstrap import check_providers
 
     with pytest.raises(TenantConfigError, match=named):
         for tenant in load_text(tmp_path, MINIMAL + extra).values():

@@ -14,20 +14,19 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 from apscheduler.schedulers.blocking import BlockingScheduler
-from sqlalchemy import select
 
-from connector.accounts import Accounts
 from connector.channels.base import CallbackRequest
-from connector.deadlines import advance_timed_out
-from connector.dispatch import Dispatcher
+from connector.entrypoints.bootstrap import Accounts, Runtime
 from connector.logs import configure_logging
-from connector.polls import ask, deadline_questions, due_questions
-from connector.receipts import handle_callback
-from connector.refusals import purge_unauthenticated
-from connector.runtime import Runtime
-from connector.store.models import SandboxCallback, WorkerHeartbeat
+from connector.store.models import WorkerHeartbeat
+from connector.store.queue import claim_sandbox_reports
+from connector.usecases.deadlines import advance_timed_out
+from connector.usecases.dispatch import Dispatcher
+from connector.usecases.polls import ask, deadline_questions, due_questions
+from connector.usecases.receipts import handle_callback
+from connector.usecases.refusals import purge_unauthenticated
 
-log = logging.getLogger("connector.worker")
+log = logging.getLogger("connector.entrypoints.worker")
 
 
 def worker_id() -> str:
@@ -64,8 +63,7 @@ class Worker:
         """The sandbox's status reports, through the same path as a provider's HTTP callback."""
         with self.rt.sessions.begin() as session:
             now = self.rt.clock()
-            due = session.scalars(select(SandboxCallback).where(SandboxCallback.due_at <= now)
-                                  .order_by(SandboxCallback.due_at).limit(500).with_for_update(skip_locked=True)).all()
+            due = claim_sandbox_reports(session, now=now, limit=500)
             for item in due:
                 request = CallbackRequest("POST", {"Content-Type": "application/json"}, {}, item.body.encode())
                 handle_callback(session, self.rt, self.accounts, "sandbox", item.tenant_id, request, now)
@@ -73,7 +71,7 @@ class Worker:
             return len(due)
 
     def poll(self) -> int:
-        """Ask providers that can be polled about the messages whose next question is due (connector.polls)."""
+        """Ask providers that can be polled about the messages whose next question is due (connector.usecases.polls)."""
         now = self.rt.clock()
         with self.rt.sessions() as session:
             questions = due_questions(session, self.rt, self.accounts, now)
@@ -81,7 +79,7 @@ class Worker:
 
     def sync(self) -> int:
         """The safety-net sync of every tenant whose YCLIENTS source has API credentials."""
-        from connector.sync import sync_due, sync_tenant
+        from connector.usecases.sync import sync_due, sync_tenant
 
         read = 0
         for tenant in self.rt.tenants.values():
@@ -91,7 +89,7 @@ class Worker:
         return read
 
     def purge(self) -> int:
-        """Refused bodies nobody vouched for are evidence for a few days, not for ever (connector.refusals)."""
+        """Refused bodies nobody vouched for are evidence for a few days, not for ever (connector.usecases.refusals)."""
         with self.rt.sessions.begin() as session:
             return purge_unauthenticated(session, self.rt.clock())
 

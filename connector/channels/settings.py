@@ -1,7 +1,7 @@
 """The settings every provider account takes (warm-up, rate, sends at once, timeout), typed at start-up.
 
 A provider block is otherwise the adapter's own (credentials, sender, base_url), checked when the adapter is
-built (connector.runtime.check_providers). These few are read by the worker on every pass, so a typo here
+built (connector.entrypoints.bootstrap.check_providers). These few are read by the worker on every pass, so a typo here
 must fail `check` and `release` with its key path, not every dispatch pass at run time.
 """
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
@@ -17,10 +16,13 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from connector.core.model import (
+    ACCEPTED_OUTCOMES,
+    AuditWhat,
     BookingFacts,
     BookingState,
     EventAction,
     ExistingJob,
+    InboundOutcome,
     JobKind,
     JobStatus,
     PlanDiff,
@@ -29,81 +31,19 @@ from connector.core.model import (
 )
 from connector.core.planning import plan_jobs
 from connector.core.recipients import follow_booking
+from connector.store.ledger import booking_audit, record_inbound
 from connector.store.models import AuditEvent, Booking, InboundEvent, NotificationJob, Patient
 from connector.tenants import Tenant
-
-# PostgreSQL text holds no NUL, and UTF-8 has no unpaired surrogates (JSON's "\\ud800" makes one).
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
 class Receipt:
     """What became of one inbound event; the web layer turns it into an answer."""
 
-    outcome: str  # applied, duplicate, stale, ignored, rejected
+    outcome: InboundOutcome
     inbound_event_id: int
     booking_id: int | None = None
     detail: str | None = None
-
-
-def record_inbound(
-    session: Session,
-    *,
-    tenant_id: str,
-    source: str,
-    body: str | bytes,
-    headers: Mapping[str, str],
-    now: datetime,
-    outcome: str,
-    error: str | None = None,
-    truncated: bool = False,
-    idempotency_key: str | None = None,
-    reason: str | None = None,
-) -> InboundEvent:
-    """Store one body as received. Bytes a text column cannot hold (not UTF-8, or a NUL, which PostgreSQL
-    text refuses) are kept exactly in `body_raw`, next to a readable form; the other columns are fitted
-    to their sizes, so nothing a sender writes can make the insert fail."""
-    data = body if isinstance(body, bytes) else body.encode("utf-8", errors="surrogatepass")
-    text, exact = readable_body(data)
-    event = InboundEvent(
-        tenant_id=storable(tenant_id, 64),
-        source=storable(source, 32),
-        received_at=now,
-        headers={storable(str(k), 100): storable(str(v), 1000) for k, v in list(headers.items())[:50]},
-        body=text,
-        body_raw=exact,
-        body_truncated=truncated,
-        idempotency_key=storable(idempotency_key, 128) if idempotency_key else None,
-        outcome=outcome,
-        error=storable(error, 4000) if error else None,
-        reason=storable(reason, 32) if reason else None,
-    )
-    session.add(event)
-    session.flush()
-    return event
-
-
-def readable_body(data: bytes) -> tuple[str, bytes | None]:
-    """(text for people, the exact bytes when the text is not them): UTF-8 without NUL is its own record."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("utf-8", errors="replace").replace("\x00", "\ufffd"), data
-    if "\x00" in text:
-        return text.replace("\x00", "\ufffd"), data
-    return text, None
-
-
-def received_bytes(event: InboundEvent) -> bytes:
-    """The body exactly as it came (for replay and for proof), whichever column holds it."""
-    if event.body_raw is not None:
-        return event.body_raw
-    return event.body.encode("utf-8", errors="surrogatepass")
-
-
-def storable(text: str, limit: int) -> str:
-    """A sender's text fitted to a column: cut to size, NULs and unpaired surrogates made visible as U+FFFD."""
-    return _UNSTORABLE.sub("\ufffd", text[:limit])
 
 
 def ingest_event(
@@ -122,15 +62,15 @@ def ingest_event(
     made long before, while nobody listened; its reminders are still planned)."""
     inbound = record_inbound(
         session, tenant_id=tenant.id, source=source, body=body, headers=headers, now=now,
-        outcome="applied", idempotency_key=idempotency_key,
+        outcome=InboundOutcome.APPLIED, idempotency_key=idempotency_key,
     )
     if event is None:
-        inbound.outcome = "ignored"
+        inbound.outcome = InboundOutcome.IGNORED
         inbound.error = "not a booking event"
-        return Receipt("ignored", inbound.id, detail=inbound.error)
+        return Receipt(InboundOutcome.IGNORED, inbound.id, detail=inbound.error)
     inbound.external_id = event.external_id[:128]
     if idempotency_key and _seen_before(session, tenant.id, source, idempotency_key, inbound.id):
-        return _settle(session, inbound, "duplicate", None, "this webhook id was already received", now)
+        return _settle(session, inbound, InboundOutcome.DUPLICATE, None, "this webhook id was already received", now)
 
     booking = session.scalars(
         select(Booking)
@@ -139,7 +79,7 @@ def ingest_event(
     ).one_or_none()
 
     if booking is not None and _is_stale(booking, event):
-        return _settle(session, inbound, "stale", booking, "older than the version we hold", now)
+        return _settle(session, inbound, InboundOutcome.STALE, booking, "older than the version we hold", now)
     if event.action is EventAction.DELETE:
         return _apply_delete(session, tenant, source, inbound, booking, event, now)
     assert event.facts is not None
@@ -153,7 +93,7 @@ def _apply_upsert(session, tenant, source, inbound, booking, event, facts: Booki
         # Same facts, maybe a newer version (a confirmation flag we do not plan on): remember the version
         # so that an older update arriving later is still seen as stale.
         booking.source_version = _newest(booking.source_version, event.version)
-        return _settle(session, inbound, "duplicate", booking, "nothing changed", now)
+        return _settle(session, inbound, InboundOutcome.DUPLICATE, booking, "nothing changed", now)
     previous = None if booking is None else Visit(booking.starts_at, BookingState(booking.state))
     patient_id = _upsert_patient(session, tenant.id, facts, now)
     if booking is None:
@@ -165,18 +105,18 @@ def _apply_upsert(session, tenant, source, inbound, booking, event, facts: Booki
     booking.updated_at = now
     session.flush()
     inbound.booking_id = booking.id
-    _audit(session, booking, inbound, now, _booking_change(previous, booking), None)
+    session.add(booking_audit(booking, inbound, now, *_booking_change(previous, booking)))
     _replan(session, tenant, booking, inbound, previous, now, confirm_new)
-    return Receipt("applied", inbound.id, booking.id)
+    return Receipt(InboundOutcome.APPLIED, inbound.id, booking.id)
 
 
 def _apply_delete(session, tenant, source, inbound, booking, event, now) -> Receipt:
     if booking is None:
         facts = event.facts
         if facts is None:
-            inbound.outcome = "ignored"
+            inbound.outcome = InboundOutcome.IGNORED
             inbound.error = "delete for a booking we never held"
-            return Receipt("ignored", inbound.id, detail=inbound.error)
+            return Receipt(InboundOutcome.IGNORED, inbound.id, detail=inbound.error)
         # Kept so that a late create for the same id finds it cancelled, not new. The patient first: its
         # flush would otherwise insert this booking before it has a start time.
         patient_id = _upsert_patient(session, tenant.id, facts, now)
@@ -185,16 +125,16 @@ def _apply_delete(session, tenant, source, inbound, booking, event, now) -> Rece
         booking.content_hash = content_hash(facts)
         session.add(booking)
     elif booking.state == BookingState.CANCELLED:
-        return _settle(session, inbound, "duplicate", booking, "already cancelled", now)
+        return _settle(session, inbound, InboundOutcome.DUPLICATE, booking, "already cancelled", now)
     previous = None if booking.id is None else Visit(booking.starts_at, BookingState(booking.state))
     booking.state = BookingState.CANCELLED
     booking.source_version = _newest(booking.source_version, event.version)
     booking.updated_at = now
     session.flush()
     inbound.booking_id = booking.id
-    _audit(session, booking, inbound, now, "booking.cancelled", "deleted at the source")
+    session.add(booking_audit(booking, inbound, now, AuditWhat.BOOKING_CANCELLED, "deleted at the source"))
     _replan(session, tenant, booking, inbound, previous, now)
-    return Receipt("applied", inbound.id, booking.id)
+    return Receipt(InboundOutcome.APPLIED, inbound.id, booking.id)
 
 
 def _replan(session, tenant: Tenant, booking: Booking, inbound, previous: Visit | None, now,
@@ -226,7 +166,7 @@ def _replan(session, tenant: Tenant, booking: Booking, inbound, previous: Visit 
             .where(NotificationJob.id.in_(ids), NotificationJob.status == JobStatus.SCHEDULED)
             .values(status=JobStatus.CANCELLED, status_reason=cancellation.reason, updated_at=now)
         )
-        audits.extend(_job_audit(booking, inbound, now, job_id, "job.cancelled", cancellation.reason)
+        audits.extend(booking_audit(booking, inbound, now, AuditWhat.JOB_CANCELLED, cancellation.reason, job_id)
                       for job_id in ids)
         cancelled.update(ids)
     audits.extend(_follow_patient(session, booking, inbound, rows, cancelled, now))
@@ -242,9 +182,9 @@ def _replan(session, tenant: Tenant, booking: Booking, inbound, previous: Visit 
     session.add_all(jobs)
     session.flush()
     for job, planned in zip(jobs, diff.add, strict=True):
-        what = "job.skipped" if planned.status == JobStatus.SKIPPED else "job.planned"
+        what = AuditWhat.JOB_SKIPPED if planned.status == JobStatus.SKIPPED else AuditWhat.JOB_PLANNED
         detail = f"{planned.kind} due {planned.due_at.isoformat()}" + (f"; {planned.note}" if planned.note else "")
-        audits.append(_job_audit(booking, inbound, now, job.id, what, detail))
+        audits.append(booking_audit(booking, inbound, now, what, detail, job.id))
     session.add_all(audits)
 
 
@@ -267,7 +207,8 @@ def _follow_patient(session, booking: Booking, inbound, rows, cancelled: set[int
         .values(patient_id=booking.patient_id, updated_at=now)
         .returning(NotificationJob.id)
     ).scalars().all()
-    return [_job_audit(booking, inbound, now, job_id, "job.recipient", changes[job_id]) for job_id in sorted(moved)]
+    return [booking_audit(booking, inbound, now, AuditWhat.JOB_RECIPIENT, changes[job_id], job_id)
+            for job_id in sorted(moved)]
 
 
 def _seen_before(session, tenant_id, source, key, own_id) -> bool:
@@ -275,7 +216,7 @@ def _seen_before(session, tenant_id, source, key, own_id) -> bool:
         select(InboundEvent.id).where(
             InboundEvent.tenant_id == tenant_id, InboundEvent.source == source,
             InboundEvent.idempotency_key == key, InboundEvent.id != own_id,
-            InboundEvent.outcome.in_(("applied", "duplicate", "stale", "ignored")),
+            InboundEvent.outcome.in_(ACCEPTED_OUTCOMES),
         ).limit(1)
     ) is not None
 
@@ -284,12 +225,13 @@ def _is_stale(booking: Booking, event: SourceEvent) -> bool:
     return bool(event.version and booking.source_version and event.version < booking.source_version)
 
 
-def _settle(session, inbound: InboundEvent, outcome: str, booking: Booking | None, detail: str, now) -> Receipt:
+def _settle(session, inbound: InboundEvent, outcome: InboundOutcome, booking: Booking | None, detail: str,
+            now) -> Receipt:
     inbound.outcome = outcome
     inbound.error = detail
     if booking is not None:
         inbound.booking_id = booking.id
-        _audit(session, booking, inbound, now, f"inbound.{outcome}", detail)
+        session.add(booking_audit(booking, inbound, now, AuditWhat.of_inbound(outcome), detail))
     return Receipt(outcome, inbound.id, booking.id if booking else None, detail)
 
 
@@ -346,23 +288,11 @@ def _newest(held: datetime | None, incoming: datetime | None) -> datetime | None
     return max(held, incoming)
 
 
-def _booking_change(previous: Visit | None, booking: Booking) -> str:
+def _booking_change(previous: Visit | None, booking: Booking) -> tuple[AuditWhat, str | None]:
     if previous is None:
-        return "booking.created"
+        return AuditWhat.BOOKING_CREATED, None
     if previous.state != booking.state:
-        return f"booking.{booking.state}"
+        return AuditWhat.of_booking(BookingState(booking.state)), None
     if previous.starts_at != booking.starts_at:
-        return "booking.time_moved"
-    return "booking.updated"
-
-
-def _audit(session, booking: Booking, inbound: InboundEvent, now, what: str, detail: str | None) -> None:
-    if what == "booking.time_moved":
-        detail = f"visit now at {booking.starts_at.isoformat()}"
-    session.add(AuditEvent(tenant_id=booking.tenant_id, booking_id=booking.id, inbound_event_id=inbound.id,
-                           at=now, what=what, detail=detail))
-
-
-def _job_audit(booking: Booking, inbound: InboundEvent, now, job_id: int, what: str, detail: str) -> AuditEvent:
-    return AuditEvent(tenant_id=booking.tenant_id, booking_id=booking.id, job_id=job_id,
-                      inbound_event_id=inbound.id, at=now, what=what, detail=detail)
+        return AuditWhat.BOOKING_TIME_MOVED, f"visit now at {booking.starts_at.isoformat()}"
+    return AuditWhat.BOOKING_UPDATED, None

@@ -1,10 +1,12 @@
-"""Writing a cascade decision onto the ledger: the job row, its attempt, the patient's channel memory, audit.
+"""Every database write the use cases share: inbound events as received, a cascade decision on the job row, its
+attempt, the patient's channel memory, and the audit trail.
 
-Shared by the worker (after a send, after a timeout) and by the receipts use case (callbacks, polling).
+Shared by the intake, the worker (after a send, after a timeout) and the receipts use case (callbacks, polling).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 
@@ -12,10 +14,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connector.core.cascade import Decision, merge_status
-from connector.core.model import AttemptStatus, JobKind, JobStatus
+from connector.core.model import AttemptStatus, AuditWhat, InboundOutcome, JobKind, JobStatus
 from connector.core.quiet_hours import fallback_time
-from connector.store.models import AuditEvent, Booking, DeliveryAttempt, NotificationJob, PatientChannel
+from connector.store.models import AuditEvent, Booking, DeliveryAttempt, InboundEvent, NotificationJob, PatientChannel
 from connector.tenants import Tenant
+
+# PostgreSQL text holds no NUL, and UTF-8 has no unpaired surrogates (JSON's "\\ud800" makes one).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def apply_decision(job: NotificationJob, decision: Decision, now: datetime,
@@ -114,7 +119,83 @@ def remember_channels(session: Session, now: datetime, facts: Iterable[tuple[int
         row.updated_at = now
 
 
-def audit(job: NotificationJob, now: datetime, what: str, detail: str | None,
+def audit(job: NotificationJob, now: datetime, what: AuditWhat, detail: str | None,
           attempt: DeliveryAttempt | None = None) -> AuditEvent:
-    return AuditEvent(tenant_id=job.tenant_id, booking_id=job.booking_id, job_id=job.id,
-                      attempt_id=attempt.id if attempt is not None else None, at=now, what=what, detail=detail)
+    """A line of a job's trail (and of its attempt's, when there is one)."""
+    return audit_row(tenant_id=job.tenant_id, at=now, what=what, detail=detail, booking_id=job.booking_id,
+                     job_id=job.id, attempt_id=attempt.id if attempt is not None else None)
+
+
+def booking_audit(booking: Booking, inbound: InboundEvent, now: datetime, what: AuditWhat, detail: str | None,
+                  job_id: int | None = None) -> AuditEvent:
+    """A line of a booking's trail caused by an inbound event (and about one of its jobs, when given)."""
+    return audit_row(tenant_id=booking.tenant_id, at=now, what=what, detail=detail, booking_id=booking.id,
+                     job_id=job_id, inbound_event_id=inbound.id)
+
+
+def audit_row(*, tenant_id: str, at: datetime, what: AuditWhat, detail: str | None, booking_id: int | None = None,
+              job_id: int | None = None, attempt_id: int | None = None,
+              inbound_event_id: int | None = None) -> AuditEvent:
+    """The one place an audit line is built: append-only, named from the core's vocabulary."""
+    return AuditEvent(tenant_id=tenant_id, booking_id=booking_id, job_id=job_id, attempt_id=attempt_id,
+                      inbound_event_id=inbound_event_id, at=at, what=AuditWhat(what), detail=detail)
+
+
+def record_inbound(
+    session: Session,
+    *,
+    tenant_id: str,
+    source: str,
+    body: str | bytes,
+    headers: Mapping[str, str],
+    now: datetime,
+    outcome: InboundOutcome,
+    error: str | None = None,
+    truncated: bool = False,
+    idempotency_key: str | None = None,
+    reason: str | None = None,
+) -> InboundEvent:
+    """Store one body as received. Bytes a text column cannot hold (not UTF-8, or a NUL, which PostgreSQL
+    text refuses) are kept exactly in `body_raw`, next to a readable form; the other columns are fitted
+    to their sizes, so nothing a sender writes can make the insert fail."""
+    data = body if isinstance(body, bytes) else body.encode("utf-8", errors="surrogatepass")
+    text, exact = readable_body(data)
+    event = InboundEvent(
+        tenant_id=storable(tenant_id, 64),
+        source=storable(source, 32),
+        received_at=now,
+        headers={storable(str(k), 100): storable(str(v), 1000) for k, v in list(headers.items())[:50]},
+        body=text,
+        body_raw=exact,
+        body_truncated=truncated,
+        idempotency_key=storable(idempotency_key, 128) if idempotency_key else None,
+        outcome=outcome,
+        error=storable(error, 4000) if error else None,
+        reason=storable(reason, 32) if reason else None,
+    )
+    session.add(event)
+    session.flush()
+    return event
+
+
+def readable_body(data: bytes) -> tuple[str, bytes | None]:
+    """(text for people, the exact bytes when the text is not them): UTF-8 without NUL is its own record."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("utf-8", errors="replace").replace("\x00", "\ufffd"), data
+    if "\x00" in text:
+        return text.replace("\x00", "\ufffd"), data
+    return text, None
+
+
+def received_bytes(event: InboundEvent) -> bytes:
+    """The body exactly as it came (for replay and for proof), whichever column holds it."""
+    if event.body_raw is not None:
+        return event.body_raw
+    return event.body.encode("utf-8", errors="surrogatepass")
+
+
+def storable(text: str, limit: int) -> str:
+    """A sender's text fitted to a column: cut to size, NULs and unpaired surrogates made visible as U+FFFD."""
+    return _UNSTORABLE.sub("\ufffd", text[:limit])

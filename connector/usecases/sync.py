@@ -19,23 +19,24 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import or_, update
 from sqlalchemy.orm import Session
 
 from connector.core.durations import parse_duration
-from connector.ingest import ingest_event, record_inbound
-from connector.runtime import Runtime
+from connector.core.model import InboundOutcome
+from connector.entrypoints.bootstrap import Runtime
 from connector.sources.errors import PayloadError
 from connector.sources.yclients import parse_record_webhook
 from connector.sources.yclients_api import YclientsApi, YclientsApiError
+from connector.store.ledger import record_inbound
 from connector.store.models import SyncState
+from connector.store.queue import claim_sync
 from connector.tenants import Tenant
+from connector.usecases.ingest import ingest_event
 
-log = logging.getLogger("connector.sync")
+log = logging.getLogger("connector.usecases.sync")
 
 SOURCE = "yclients"
 OVERLAP = timedelta(hours=1)
-LEASE = timedelta(minutes=10)
 CHUNK = 100  # records per transaction
 VIA_SYNC = {"X-Connector-Via": "sync"}
 
@@ -110,8 +111,8 @@ def _ingest(session: Session, tenant: Tenant, company: Any, record: dict[str, An
         event = parse_record_webhook(body, default_tz=tenant.timezone)
     except PayloadError as error:
         record_inbound(session, tenant_id=tenant.id, source=SOURCE, body=text, headers=VIA_SYNC, now=now,
-                       outcome="rejected", error=f"invalid_payload: {error}")
-        return "rejected"
+                       outcome=InboundOutcome.REJECTED, error=f"invalid_payload: {error}")
+        return InboundOutcome.REJECTED
     receipt = ingest_event(session, tenant=tenant, source=SOURCE, event=event, body=text, headers=VIA_SYNC, now=now,
                            confirm_new=_created_within(record, window_start))
     return receipt.outcome
@@ -128,22 +129,11 @@ def _created_within(record: dict[str, Any], window_start: datetime) -> bool:
 
 
 def _claim(session: Session, tenant: Tenant, worker_id: str, now: datetime, config: dict) -> datetime | None:
-    state = session.get(SyncState, (tenant.id, SOURCE))
-    if state is None:
-        # The first pass reads back `backfill` (default one day): bookings made just before the connector
-        # was switched on still get their reminders.
-        backfill = parse_duration(str(config.get("backfill", "P1D")))
-        state = SyncState(tenant_id=tenant.id, source=SOURCE, cursor=now - backfill + OVERLAP, records_read=0)
-        session.add(state)
-        session.flush()
-    claimed = session.execute(
-        update(SyncState)
-        .where(SyncState.tenant_id == tenant.id, SyncState.source == SOURCE,
-               or_(SyncState.lease_until.is_(None), SyncState.lease_until < now))
-        .values(lease_owner=worker_id, lease_until=now + LEASE)
-    ).rowcount
-    return state.cursor if claimed else None
-
+    # The first pass reads back `backfill` (default one day): bookings made just before the connector was
+    # switched on still get their reminders.
+    backfill = parse_duration(str(config.get("backfill", "P1D")))
+    return claim_sync(session, tenant_id=tenant.id, source=SOURCE, worker_id=worker_id, now=now,
+                      first_cursor=now - backfill + OVERLAP)
 
 def _release(runtime: Runtime, tenant: Tenant, worker_id: str, now: datetime, *, cursor: datetime | None = None,
              read: int = 0, error: str | None = None) -> None:

@@ -20,11 +20,11 @@ from datetime import datetime, timedelta
 from datetime import time as clock_time
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from connector.accounts import Accounts
 from connector.channels.base import OutboundMessage, Recipient, SendResult, TransientError
+from connector.channels.settings import warmup_of
 from connector.core.cascade import (
     Step,
     after_send,
@@ -35,6 +35,7 @@ from connector.core.cascade import (
 )
 from connector.core.model import (
     AttemptStatus,
+    AuditWhat,
     BookingFacts,
     BookingState,
     JobKind,
@@ -48,8 +49,15 @@ from connector.core.recipients import follow_booking
 from connector.core.templates import WordingError
 from connector.core.texts import preparation_for, render_message
 from connector.core.warmup import Allowance, Warmup
-from connector.provider_settings import warmup_of
-from connector.runtime import Runtime
+from connector.entrypoints.bootstrap import Accounts, Runtime
+from connector.store.ledger import (
+    apply_decision,
+    audit,
+    note_with,
+    remember_channels,
+    update_attempt,
+    visit_times,
+)
 from connector.store.models import (
     Booking,
     DeliveryAttempt,
@@ -59,18 +67,10 @@ from connector.store.models import (
     PatientLink,
     SandboxCallback,
 )
-from connector.transitions import (
-    apply_decision,
-    audit,
-    note_with,
-    remember_channels,
-    update_attempt,
-    visit_times,
-)
+from connector.store.queue import JOB_LEASE, claim_due_jobs
 
-log = logging.getLogger("connector.dispatch")
+log = logging.getLogger("connector.usecases.dispatch")
 
-LEASE = timedelta(minutes=2)
 MAX_TRIES = 4  # per step, for transient errors (timeouts, 5xx, 429)
 RETRY_BUDGET = 45.0  # seconds of retrying per step, well inside the lease
 RECORD_EVERY = 100  # send results written per transaction
@@ -105,7 +105,7 @@ class Dispatcher:
     def run_once(self) -> int:
         """Claim, prepare, send and record one batch; the number of jobs handled."""
         with self.rt.sessions.begin() as session:
-            ids = claim_due_jobs(session, self.worker_id, self.rt.clock(), self.batch)
+            ids = claim_due_jobs(session, worker_id=self.worker_id, now=self.rt.clock(), limit=self.batch)
         if not ids:
             return 0
         with self.rt.sessions.begin() as session:
@@ -172,7 +172,7 @@ class Dispatcher:
         session.add_all([attempt for _, attempt, _, _ in plans])
         session.flush()
         for job, attempt, step, _ in plans:
-            audits.append(audit(job, now, "attempt.queued", f"step {job.cascade_step + 1}: {step.channel} via "
+            audits.append(audit(job, now, AuditWhat.ATTEMPT_QUEUED, f"step {job.cascade_step + 1}: {step.channel} via "
                                 f"{step.provider}", attempt))
         session.add_all(audits)
         return [Send(job.id, attempt.id, job.tenant_id, step, message) for job, attempt, step, message in plans]
@@ -189,7 +189,7 @@ class Dispatcher:
         job.patient_id, change = follow_booking(job.patient_id, booking.patient_id if booking else None,
                                                 has_booking=booking is not None)
         if change is not None:
-            audits.append(audit(job, now, "job.recipient", change))
+            audits.append(audit(job, now, AuditWhat.JOB_RECIPIENT, change))
         if patient is None:
             return self._finish(job, JobStatus.SKIPPED, "no phone number for the patient", now, audits)
 
@@ -198,7 +198,8 @@ class Dispatcher:
         for attempt in unfinished:
             # We never learnt how this send ended: do not risk the same text twice on that channel.
             update_attempt(attempt, AttemptStatus.FAILED, now, error="outcome unknown: the worker stopped mid-send")
-            audits.append(audit(job, now, "attempt.unknown", "worker stopped mid-send; moving to the next channel",
+            audits.append(audit(job, now, AuditWhat.ATTEMPT_UNKNOWN,
+                                "worker stopped mid-send; moving to the next channel",
                                 attempt))
             start = max(start, attempt.step + 1)
         recipient = Recipient(patient.phone, {link.provider: link.address for link in links
@@ -213,7 +214,7 @@ class Dispatcher:
             index, skipped = choose_step(steps, start, opted_out=opted_out, not_registered=absent,
                                          unaddressable=unaddressable)
             for skipped_index, reason in skipped:
-                audits.append(audit(job, now, "step.skipped",
+                audits.append(audit(job, now, AuditWhat.STEP_SKIPPED,
                                     f"step {skipped_index + 1} ({steps[skipped_index].channel}): {reason}"))
             if index is None:
                 return self._finish(job, JobStatus.FAILED, "no channel left to try", now, audits)
@@ -231,7 +232,8 @@ class Dispatcher:
             if booking is None or not must_expire(kind, booking.starts_at, wait_until):
                 return self._defer(job, index, wait_until, f"{why}; waits until {wait_until.isoformat()}", now, audits)
             # Waiting for that would be too late for this visit: the next channel carries it.
-            audits.append(audit(job, now, "step.skipped", f"step {index + 1} ({steps[index].channel}): {skip} and "
+            audits.append(audit(job, now, AuditWhat.STEP_SKIPPED,
+                                f"step {index + 1} ({steps[index].channel}): {skip} and "
                                 "the visit comes first"))
             start = index + 1
         try:
@@ -245,7 +247,7 @@ class Dispatcher:
             return self._finish(job, JobStatus.FAILED, f"the message could not be rendered: {error}", now, audits)
         step = steps[index]
         job.cascade_step = index
-        job.lease_until = now + LEASE
+        job.lease_until = now + JOB_LEASE
         job.updated_at = now
         attempt = DeliveryAttempt(job_id=job.id, step=index, channel=step.channel, provider=step.provider,
                                   message_id=uuid.uuid4().hex, status=AttemptStatus.QUEUED, tries=0,
@@ -257,7 +259,7 @@ class Dispatcher:
     def _defer(job, index: int, until: datetime, reason: str, now, audits) -> None:
         job.status, job.due_at, job.cascade_step, job.updated_at = JobStatus.SCHEDULED, until, index, now
         job.lease_owner = job.lease_until = None
-        audits.append(audit(job, now, "job.deferred", reason))
+        audits.append(audit(job, now, AuditWhat.JOB_DEFERRED, reason))
         return None
 
     def _warmup_caps(self, session: Session, tenant_ids: set[str], now: datetime
@@ -284,7 +286,7 @@ class Dispatcher:
     def _finish(job, status: JobStatus, reason: str, now, audits) -> None:
         job.status, job.status_reason, job.updated_at = status, reason, now
         job.lease_owner = job.lease_until = job.step_deadline = None
-        audits.append(audit(job, now, f"job.{status}", reason))
+        audits.append(audit(job, now, AuditWhat.of_job(status), reason))
         return None
 
     # --- 3. send (no transaction) -----------------------------------------------------------------------
@@ -331,7 +333,7 @@ class Dispatcher:
             attempt.tries = sent.tries
             attempt.provider_message_id = result.provider_message_id
             update_attempt(attempt, result.status, now, error=result.error)
-            audits.append(audit(job, now, f"attempt.{attempt.status}",
+            audits.append(audit(job, now, AuditWhat.of_attempt(AttemptStatus(attempt.status)),
                                 _attempt_detail(sent.send.step, result, sent.tries), attempt))
             memory.setdefault(job.tenant_id, []).append((job.patient_id, attempt.channel, result.status))
             if result.status == AttemptStatus.REJECTED:
@@ -344,7 +346,7 @@ class Dispatcher:
             steps = self.accounts.steps(self.rt.tenants[job.tenant_id])
             decision = after_send(steps, attempt.step, AttemptStatus(attempt.status), now)
             waiting = apply_decision(job, decision, now, visits, self.rt.tenants)
-            audits.append(audit(job, now, f"job.{decision.job_status}", note_with(decision.note, waiting)))
+            audits.append(audit(job, now, AuditWhat.of_job(decision.job_status), note_with(decision.note, waiting)))
             for delay, body in sent.reports:
                 session.add(SandboxCallback(tenant_id=job.tenant_id, due_at=now + timedelta(seconds=delay), body=body))
         for tenant_id, facts in memory.items():
@@ -362,24 +364,6 @@ def warmup_allowance(session: Session, tenant, provider: str, warmup: Warmup, no
                DeliveryAttempt.created_at >= midnight)) or 0
     return Allowance.for_day(start=warmup.start, growth=warmup.growth, since=warmup.since, ceiling=warmup.ceiling,
                              used=used, now=now, tz=tenant.timezone, quiet=tenant.policy.quiet_hours)
-
-
-def claim_due_jobs(session: Session, worker_id: str, now: datetime, limit: int) -> list[int]:
-    """Lease due jobs to this worker. SKIP LOCKED lets any number of workers share the queue on PostgreSQL."""
-    ids = list(session.scalars(
-        select(NotificationJob.id)
-        .where(or_(
-            and_(NotificationJob.status == JobStatus.SCHEDULED, NotificationJob.due_at <= now),
-            and_(NotificationJob.status == JobStatus.SENDING, NotificationJob.lease_until < now),
-        ))
-        .order_by(NotificationJob.due_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    ))
-    if ids:
-        session.execute(update(NotificationJob).where(NotificationJob.id.in_(ids)).values(
-            status=JobStatus.SENDING, lease_owner=worker_id, lease_until=now + LEASE, updated_at=now))
-    return ids
 
 
 def _reason(error: Exception) -> str:

@@ -16,27 +16,27 @@ from datetime import datetime
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from connector.accounts import Accounts
 from connector.channels.base import CallbackAuthError, CallbackRequest, Link, StatusReport
 from connector.core.cascade import after_report
 from connector.core.invites import read_payload
-from connector.core.model import AttemptStatus, JobStatus
+from connector.core.model import AttemptStatus, AuditWhat, InboundOutcome, JobStatus
 from connector.core.phones import normalise_phone
-from connector.ingest import record_inbound, storable
-from connector.refusals import record_refused
-from connector.runtime import Runtime
-from connector.store.models import DeliveryAttempt, NotificationJob, Patient, PatientChannel, PatientLink
-from connector.tenants import Tenant
-from connector.transitions import (
+from connector.entrypoints.bootstrap import Accounts, Runtime
+from connector.store.ledger import (
     apply_decision,
     audit,
     note_with,
+    record_inbound,
     remember_channels,
+    storable,
     update_attempt,
     visit_times,
 )
+from connector.store.models import DeliveryAttempt, NotificationJob, Patient, PatientChannel, PatientLink
+from connector.tenants import Tenant
+from connector.usecases.refusals import record_refused
 
-log = logging.getLogger("connector.receipts")
+log = logging.getLogger("connector.usecases.receipts")
 
 _LINK_CHANNEL = {"max_bot": "max", "telegram_bot": "telegram"}
 
@@ -52,7 +52,7 @@ def handle_callback(session: Session, runtime: Runtime, accounts: Accounts, prov
                     request: CallbackRequest, now: datetime) -> CallbackAnswer:
     """Check the callback, store it raw, apply its reports and links; all in the caller's transaction.
 
-    Refusals are stored through `connector.refusals` (bounded when nobody vouched for them). Only a tenant
+    Refusals are stored through `connector.usecases.refusals` (bounded when nobody vouched for them). Only a tenant
     that uses a provider takes its reports: the sandbox's have no secret, so elsewhere they are refused."""
     source = f"callback:{provider}"
     headers = {k: v for k, v in request.headers.items() if k.lower() == "content-type"}
@@ -76,16 +76,16 @@ def handle_callback(session: Session, runtime: Runtime, accounts: Accounts, prov
         log.warning("callback could not be parsed: %s", type(error).__name__)
         return refuse(422, "unprocessable", f"the callback could not be read ({type(error).__name__})")
     inbound = record_inbound(session, tenant_id=tenant_id, source=source, body=request.body, headers=headers,
-                             now=now, outcome="applied")
+                             now=now, outcome=InboundOutcome.APPLIED)
     matched, unmatched = apply_reports(session, runtime, accounts, tenant_id, provider, result.reports, now)
     linked = apply_links(session, tenant, result.links, now, runtime.settings.link_secret)
     if result.status_code >= 400:
-        inbound.outcome, inbound.error = "rejected", storable(result.body[:500], 500)
+        inbound.outcome, inbound.error = InboundOutcome.REJECTED, storable(result.body[:500], 500)
     elif unmatched:
         inbound.error = f"{unmatched} report(s) for unknown message ids"
-        inbound.outcome = "applied" if matched or linked else "ignored"
+        inbound.outcome = InboundOutcome.APPLIED if matched or linked else InboundOutcome.IGNORED
     elif not (matched or linked):
-        inbound.outcome = "ignored"
+        inbound.outcome = InboundOutcome.IGNORED
     return CallbackAnswer(result.status_code, result.body, result.content_type)
 
 
@@ -117,7 +117,7 @@ def apply_reports(session: Session, runtime: Runtime, accounts: Accounts, tenant
         if not update_attempt(attempt, report.status, at, error=report.error, raw_status=report.raw_status):
             continue
         memory.append((job.patient_id, attempt.channel, report.status))
-        audits.append(audit(job, now, f"attempt.{attempt.status}",
+        audits.append(audit(job, now, AuditWhat.of_attempt(AttemptStatus(attempt.status)),
                             f"{attempt.channel} via {provider} reports {report.raw_status or report.status}", attempt))
         tenant = runtime.tenants.get(tenant_id)
         if tenant is None:
@@ -131,7 +131,7 @@ def apply_reports(session: Session, runtime: Runtime, accounts: Accounts, tenant
             continue  # the worker holding the lease will decide from the same facts
         visits = visit_times(session, [job]) if decision.job_status == JobStatus.SCHEDULED else {}
         waiting = apply_decision(job, decision, now, visits, runtime.tenants)
-        audits.append(audit(job, now, f"job.{decision.job_status}", note_with(decision.note, waiting)))
+        audits.append(audit(job, now, AuditWhat.of_job(decision.job_status), note_with(decision.note, waiting)))
     tenant = runtime.tenants.get(tenant_id)
     if tenant is not None:
         remember_channels(session, now, memory, tenant.remember_not_registered)

@@ -8,7 +8,7 @@ Two occasions, one cadence (connector.core.polling):
 - the timeout pass asks about a step's message once more at the step's deadline, before giving up on it: a
   receipt found there saves the next channel's message (for SMS, a paid one).
 The messages are selected in a short read, asked about with no transaction open, and the answers applied
-with their jobs locked, as a callback's are (connector.receipts.apply_reports).
+with their jobs locked, as a callback's are (connector.usecases.receipts.apply_reports).
 """
 
 from __future__ import annotations
@@ -22,16 +22,15 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from connector.accounts import Accounts
 from connector.channels.base import ChannelError, StatusReport
 from connector.core.cascade import Step
 from connector.core.model import AttemptStatus, JobStatus
 from connector.core.polling import next_poll, poll_due
-from connector.receipts import apply_reports
-from connector.runtime import Runtime
+from connector.entrypoints.bootstrap import Accounts, Runtime
 from connector.store.models import DeliveryAttempt, NotificationJob
+from connector.usecases.receipts import apply_reports
 
-log = logging.getLogger("connector.polls")
+log = logging.getLogger("connector.usecases.polls")
 
 _PENDING = (AttemptStatus.QUEUED, AttemptStatus.SENT)
 # Our own sent-timeout `expired` only means we stopped waiting: the provider may still have a receipt.
@@ -146,7 +145,12 @@ def _pollable(runtime: Runtime, accounts: Accounts) -> dict[tuple[str, str], tim
     pollable = {}
     for tenant in runtime.tenants.values():
         for provider in {*tenant.providers, *(step.provider for step in tenant.cascade)}:
-            channel = accounts.get(tenant.id, provider).channel
+            try:
+                channel = accounts.get(tenant.id, provider).channel
+            except Exception as error:  # one tenant's broken account must not stop the others' questions
+                log.warning("account unusable, not polled: %s", type(error).__name__,
+                            extra={"fields": {"tenant": tenant.id, "provider": provider}})
+                continue
             if channel.can_poll:
                 pollable[(tenant.id, provider)] = channel.status_window
     return pollable

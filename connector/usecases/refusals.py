@@ -14,7 +14,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from connector.ingest import record_inbound
+from connector.core.model import InboundOutcome
+from connector.store.ledger import record_inbound
 from connector.store.models import InboundEvent
 
 # Reasons nobody vouched for; the only values the `reason` label of /metrics takes for them.
@@ -30,7 +31,8 @@ def record_refused(session: Session, *, tenant_id: str, source: str, raw: bytes,
         truncated = truncated or len(raw) > KEEP_BYTES
         raw = raw[:KEEP_BYTES]
     return record_inbound(session, tenant_id=tenant_id, source=source, body=raw, headers=headers, now=now,
-                          outcome="rejected", error=f"{reason}: {message}", truncated=truncated, reason=reason)
+                          outcome=InboundOutcome.REJECTED, error=f"{reason}: {message}", truncated=truncated,
+                          reason=reason)
 
 
 def purge_unauthenticated(session: Session, now: datetime, keep_for: timedelta = KEEP_FOR) -> int:

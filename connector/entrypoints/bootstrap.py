@@ -1,0 +1,143 @@
+"""The wiring every process starts from: settings, tenants, mappings, the database engine (`Runtime`), and the
+provider accounts of each tenant (`Accounts`): one adapter per (tenant, provider) per process, with its rate limit.
+
+Everything is loaded and validated here, at start-up: a bad tenants file or mapping stops the process before it
+serves anything. The adapters share one requests.Session per account (connection reuse matters at 100-300 ms per
+call).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from connector.channels import build_channel
+from connector.channels.base import Channel
+from connector.config import ROOT, Settings, load_settings
+from connector.core.cascade import Step
+from connector.sources.generic import load_mappings
+from connector.store.db import make_engine, make_sessionmaker
+from connector.tenants import CascadeStep, Tenant, TenantConfigError, demo_tenant, load_tenants, parse_quiet_hours
+
+MAPPINGS_DIR = ROOT / "mappings"
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    tenants: Mapping[str, Tenant]
+    mappings: Mapping[str, Any]
+    engine: Engine
+    sessions: sessionmaker[Session]
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+
+def build_runtime(settings: Settings | None = None) -> Runtime:
+    """Load and validate everything at start-up: a bad tenants file or mapping stops the process here."""
+    settings = settings or load_settings()
+    if settings.config_path:
+        tenants = load_tenants(settings.config_path)
+    else:
+        tenants = {"demo": demo_tenant(settings.demo_token, step_seconds=settings.demo_step_seconds,
+                                       quiet_hours=parse_quiet_hours(settings.demo_quiet_hours))}
+    mappings = load_mappings(MAPPINGS_DIR)
+    for tenant in tenants.values():
+        name = (tenant.sources.get("generic") or {}).get("mapping", "generic")
+        if "generic" in tenant.sources and name not in mappings:
+            raise TenantConfigError(
+                f"tenant {tenant.id}: sources.generic.mapping names {name!r}, but mappings/ has "
+                f"only {sorted(mappings)}"
+            )
+    for tenant in tenants.values():
+        check_providers(tenant)
+    engine = make_engine(settings.database_url)
+    return Runtime(settings, tenants, mappings, engine, make_sessionmaker(engine))
+
+
+def check_providers(tenant: Tenant) -> None:
+    """Each cascade step names a configured provider that carries its channel; each adapter accepts its config."""
+    from connector.channels import build_channel, channel_class
+
+    for index, step in enumerate(tenant.cascade):
+        where = f"tenant {tenant.id}: cascade[{index}]"
+        if step.provider != "sandbox" and step.provider not in tenant.providers:
+            raise TenantConfigError(f"{where}: provider {step.provider!r} has no entry under providers")
+        if step.channel not in channel_class(step.provider).channels:
+            raise TenantConfigError(f"{where}: {step.provider} does not carry {step.channel}")
+    for name, config in tenant.providers.items():
+        try:
+            build_channel(name, config)
+        except (ValueError, TypeError) as error:
+            raise TenantConfigError(f"tenant {tenant.id}: providers.{name}: {error}") from error
+
+
+class RateLimiter:
+    """At most `rate` acquisitions per second, evenly spaced; thread-safe; sleeps the caller as needed."""
+
+    def __init__(self, rate: float | None, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.interval = 1.0 / rate if rate else 0.0
+        self._next = 0.0
+        self._lock = threading.Lock()
+        self._clock, self._sleep = clock, sleep
+
+    def acquire(self) -> None:
+        if not self.interval:
+            return
+        with self._lock:
+            now = self._clock()
+            slot = max(now, self._next)
+            self._next = slot + self.interval
+        if slot > now:
+            self._sleep(slot - now)
+
+
+@dataclass
+class Account:
+    channel: Channel
+    limiter: RateLimiter
+    in_flight: threading.BoundedSemaphore  # at most this many of its sends at once (`max_in_flight`)
+
+
+class Accounts:
+    def __init__(self, tenants: dict[str, Tenant], pool_size: int = 32):
+        self.tenants = tenants
+        self.pool_size = pool_size
+        self._accounts: dict[tuple[str, str], Account] = {}
+        self._lock = threading.Lock()
+
+    def get(self, tenant_id: str, provider: str) -> Account:
+        key = (tenant_id, provider)
+        with self._lock:
+            if key not in self._accounts:
+                config = self.tenants[tenant_id].providers.get(provider, {})
+                session = requests.Session()
+                adapter = HTTPAdapter(pool_connections=4, pool_maxsize=self.pool_size)
+                session.mount("http://", adapter)
+                session.mount("https://", adapter)
+                self._accounts[key] = Account(
+                    build_channel(provider, config, session), RateLimiter(config.get("rate_per_second")),
+                    threading.BoundedSemaphore(int(config.get("max_in_flight", self.pool_size))))
+            return self._accounts[key]
+
+    def steps(self, tenant: Tenant) -> list[Step]:
+        """The tenant's cascade with `sent_is_final` resolved from what each provider declares."""
+        return [self._step(tenant.id, step) for step in tenant.cascade]
+
+    def _step(self, tenant_id: str, step: CascadeStep) -> Step:
+        channel = self.get(tenant_id, step.provider).channel
+        final = step.sent_is_final
+        if final is None:
+            final = not channel.has_receipts
+        # A provider without receipts will never report: nothing to wait for after the deadline.
+        window = channel.status_window if channel.has_receipts else timedelta(0)
+        return Step(step.channel, step.provider, step.timeout, step.until, final, window)
