@@ -57,7 +57,7 @@ class Worker:
         if questions:
             ask(self.rt, self.accounts, questions, now)
         with self.rt.sessions.begin() as session:
-            return advance_timed_out(session, self.accounts, self.rt, now)
+            return advance_timed_out(session, runtime=self.rt, accounts=self.accounts, now=now)
 
     def deliver_sandbox_reports(self) -> int:
         """The sandbox's status reports, through the same path as a provider's HTTP callback."""
@@ -66,7 +66,8 @@ class Worker:
             due = claim_sandbox_reports(session, now=now, limit=500)
             for item in due:
                 request = CallbackRequest("POST", {"Content-Type": "application/json"}, {}, item.body.encode())
-                handle_callback(session, self.rt, self.accounts, "sandbox", item.tenant_id, request, now)
+                handle_callback(session, request, runtime=self.rt, accounts=self.accounts, tenant_id=item.tenant_id,
+                                provider="sandbox", now=now)
                 session.delete(item)
             return len(due)
 

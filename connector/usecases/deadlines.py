@@ -22,7 +22,8 @@ from connector.store.queue import claim_timed_out
 
 log = logging.getLogger("connector.usecases.deadlines")
 
-def advance_timed_out(session: Session, accounts: Accounts, runtime: Runtime, now: datetime, limit: int = 500) -> int:
+def advance_timed_out(session: Session, *, runtime: Runtime, accounts: Accounts, now: datetime,
+                      limit: int = 500) -> int:
     """Steps whose deadline passed without the receipt they wait for: the attempt expires, the cascade moves."""
     jobs = claim_timed_out(session, now=now, limit=limit)
     if not jobs:

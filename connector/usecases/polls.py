@@ -112,7 +112,8 @@ def ask(runtime: Runtime, accounts: Accounts, questions: Sequence[Question], now
         except Exception:  # an adapter bug must not stop the timeouts of everyone else
             log.exception("poll failed", extra={"fields": {"tenant": tenant_id, "provider": provider}})
         with runtime.sessions.begin() as session:
-            apply_reports(session, runtime, accounts, tenant_id, provider, reports, now)
+            apply_reports(session, reports, runtime=runtime, accounts=accounts, tenant_id=tenant_id,
+                          provider=provider, now=now)
             _schedule(session, _Steps(runtime, accounts), group, reports, now)
     return asked
 

@@ -48,8 +48,8 @@ class CallbackAnswer:
     content_type: str = "application/json"
 
 
-def handle_callback(session: Session, runtime: Runtime, accounts: Accounts, provider: str, tenant_id: str,
-                    request: CallbackRequest, now: datetime) -> CallbackAnswer:
+def handle_callback(session: Session, request: CallbackRequest, *, runtime: Runtime, accounts: Accounts,
+                    tenant_id: str, provider: str, now: datetime) -> CallbackAnswer:
     """Check the callback, store it raw, apply its reports and links; all in the caller's transaction.
 
     Refusals are stored through `connector.usecases.refusals` (bounded when nobody vouched for them). Only a tenant
@@ -77,7 +77,8 @@ def handle_callback(session: Session, runtime: Runtime, accounts: Accounts, prov
         return refuse(422, "unprocessable", f"the callback could not be read ({type(error).__name__})")
     inbound = record_inbound(session, tenant_id=tenant_id, source=source, body=request.body, headers=headers,
                              now=now, outcome=InboundOutcome.APPLIED)
-    matched, unmatched = apply_reports(session, runtime, accounts, tenant_id, provider, result.reports, now)
+    matched, unmatched = apply_reports(session, result.reports, runtime=runtime, accounts=accounts,
+                                       tenant_id=tenant_id, provider=provider, now=now)
     linked = apply_links(session, tenant, result.links, now, runtime.settings.link_secret)
     if result.status_code >= 400:
         inbound.outcome, inbound.error = InboundOutcome.REJECTED, storable(result.body[:500], 500)
@@ -89,8 +90,8 @@ def handle_callback(session: Session, runtime: Runtime, accounts: Accounts, prov
     return CallbackAnswer(result.status_code, result.body, result.content_type)
 
 
-def apply_reports(session: Session, runtime: Runtime, accounts: Accounts, tenant_id: str, provider: str,
-                  reports: Sequence[StatusReport], now: datetime) -> tuple[int, int]:
+def apply_reports(session: Session, reports: Sequence[StatusReport], *, runtime: Runtime, accounts: Accounts,
+                  tenant_id: str, provider: str, now: datetime) -> tuple[int, int]:
     if not reports:
         return 0, 0
     provider_ids = [r.provider_message_id for r in reports if r.provider_message_id]

@@ -44,7 +44,8 @@ def receive(provider: str, tenant_id: str):
                                headers={}, reason="body_too_large", message=f"the body is over {limit} bytes")
             return _json(413, "body_too_large")
         with rt.sessions.begin() as session:
-            answer = handle_callback(session, rt, _accounts(), provider, tenant_id, callback, now)
+            answer = handle_callback(session, callback, runtime=rt, accounts=_accounts(), tenant_id=tenant_id,
+                                     provider=provider, now=now)
     except Exception as error:
         if isinstance(error, SQLAlchemyError) and unreachable(error):
             log.exception("callback could not be stored", extra=fields)
