@@ -101,6 +101,10 @@ class Decision:
     next_step: int | None = None  # with SCHEDULED: index of the step to try next
     deadline: datetime | None = None  # with AWAITING_DELIVERY: when the step times out
     note: str = ""  # English, for the audit trail: why
+    # With SCHEDULED, once the quiet hours have been applied (quiet_hours.schedule_fallback): when the next step
+    # goes (None: now), and why it waits that long, for the audit trail (None: it does not wait).
+    due_at: datetime | None = None
+    waiting: str | None = None
 
 
 # --- one attempt -------------------------------------------------------------------------------------------

@@ -13,10 +13,12 @@ Pure: `now` is a parameter, every datetime is aware, and the adjusted time is re
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from connector.core.model import JobKind, QuietHours
+from connector.core.cascade import Decision
+from connector.core.model import JobKind, JobStatus, QuietHours
 
 # A patient who just booked, or whose visit moved or was cancelled, must hear of it before the visit even
 # at night: silence costs a wasted trip, a text at 23:00 only costs a frown.
@@ -100,3 +102,13 @@ def fallback_time(now: datetime, *, kind: JobKind, visit_start: datetime | None,
     if due is None:
         return now.astimezone(UTC), "no moment outside the quiet hours before the visit: the next step goes now"
     return due, note
+
+
+def schedule_fallback(decision: Decision, *, now: datetime, kind: JobKind, visit_start: datetime | None,
+                      quiet: QuietHours | None, tz: str) -> Decision:
+    """The decision with its fallback's time: a SCHEDULED one gets `due_at` (and `waiting`, why it is later
+    than now); any other is returned as it is. The use cases call this before writing the decision."""
+    if decision.job_status is not JobStatus.SCHEDULED:
+        return decision
+    due, note = fallback_time(now, kind=kind, visit_start=visit_start, quiet=quiet, tz=tz)
+    return replace(decision, due_at=due, waiting=note if due > now else None)

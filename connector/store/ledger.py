@@ -14,28 +14,23 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connector.core.cascade import Decision, merge_status
-from connector.core.model import AttemptStatus, AuditWhat, InboundOutcome, JobKind, JobStatus
-from connector.core.quiet_hours import fallback_time
+from connector.core.model import AttemptStatus, AuditWhat, InboundOutcome, JobStatus
 from connector.store.models import AuditEvent, Booking, DeliveryAttempt, InboundEvent, NotificationJob, PatientChannel
-from connector.tenants import Tenant
 
 # PostgreSQL text holds no NUL, and UTF-8 has no unpaired surrogates (JSON's "\\ud800" makes one).
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
-def apply_decision(job: NotificationJob, decision: Decision, now: datetime,
-                   visits: Mapping[int, tuple[datetime, str]] | None = None,
-                   tenants: Mapping[str, Tenant] | None = None) -> str | None:
-    """Write the decision on the job. A fallback waits for the end of the quiet hours (`visits`: booking id →
-    its start and zone; `tenants` for their quiet hours); the return value says so for the audit trail."""
+def apply_decision(job: NotificationJob, decision: Decision, now: datetime) -> None:
+    """Write the decision on the job. A fallback's time was decided with it (`Decision.due_at`, by
+    connector.core.quiet_hours.schedule_fallback; None: now)."""
     job.status = decision.job_status
     job.updated_at = now
     job.lease_owner = None
     job.lease_until = None
-    waiting = None
     if decision.job_status == JobStatus.SCHEDULED:
         job.cascade_step = decision.next_step if decision.next_step is not None else job.cascade_step
-        job.due_at, waiting = _fallback_at(job, now, visits or {}, tenants or {})
+        job.due_at = decision.due_at if decision.due_at is not None else now
         job.step_deadline = None
     elif decision.job_status == JobStatus.AWAITING_DELIVERY:
         job.step_deadline = decision.deadline
@@ -43,18 +38,6 @@ def apply_decision(job: NotificationJob, decision: Decision, now: datetime,
         job.step_deadline = None
     if decision.note:
         job.status_reason = decision.note
-    return waiting
-
-
-def _fallback_at(job: NotificationJob, now: datetime, visits: Mapping[int, tuple[datetime, str]],
-                 tenants: Mapping[str, Tenant]) -> tuple[datetime, str | None]:
-    tenant = tenants.get(job.tenant_id)
-    if tenant is None:
-        return now, None
-    start, zone = visits.get(job.booking_id, (None, tenant.timezone)) if job.booking_id else (None, tenant.timezone)
-    due, note = fallback_time(now, kind=JobKind(job.kind), visit_start=start, quiet=tenant.policy.quiet_hours,
-                              tz=zone)
-    return due, (note if due > now else None)
 
 
 def note_with(note: str | None, waiting: str | None) -> str | None:

@@ -17,6 +17,7 @@ from connector.core.cascade import Decision, Step, on_timeout
 from connector.core.model import AttemptStatus, AuditWhat, JobStatus
 from connector.entrypoints.bootstrap import Accounts, Runtime
 from connector.store.ledger import apply_decision, audit, note_with, update_attempt, visit_times
+from connector.store.mapping import fallback_scheduled
 from connector.store.models import DeliveryAttempt
 from connector.store.queue import claim_timed_out
 
@@ -47,8 +48,11 @@ def advance_timed_out(session: Session, *, runtime: Runtime, accounts: Accounts,
             update_attempt(attempt, AttemptStatus.EXPIRED, now, error="sent_timeout")
             audits.append(audit(job, now, AuditWhat.ATTEMPT_EXPIRED, "sent_timeout: no delivery receipt in time",
                                 attempt))
-        waiting = apply_decision(job, decision, now, visits, runtime.tenants)
-        audits.append(audit(job, now, AuditWhat.of_job(decision.job_status), note_with(decision.note, waiting)))
+        decision = fallback_scheduled(decision, job=job, tenant=runtime.tenants[job.tenant_id], visits=visits,
+                                      now=now)
+        apply_decision(job, decision, now)
+        audits.append(audit(job, now, AuditWhat.of_job(decision.job_status), note_with(decision.note,
+                                                                                        decision.waiting)))
     session.add_all(audits)
     return len(jobs)
 

@@ -58,6 +58,7 @@ from connector.store.ledger import (
     update_attempt,
     visit_times,
 )
+from connector.store.mapping import fallback_scheduled
 from connector.store.models import (
     Booking,
     DeliveryAttempt,
@@ -345,8 +346,11 @@ class Dispatcher:
                 continue  # a receipt already settled it while we were sending
             steps = self.accounts.steps(self.rt.tenants[job.tenant_id])
             decision = after_send(steps, attempt.step, AttemptStatus(attempt.status), now)
-            waiting = apply_decision(job, decision, now, visits, self.rt.tenants)
-            audits.append(audit(job, now, AuditWhat.of_job(decision.job_status), note_with(decision.note, waiting)))
+            decision = fallback_scheduled(decision, job=job, tenant=self.rt.tenants[job.tenant_id], visits=visits,
+                                          now=now)
+            apply_decision(job, decision, now)
+            audits.append(audit(job, now, AuditWhat.of_job(decision.job_status),
+                                note_with(decision.note, decision.waiting)))
             for delay, body in sent.reports:
                 session.add(SandboxCallback(tenant_id=job.tenant_id, due_at=now + timedelta(seconds=delay), body=body))
         for tenant_id, facts in memory.items():

@@ -32,6 +32,7 @@ from connector.store.ledger import (
     update_attempt,
     visit_times,
 )
+from connector.store.mapping import fallback_scheduled
 from connector.store.models import DeliveryAttempt, NotificationJob, Patient, PatientChannel, PatientLink
 from connector.tenants import Tenant
 from connector.usecases.refusals import record_refused
@@ -131,8 +132,10 @@ def apply_reports(session: Session, reports: Sequence[StatusReport], *, runtime:
         if job.status == JobStatus.SENDING and decision.job_status == JobStatus.SCHEDULED:
             continue  # the worker holding the lease will decide from the same facts
         visits = visit_times(session, [job]) if decision.job_status == JobStatus.SCHEDULED else {}
-        waiting = apply_decision(job, decision, now, visits, runtime.tenants)
-        audits.append(audit(job, now, AuditWhat.of_job(decision.job_status), note_with(decision.note, waiting)))
+        decision = fallback_scheduled(decision, job=job, tenant=tenant, visits=visits, now=now)
+        apply_decision(job, decision, now)
+        audits.append(audit(job, now, AuditWhat.of_job(decision.job_status), note_with(decision.note,
+                                                                                        decision.waiting)))
     tenant = runtime.tenants.get(tenant_id)
     if tenant is not None:
         remember_channels(session, now, memory, tenant.remember_not_registered)

@@ -7,8 +7,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from connector.core.model import JobKind, QuietHours
-from connector.core.quiet_hours import URGENT_KINDS, fit_quiet_hours, quiet_window_around
+from connector.core.cascade import Decision
+from connector.core.model import JobKind, JobStatus, QuietHours
+from connector.core.quiet_hours import URGENT_KINDS, fit_quiet_hours, quiet_window_around, schedule_fallback
 
 MSK = "Europe/Moscow"  # +03:00, no DST
 EKB = "Asia/Yekaterinburg"  # +05:00, no DST
@@ -227,3 +228,35 @@ def test_fallback_time(now, kind, visit, quiet, expected):
     due, note = fallback_time(now, kind=kind, visit_start=visit, quiet=quiet, tz="Europe/Moscow")
     assert due == expected
     assert due.utcoffset() == timedelta(0)
+
+
+NIGHT = QuietHours(time(21), time(9))
+FALLBACK = Decision(JobStatus.SCHEDULED, next_step=1, note="max via sandbox: failed")
+
+
+@pytest.mark.parametrize(
+    ("decision", "now", "kind", "visit", "quiet", "due", "waiting"),
+    [
+        # by day the next step goes at once, and nothing is said about waiting
+        (FALLBACK, _moscow(2, 14), JobKind.REMINDER, _moscow(3, 10), NIGHT, _moscow(2, 14), None),
+        # at night it waits for 09:00, and the trail says why
+        (FALLBACK, _moscow(2, 21, 5), JobKind.REMINDER, _moscow(3, 12), NIGHT, _moscow(3, 9),
+         "moved out of quiet hours 21:00-09:00 to 09:00 local"),
+        # the visit comes first: it goes now, and the note is no waiting
+        (FALLBACK, _moscow(2, 21, 5), JobKind.REMINDER, _moscow(3, 8), NIGHT, _moscow(2, 21, 5), None),
+        (FALLBACK, _moscow(2, 23), JobKind.RESULTS_READY, None, NIGHT, _moscow(3, 9),
+         "moved out of quiet hours 21:00-09:00 to 09:00 local"),
+        (FALLBACK, _moscow(2, 23), JobKind.REMINDER, _moscow(3, 12), None, _moscow(2, 23), None),
+        # decisions that schedule nothing are left alone
+        (Decision(JobStatus.FAILED, note="no channel left"), _moscow(2, 23), JobKind.REMINDER, None, NIGHT,
+         None, None),
+        (Decision(JobStatus.AWAITING_DELIVERY, deadline=_moscow(2, 23, 10)), _moscow(2, 23), JobKind.REMINDER,
+         None, NIGHT, None, None),
+    ],
+)
+def test_schedule_fallback(decision, now, kind, visit, quiet, due, waiting):
+    scheduled = schedule_fallback(decision, now=now, kind=kind, visit_start=visit, quiet=quiet, tz="Europe/Moscow")
+    assert (scheduled.due_at, scheduled.waiting) == (due, waiting)
+    # the rest of the decision is the cascade's, untouched
+    assert (scheduled.job_status, scheduled.next_step, scheduled.deadline, scheduled.note) == (
+        decision.job_status, decision.next_step, decision.deadline, decision.note)
