@@ -40,6 +40,20 @@ def apply_decision(job: NotificationJob, decision: Decision, now: datetime) -> N
         job.status_reason = decision.note
 
 
+def finish_job(job: NotificationJob, status: JobStatus, reason: str, now: datetime) -> AuditEvent:
+    """The job ends before a send (withdrawn, skipped, failed): its row, and the audit line to add."""
+    job.status, job.status_reason, job.updated_at = status, reason, now
+    job.lease_owner = job.lease_until = job.step_deadline = None
+    return audit(job, now, AuditWhat.of_job(status), reason)
+
+
+def defer_job(job: NotificationJob, *, step: int, until: datetime, reason: str, now: datetime) -> AuditEvent:
+    """The job waits on `step` until `until` (a warm-up cap): its row, and the audit line to add."""
+    job.status, job.due_at, job.cascade_step, job.updated_at = JobStatus.SCHEDULED, until, step, now
+    job.lease_owner = job.lease_until = None
+    return audit(job, now, AuditWhat.JOB_DEFERRED, reason)
+
+
 def note_with(note: str | None, waiting: str | None) -> str | None:
     """A decision's note, and why its fallback waits, as one audit line."""
     return f"{note}; {waiting}" if note and waiting else (note or waiting)
@@ -79,17 +93,17 @@ def update_attempt(attempt: DeliveryAttempt, status: AttemptStatus, now: datetim
     return True
 
 
-def remember_channels(session: Session, now: datetime, facts: Iterable[tuple[int, str, AttemptStatus]],
+def remember_channels(session: Session, now: datetime, facts: Iterable[tuple[int | None, str, AttemptStatus]],
                       remember: timedelta) -> None:
     """Per patient and channel: known absent for a while after `not_registered`, or last delivered."""
-    facts = [(pid, channel, status) for pid, channel, status in facts if pid is not None and status in (
+    kept = [(pid, channel, status) for pid, channel, status in facts if pid is not None and status in (
         AttemptStatus.NOT_REGISTERED, AttemptStatus.DELIVERED, AttemptStatus.READ)]
-    if not facts:
+    if not kept:
         return
     rows = session.scalars(select(PatientChannel).where(
-        PatientChannel.patient_id.in_({pid for pid, _, _ in facts}))).all()
+        PatientChannel.patient_id.in_({pid for pid, _, _ in kept}))).all()
     known = {(row.patient_id, row.channel): row for row in rows}
-    for pid, channel, status in facts:
+    for pid, channel, status in kept:
         row = known.get((pid, channel))
         if row is None:
             row = known[(pid, channel)] = PatientChannel(patient_id=pid, channel=channel, opted_out=False)

@@ -32,6 +32,7 @@ from connector.core.model import (
 from connector.core.planning import plan_jobs
 from connector.core.recipients import follow_booking
 from connector.store.ledger import booking_audit, record_inbound
+from connector.store.mapping import copy_facts
 from connector.store.models import AuditEvent, Booking, InboundEvent, NotificationJob, Patient
 from connector.tenants import Tenant
 
@@ -99,7 +100,7 @@ def _apply_upsert(session, tenant, source, inbound, booking, event, facts: Booki
     if booking is None:
         booking = Booking(tenant_id=tenant.id, source=source, external_id=event.external_id, created_at=now)
         session.add(booking)
-    _copy_facts(booking, facts, tenant, patient_id)
+    copy_facts(booking, facts, default_tz=tenant.timezone, patient_id=patient_id)
     booking.source_version = _newest(booking.source_version, event.version)
     booking.content_hash = digest
     booking.updated_at = now
@@ -121,7 +122,7 @@ def _apply_delete(session, tenant, source, inbound, booking, event, now) -> Rece
         # flush would otherwise insert this booking before it has a start time.
         patient_id = _upsert_patient(session, tenant.id, facts, now)
         booking = Booking(tenant_id=tenant.id, source=source, external_id=event.external_id, created_at=now)
-        _copy_facts(booking, facts, tenant, patient_id)
+        copy_facts(booking, facts, default_tz=tenant.timezone, patient_id=patient_id)
         booking.content_hash = content_hash(facts)
         session.add(booking)
     elif booking.state == BookingState.CANCELLED:
@@ -255,23 +256,6 @@ def _upsert_patient(session: Session, tenant_id: str, facts: BookingFacts, now) 
     patient.updated_at = now
     session.flush()
     return patient.id
-
-
-def _copy_facts(booking: Booking, facts: BookingFacts, tenant: Tenant, patient_id: int | None) -> None:
-    # YCLIENTS and the mappings send whole records: no phone now means the client was taken off the visit (or
-    # never given), and keeping the previous one would send this visit's details to whoever that was.
-    booking.patient_id = patient_id
-    booking.starts_at = facts.starts_at
-    booking.timezone = facts.timezone or tenant.timezone
-    booking.duration_s = int(facts.duration.total_seconds()) if facts.duration else None
-    booking.state = facts.state
-    booking.doctor_name = facts.doctor_name
-    booking.doctor_specialty = facts.doctor_specialty
-    booking.services = list(facts.services)
-    booking.preparation = facts.preparation
-    booking.comment = facts.comment
-    booking.branch_id = facts.branch_id
-    booking.address = facts.address
 
 
 def content_hash(facts: BookingFacts) -> str:
