@@ -21,7 +21,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import requests
 
@@ -152,11 +152,18 @@ class Channel(ABC):
         """Turn a provider's status callback into reports. Raises CallbackAuthError when not authentic."""
         raise NotImplementedError(f"{self.name} sends no callbacks")
 
-    def scheduled_reports(self, message: OutboundMessage, result: SendResult) -> list[tuple[float, str]]:
-        """Callbacks this send will cause, as (seconds from now, body), for a provider that lives in our own
-        process and so cannot call us back over HTTP (the sandbox). Real providers call back themselves."""
-        return []
-
     def poll(self, provider_message_ids: Sequence[str]) -> list[StatusReport]:
         """Ask the provider for the current status of messages it has no callback for."""
         raise NotImplementedError(f"{self.name} cannot be polled")
+
+
+@runtime_checkable
+class SelfReporting(Protocol):
+    """Not part of the Channel port: a provider that lives in our own process (the sandbox) cannot call us back
+    over HTTP, so it says which callbacks a send will cause, and the worker delivers them through the same
+    receipt path as a real provider's (connector.usecases.sandbox_reports). Checked once, when the account is
+    built (connector.entrypoints.bootstrap.Account)."""
+
+    def reports_after(self, message: OutboundMessage, result: SendResult) -> list[tuple[float, str]]:
+        """The callbacks this send will cause, as (seconds from now, callback body)."""
+        ...

@@ -1,7 +1,9 @@
 """The sandbox provider: every channel simulated, deterministically, by the last digit of the phone number.
 
-No network. Its delivery reports travel the same path as a real provider's callbacks: the worker stores them
-(sandbox_callback) and, when due, hands them to `parse_callback` and the receipts use case.
+No network. Its delivery reports travel the same path as a real provider's callbacks: it says which a send will
+cause (`reports_after`, the SelfReporting protocol, outside the Channel port); the worker stores them
+(sandbox_callback) and, when due, hands them to `parse_callback` and the receipts use case
+(connector.usecases.sandbox_reports).
 
     0 MAX delivered                       5 not in MAX nor Telegram, WhatsApp stays sent → SMS delivered
     1 MAX delivered, then read            6 in no messenger → SMS delivered
@@ -76,8 +78,8 @@ class SandboxChannel(Channel):
         error = {S.NOT_REGISTERED: f"sandbox: not on {message.channel}", S.FAILED: "sandbox: simulated failure"}
         return SendResult(answer, provider_message_id=f"sbx-{message.message_id}", error=error.get(answer))
 
-    def scheduled_reports(self, message: OutboundMessage, result: SendResult) -> list[tuple[float, str]]:
-        """The callbacks this send will cause: (seconds from now, callback body)."""
+    def reports_after(self, message: OutboundMessage, result: SendResult) -> list[tuple[float, str]]:
+        """The callbacks this send will cause: (seconds from now, callback body). SelfReporting, not the port."""
         _, reports = self._script(_last_digit(message.recipient.phone), message.channel)
         if result.status is not S.SENT:
             return []

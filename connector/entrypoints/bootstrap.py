@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector.channels import build_channel
-from connector.channels.base import Channel
+from connector.channels.base import Channel, SelfReporting
 from connector.config import ROOT, Settings, load_settings
 from connector.core.cascade import Step
 from connector.sources.generic import load_mappings
@@ -106,6 +106,11 @@ class Account:
     channel: Channel
     limiter: RateLimiter
     in_flight: threading.BoundedSemaphore  # at most this many of its sends at once (`max_in_flight`)
+    # A provider in our own process (the sandbox) says what it will report; checked once, here.
+    reporter: SelfReporting | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self.reporter = self.channel if isinstance(self.channel, SelfReporting) else None
 
 
 class Accounts:

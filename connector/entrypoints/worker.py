@@ -15,16 +15,14 @@ from datetime import UTC, datetime
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 
-from connector.channels.base import CallbackRequest
 from connector.entrypoints.bootstrap import Accounts, Runtime
 from connector.logs import configure_logging
 from connector.store.models import WorkerHeartbeat
-from connector.store.queue import claim_sandbox_reports
 from connector.usecases.deadlines import advance_timed_out
 from connector.usecases.dispatch import Dispatcher
 from connector.usecases.polls import ask, deadline_questions, due_questions
-from connector.usecases.receipts import handle_callback
 from connector.usecases.refusals import purge_unauthenticated
+from connector.usecases.sandbox_reports import deliver_due_reports
 
 log = logging.getLogger("connector.entrypoints.worker")
 
@@ -62,14 +60,7 @@ class Worker:
     def deliver_sandbox_reports(self) -> int:
         """The sandbox's status reports, through the same path as a provider's HTTP callback."""
         with self.rt.sessions.begin() as session:
-            now = self.rt.clock()
-            due = claim_sandbox_reports(session, now=now, limit=500)
-            for item in due:
-                request = CallbackRequest("POST", {"Content-Type": "application/json"}, {}, item.body.encode())
-                handle_callback(session, request, runtime=self.rt, accounts=self.accounts, tenant_id=item.tenant_id,
-                                provider="sandbox", now=now)
-                session.delete(item)
-            return len(due)
+            return deliver_due_reports(session, runtime=self.rt, accounts=self.accounts, now=self.rt.clock())
 
     def poll(self) -> int:
         """Ask providers that can be polled about the messages whose next question is due (connector.usecases.polls)."""

@@ -7,15 +7,18 @@ Shared by the intake, the worker (after a send, after a timeout) and the receipt
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from connector.core.cascade import Decision, merge_status
+from connector.core.cascade import Decision, Step, merge_status
 from connector.core.model import AttemptStatus, AuditWhat, InboundOutcome, JobStatus
+from connector.core.preparation import Outcome
 from connector.store.models import AuditEvent, Booking, DeliveryAttempt, InboundEvent, NotificationJob, PatientChannel
+from connector.store.queue import JOB_LEASE
 
 # PostgreSQL text holds no NUL, and UTF-8 has no unpaired surrogates (JSON's "\\ud800" makes one).
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
@@ -52,6 +55,34 @@ def defer_job(job: NotificationJob, *, step: int, until: datetime, reason: str, 
     job.status, job.due_at, job.cascade_step, job.updated_at = JobStatus.SCHEDULED, until, step, now
     job.lease_owner = job.lease_until = None
     return audit(job, now, AuditWhat.JOB_DEFERRED, reason)
+
+
+def trail_of_preparation(job: NotificationJob, outcome: Outcome, unfinished: Sequence[DeliveryAttempt],
+                         steps: Sequence[Step], now: datetime) -> list[AuditEvent]:
+    """What the preparation found on the way (connector.core.preparation), written in its order: whom the job
+    goes to now, the sends given up (a worker stopped mid-send), the steps passed over."""
+    job.patient_id = outcome.patient
+    trail = []
+    if outcome.recipient_change is not None:
+        trail.append(audit(job, now, AuditWhat.JOB_RECIPIENT, outcome.recipient_change))
+    for attempt in unfinished if outcome.lost else ():
+        update_attempt(attempt, AttemptStatus.FAILED, now, error="outcome unknown: the worker stopped mid-send")
+        trail.append(audit(job, now, AuditWhat.ATTEMPT_UNKNOWN, "worker stopped mid-send; moving to the next channel",
+                           attempt))
+    for index, reason in outcome.skipped:
+        trail.append(audit(job, now, AuditWhat.STEP_SKIPPED, f"step {index + 1} ({steps[index].channel}): {reason}"))
+    return trail
+
+
+def queue_attempt(job: NotificationJob, *, step: int, provider_step: Step, now: datetime) -> DeliveryAttempt:
+    """The job leased on `step`, and its attempt `queued` with our message id: written before the send, so a
+    worker that dies mid-send leaves a trace (the caller adds and flushes it)."""
+    job.cascade_step = step
+    job.lease_until = now + JOB_LEASE
+    job.updated_at = now
+    return DeliveryAttempt(job_id=job.id, step=step, channel=provider_step.channel, provider=provider_step.provider,
+                           message_id=uuid.uuid4().hex, status=AttemptStatus.QUEUED, tries=0, created_at=now,
+                           updated_at=now)
 
 
 def note_with(note: str | None, waiting: str | None) -> str | None:

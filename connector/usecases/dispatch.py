@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -26,7 +25,7 @@ from sqlalchemy.orm import Session
 from connector.channels.base import OutboundMessage, Recipient, SendResult, TransientError
 from connector.core.cascade import Step, after_send, retry_delay
 from connector.core.model import AttemptStatus, AuditWhat, JobKind, JobStatus
-from connector.core.preparation import Broken, Defer, Finish, Outcome, Reach, Unusable, prepare
+from connector.core.preparation import Broken, Defer, Finish, Reach, SendOn, Unusable, prepare
 from connector.core.templates import WordingError
 from connector.core.texts import preparation_for, render_message
 from connector.core.warmup import Allowance
@@ -37,15 +36,18 @@ from connector.store.ledger import (
     defer_job,
     finish_job,
     note_with,
+    queue_attempt,
     remember_channels,
+    trail_of_preparation,
     update_attempt,
     visit_times,
 )
 from connector.store.mapping import DueBatch, booking_facts, due_job, fallback_scheduled, load_due
-from connector.store.models import AuditEvent, Booking, DeliveryAttempt, NotificationJob, Patient, SandboxCallback
-from connector.store.queue import JOB_LEASE, claim_due_jobs
+from connector.store.models import AuditEvent, Booking, DeliveryAttempt, NotificationJob, Patient
+from connector.store.queue import claim_due_jobs
 from connector.store.warmup import warmup_caps
 from connector.tenants import Tenant
+from connector.usecases.sandbox_reports import keep_reports
 
 log = logging.getLogger("connector.usecases.dispatch")
 
@@ -144,20 +146,24 @@ class Dispatcher:
         steps, reach, recipient = self._reach(tenant, patient, batch, now)
         unfinished = batch.unfinished.get(job.id, [])
         outcome = prepare(due_job(job, booking, unfinished), steps, reach, caps, now)
-        _write_trail(job, outcome, unfinished, steps or (), now, audits)
-        if isinstance(outcome, Finish):
-            audits.append(finish_job(job, outcome.status, outcome.reason, now))
-            return None
-        if isinstance(outcome, Defer):
-            audits.append(defer_job(job, step=outcome.step, until=outcome.until, reason=outcome.reason, now=now))
-            return None
-        assert tenant is not None and patient is not None and recipient is not None and steps  # SendOn says so
-        try:
-            job.rendered_text = _render(job, booking, patient, tenant, now)
-        except (WordingError, ValueError) as error:
-            audits.append(finish_job(job, JobStatus.FAILED, f"the message could not be rendered: {error}", now))
-            return None
-        return _queue(job, outcome.step, steps[outcome.step], recipient, now)
+        audits += trail_of_preparation(job, outcome, unfinished, steps or (), now)
+        match outcome:
+            case Finish():
+                audits.append(finish_job(job, outcome.status, outcome.reason, now))
+            case Defer():
+                audits.append(defer_job(job, step=outcome.step, until=outcome.until, reason=outcome.reason, now=now))
+            case SendOn() if tenant is not None and patient is not None and recipient is not None and steps:
+                try:
+                    job.rendered_text = _render(job, booking, patient, tenant, now)
+                except (WordingError, ValueError) as error:
+                    audits.append(finish_job(job, JobStatus.FAILED, f"the message could not be rendered: {error}",
+                                             now))
+                    return None
+                attempt = queue_attempt(job, step=outcome.step, provider_step=steps[outcome.step], now=now)
+                message = OutboundMessage(attempt.message_id, job.tenant_id, attempt.channel, recipient,
+                                          job.rendered_text)
+                return _Plan(job, attempt, steps[outcome.step], message)
+        return None
 
     def _reach(self, tenant: Tenant | None, patient: Patient | None, batch: DueBatch, now: datetime
                ) -> tuple[list[Step] | None, Reach | Broken | None, Recipient | None]:
@@ -204,7 +210,8 @@ class Dispatcher:
                 log.exception("adapter error", extra={"fields": {"provider": send.step.provider}})
                 result = SendResult(AttemptStatus.FAILED, error=f"adapter error: {type(error).__name__}")
                 break
-        return Sent(send, result, tries, account.channel.scheduled_reports(send.message, result))
+        reports = account.reporter.reports_after(send.message, result) if account.reporter else []
+        return Sent(send, result, tries, reports)
 
     # --- 4. record --------------------------------------------------------------------------------------
 
@@ -223,9 +230,7 @@ class Dispatcher:
             job, attempt = jobs[sent.send.job_id], attempts[sent.send.attempt_id]
             memory.setdefault(job.tenant_id, []).append((job.patient_id, attempt.channel, sent.result.status))
             if self._record_one(job, attempt, sent, visits, now, audits):
-                for delay, body in sent.reports:
-                    session.add(SandboxCallback(tenant_id=job.tenant_id, due_at=now + timedelta(seconds=delay),
-                                                body=body))
+                keep_reports(session, tenant_id=job.tenant_id, reports=sent.reports, now=now)
         for tenant_id, facts in memory.items():
             remember_channels(session, now, facts, self.rt.tenants[tenant_id].remember_not_registered)
         session.add_all(audits)
@@ -264,21 +269,6 @@ class _Plan:
     message: OutboundMessage
 
 
-def _write_trail(job: NotificationJob, outcome: Outcome, unfinished: Sequence[DeliveryAttempt],
-                 steps: Sequence[Step], now: datetime, audits: list[AuditEvent]) -> None:
-    """What the preparation found on the way, in its order: whom the job goes to now, the sends given up, the
-    steps passed over."""
-    job.patient_id = outcome.patient
-    if outcome.recipient_change is not None:
-        audits.append(audit(job, now, AuditWhat.JOB_RECIPIENT, outcome.recipient_change))
-    for attempt in unfinished if outcome.lost else ():
-        update_attempt(attempt, AttemptStatus.FAILED, now, error="outcome unknown: the worker stopped mid-send")
-        audits.append(audit(job, now, AuditWhat.ATTEMPT_UNKNOWN, "worker stopped mid-send; moving to the next channel",
-                            attempt))
-    for index, reason in outcome.skipped:
-        audits.append(audit(job, now, AuditWhat.STEP_SKIPPED, f"step {index + 1} ({steps[index].channel}): {reason}"))
-
-
 def _render(job: NotificationJob, booking: Booking | None, patient: Patient, tenant: Tenant, now: datetime) -> str:
     """The text from the booking as it stands now, in the clinic's words. Raises WordingError or ValueError."""
     facts = booking_facts(booking, patient)
@@ -286,18 +276,6 @@ def _render(job: NotificationJob, booking: Booking | None, patient: Patient, ten
         facts = replace(facts, preparation=preparation_for(facts.services, tenant.preparations))
     return render_message(JobKind(job.kind), facts, now=now, tz=(booking.timezone if booking else tenant.timezone),
                           clinic_name=tenant.name, address=tenant.address, overrides=tenant.templates)
-
-
-def _queue(job: NotificationJob, index: int, step: Step, recipient: Recipient, now: datetime) -> _Plan:
-    """The job leased on step `index`, and its attempt `queued` with our message id (written before the send)."""
-    job.cascade_step = index
-    job.lease_until = now + JOB_LEASE
-    job.updated_at = now
-    attempt = DeliveryAttempt(job_id=job.id, step=index, channel=step.channel, provider=step.provider,
-                              message_id=uuid.uuid4().hex, status=AttemptStatus.QUEUED, tries=0,
-                              created_at=now, updated_at=now)
-    message = OutboundMessage(attempt.message_id, job.tenant_id, step.channel, recipient, job.rendered_text or "")
-    return _Plan(job, attempt, step, message)
 
 
 def _reason(error: Exception) -> str:

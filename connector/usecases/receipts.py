@@ -109,7 +109,8 @@ def apply_reports(session: Session, reports: Sequence[StatusReport], *, runtime:
     matched = unmatched = 0
     audits, memory = [], []
     for report in reports:
-        pair = by_provider_id.get(report.provider_message_id) or by_our_id.get(report.message_id)
+        pair = (by_provider_id.get(report.provider_message_id) if report.provider_message_id else None) or (
+            by_our_id.get(report.message_id) if report.message_id else None)
         if pair is None:
             unmatched += 1
             continue
