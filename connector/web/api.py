@@ -23,6 +23,7 @@ from connector.store.models import (
     PatientChannel,
 )
 from connector.web.auth import require_api_token
+from connector.web.context import current_runtime
 from connector.web.times import utc_iso
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -30,11 +31,9 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 @bp.before_request
 def _require_token():
-    from connector.web import runtime
-
     require_api_token()
     tenant_id = (request.view_args or {}).get("tenant_id")
-    if tenant_id is not None and tenant_id not in runtime().tenants:
+    if tenant_id is not None and tenant_id not in current_runtime().tenants:
         abort(404, f"no tenant {tenant_id!r} is configured")
 
 
@@ -45,9 +44,7 @@ def _database_down(_error):
 
 @bp.get("/<tenant_id>/bookings/<source>/<external_id>")
 def booking(tenant_id: str, source: str, external_id: str):
-    from connector.web import runtime
-
-    with runtime().sessions() as session:
+    with current_runtime().sessions() as session:
         found = session.scalars(select(Booking).where(
             Booking.tenant_id == tenant_id, Booking.source == source, Booking.external_id == external_id)
         ).one_or_none()
@@ -83,15 +80,13 @@ def booking(tenant_id: str, source: str, external_id: str):
 
 @bp.get("/<tenant_id>/inbound-events")
 def inbound_events(tenant_id: str):
-    from connector.web import runtime
-
     limit = _limit(request.args.get("limit", "50"))
     if limit is None:
         return jsonify(error="bad_request", field="limit", message="limit must be a whole number from 1 to 500"), 400
     query = select(InboundEvent).where(InboundEvent.tenant_id == tenant_id)
     if request.args.get("outcome"):
         query = query.where(InboundEvent.outcome == request.args["outcome"])
-    with runtime().sessions() as session:
+    with current_runtime().sessions() as session:
         rows = session.scalars(query.order_by(InboundEvent.id.desc()).limit(limit)).all()
     return jsonify(events=[{
         "id": row.id, "source": row.source, "received_at": utc_iso(row.received_at), "outcome": row.outcome,
@@ -112,9 +107,7 @@ def _limit(raw: str) -> int | None:
 @bp.get("/<tenant_id>/patients/<phone>/invitations")
 def invitations(tenant_id: str, phone: str):
     """Deep links to the clinic's bots for one patient: opening one links their chat to their record."""
-    from connector.web import runtime
-
-    rt = runtime()
+    rt = current_runtime()
     with rt.sessions() as session:
         patient = _patient(session, tenant_id, phone)
     tenant = rt.tenants[tenant_id]
@@ -126,14 +119,12 @@ def invitations(tenant_id: str, phone: str):
 @bp.put("/<tenant_id>/patients/<phone>/opt-outs")
 def opt_outs(tenant_id: str, phone: str):
     """The channels a patient asked not to be reached on (the CRM's unsubscribe flag, a «СТОП» reply)."""
-    from connector.web import runtime
-
     body = request.get_json(silent=True)
     channels = body.get("channels") if isinstance(body, dict) else None
     known = ("max", "telegram", "whatsapp", "sms")
     if not isinstance(channels, list) or not all(channel in known for channel in channels):
         abort(422, f'send {{"channels": [...]}} with any of {", ".join(known)}')
-    rt = runtime()
+    rt = current_runtime()
     now = rt.clock()
     with rt.sessions.begin() as session:
         patient = _patient(session, tenant_id, phone)

@@ -6,32 +6,23 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 from sqlalchemy.exc import SQLAlchemyError
 
 from connector.channels.base import CallbackRequest
-from connector.entrypoints.bootstrap import Accounts
 from connector.store.db import unreachable
 from connector.usecases.receipts import handle_callback
 from connector.usecases.refusals import record_refused
+from connector.web.context import accounts as _accounts
+from connector.web.context import current_runtime
 
 bp = Blueprint("callbacks", __name__)
 log = logging.getLogger("connector.callbacks")
 
 
-def _accounts() -> Accounts:
-    from connector.web import runtime
-
-    if "connector.entrypoints.bootstrap" not in current_app.extensions:
-        current_app.extensions["connector.entrypoints.bootstrap"] = Accounts(dict(runtime().tenants))
-    return current_app.extensions["connector.entrypoints.bootstrap"]
-
-
 @bp.route("/callbacks/<provider>/<tenant_id>", methods=["POST", "GET"])
 def receive(provider: str, tenant_id: str):
-    from connector.web import runtime
-
-    rt = runtime()
+    rt = current_runtime()
     now = rt.clock()
     limit = rt.settings.max_body_bytes
     raw = request.stream.read(limit + 1)  # the webhooks' cap: no secret check reads more than this

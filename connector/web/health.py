@@ -9,6 +9,7 @@ from werkzeug.exceptions import Unauthorized
 
 from connector.store.models import SyncState, WorkerHeartbeat
 from connector.web.auth import require_api_token
+from connector.web.context import current_runtime
 from connector.web.times import utc_iso
 
 bp = Blueprint("health", __name__)
@@ -20,9 +21,7 @@ STALE_AFTER_SECONDS = 60
 def healthz():
     """Anyone (a load balancer) learns whether the service is up; with the API token, support sees the
     workers, the syncs and the tenants."""
-    from connector.web import runtime
-
-    rt = runtime()
+    rt = current_runtime()
     try:
         with rt.sessions() as session:
             beats = session.scalars(select(WorkerHeartbeat).order_by(WorkerHeartbeat.beat_at.desc()).limit(20)).all()

@@ -21,6 +21,7 @@ from connector.core.model import JobStatus
 from connector.store.models import DeliveryAttempt, InboundEvent, NotificationJob, WorkerHeartbeat
 from connector.usecases.refusals import UNAUTHENTICATED
 from connector.web.auth import require_api_token
+from connector.web.context import current_runtime
 
 bp = Blueprint("metrics", __name__)
 
@@ -96,9 +97,7 @@ class _LedgerCollector:
 
 @bp.get("/metrics")
 def metrics():
-    from connector.web import runtime
-
-    rt = runtime()
+    rt = current_runtime()
     require_api_token()
     registry = CollectorRegistry(auto_describe=False)
     try:

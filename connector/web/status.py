@@ -35,6 +35,7 @@ from connector.store.models import (
     SyncState,
     WorkerHeartbeat,
 )
+from connector.web.context import current_runtime
 from connector.web.health import STALE_AFTER_SECONDS
 from connector.web.metrics import LATE_AFTER
 
@@ -49,9 +50,7 @@ SEARCH_LIMIT = 100
 
 @bp.before_request
 def _require_password():
-    from connector.web import runtime
-
-    rt = runtime()
+    rt = current_runtime()
     auth = request.authorization
     password = auth.password if auth is not None and auth.type == "basic" else None
     if not password or not hmac.compare_digest(password.encode(), rt.settings.api_token.encode()):
@@ -96,9 +95,7 @@ def _error_page(status: int, title: str, message: str):
 @bp.route("/<tenant_id>", methods=["GET", "POST"])
 def overview(tenant_id: str):
     """POST carries the search, so a phone number typed in never lands in a URL, a history or a proxy log."""
-    from connector.web import runtime
-
-    rt = runtime()
+    rt = current_runtime()
     tenant = rt.tenants[tenant_id]
     zone = ZoneInfo(tenant.timezone)
     now = rt.clock()
@@ -147,9 +144,7 @@ def overview(tenant_id: str):
 
 @bp.get("/<tenant_id>/bookings/<int:booking_id>")
 def booking(tenant_id: str, booking_id: int):
-    from connector.web import runtime
-
-    rt = runtime()
+    rt = current_runtime()
     tenant = rt.tenants[tenant_id]
     with rt.sessions() as session:
         found = session.get(Booking, booking_id)
@@ -196,9 +191,7 @@ def booking(tenant_id: str, booking_id: int):
 
 @bp.get("/<tenant_id>/events/<int:event_id>")
 def event(tenant_id: str, event_id: int):
-    from connector.web import runtime
-
-    rt = runtime()
+    rt = current_runtime()
     tenant = rt.tenants[tenant_id]
     with rt.sessions() as session:
         found = session.get(InboundEvent, event_id)
