@@ -24,7 +24,7 @@ from sqlalchemy.orm import defer
 
 from connector.core.model import JobStatus
 from connector.core.phones import mask_name, mask_phone, normalise_phone
-from connector.core.redaction import masked_body, scrub
+from connector.core.redaction import masked_body, name_parts, scrub
 from connector.store.models import (
     AuditEvent,
     Booking,
@@ -162,7 +162,7 @@ def booking(tenant_id: str, booking_id: int):
             .options(defer(InboundEvent.body), defer(InboundEvent.headers))
             .order_by(InboundEvent.received_at, InboundEvent.id)).all()
 
-    names = _name_parts(patient)
+    names = _patient_names(patient)
     by_job: dict[int, list[DeliveryAttempt]] = {}
     for attempt in attempts:
         by_job.setdefault(attempt.job_id, []).append(attempt)
@@ -201,7 +201,7 @@ def event(tenant_id: str, event_id: int):
                                  .where(Booking.id == found.booking_id)) if found.booking_id else None
         trail = session.scalars(select(AuditEvent).where(AuditEvent.inbound_event_id == found.id)
                                 .order_by(AuditEvent.at, AuditEvent.id)).all()
-    names = _name_parts(patient)
+    names = _patient_names(patient)
     body, is_json = masked_body(found.body, names)
     return _render(
         "status/event.html", tenant, ZoneInfo(tenant.timezone),
@@ -256,16 +256,10 @@ def _ordered_counts(counts: dict[str, int]) -> list[tuple[str, int]]:
                                                      if item[0] in _STATUS_ORDER else len(_STATUS_ORDER), item[0]))
 
 
-def _name_parts(patient: Patient | None) -> tuple[str, ...]:
-    """The patient's name as it may appear in a text: the whole name in its usual orders, and the surname or
-    the first name alone (the patronymic alone names nobody, and a doctor may share it)."""
+def _patient_names(patient: Patient | None) -> tuple[str, ...]:
     if patient is None:
         return ()
-    last, first, middle = (part.strip() if part and len(part.strip()) >= 2 else "" for part in
-                           (patient.last_name, patient.first_name, patient.patronymic))
-    orders = [(last, first, middle), (first, middle, last), (first, middle), (last, first), (first, last),
-              (last,), (first,)]
-    return tuple(dict.fromkeys(" ".join(order) for order in orders if all(order)))
+    return name_parts(last_name=patient.last_name, first_name=patient.first_name, patronymic=patient.patronymic)
 
 
 # --- rendering ---------------------------------------------------------------------------------------------
