@@ -14,8 +14,6 @@ from connector.web.times import utc_iso
 
 bp = Blueprint("health", __name__)
 
-STALE_AFTER_SECONDS = 60
-
 
 @bp.get("/healthz")
 def healthz():
@@ -33,7 +31,7 @@ def healthz():
     now = rt.clock()
     workers = [{"id": beat.worker_id, "seconds_since_beat": round((now - beat.beat_at).total_seconds()),
                 "sent_total": beat.sent_total} for beat in beats]
-    alive = [w for w in workers if w["seconds_since_beat"] <= STALE_AFTER_SECONDS]
+    alive = [w for w in workers if w["seconds_since_beat"] <= rt.settings.stale_after_seconds]
     # The web answers 200 without a worker (it still takes webhooks); the field tells support the rest.
     sync = [{"tenant": state.tenant_id, "source": state.source, "read_up_to": utc_iso(state.cursor),
              "last_run_at": utc_iso(state.last_run_at), "last_error": state.last_error} for state in syncs]

@@ -26,12 +26,12 @@ from connector.web.context import current_runtime
 bp = Blueprint("metrics", __name__)
 
 WINDOW = timedelta(hours=24)
-LATE_AFTER = timedelta(minutes=5)  # a scheduled job this far past due means the workers are not keeping up
 
 
 class _LedgerCollector:
-    def __init__(self, session, now, tenants):
+    def __init__(self, session, now, tenants, *, late_after: timedelta):
         self.session, self.now, self.tenants = session, now, sorted(tenants)
+        self.late_after = late_after
 
     def collect(self):
         session, now = self.session, self.now
@@ -45,11 +45,11 @@ class _LedgerCollector:
             jobs.add_metric([tenant, kind, status], count)
         yield jobs
 
-        late = GaugeMetricFamily("connector_jobs_overdue", "Scheduled jobs more than 5 minutes past due",
-                                 labels=["tenant"])
+        late = GaugeMetricFamily("connector_jobs_overdue",
+                                 f"Scheduled jobs more than {_span(self.late_after)} past due", labels=["tenant"])
         for tenant, count in session.execute(
                 select(NotificationJob.tenant_id, func.count())
-                .where(NotificationJob.status == JobStatus.SCHEDULED, NotificationJob.due_at < now - LATE_AFTER)
+                .where(NotificationJob.status == JobStatus.SCHEDULED, NotificationJob.due_at < now - self.late_after)
                 .group_by(NotificationJob.tenant_id)):
             late.add_metric([tenant], count)
         yield late
@@ -95,6 +95,12 @@ class _LedgerCollector:
         yield beats
 
 
+def _span(length: timedelta) -> str:
+    """"5 minutes" for the help text; seconds where the setting is no whole number of minutes."""
+    seconds = int(length.total_seconds())
+    return f"{seconds // 60} minutes" if seconds % 60 == 0 else f"{seconds} seconds"
+
+
 @bp.get("/metrics")
 def metrics():
     rt = current_runtime()
@@ -102,7 +108,7 @@ def metrics():
     registry = CollectorRegistry(auto_describe=False)
     try:
         with rt.sessions() as session:
-            registry.register(_LedgerCollector(session, rt.clock(), rt.tenants))
+            registry.register(_LedgerCollector(session, rt.clock(), rt.tenants, late_after=rt.settings.late_after))
             body = generate_latest(registry)
     except SQLAlchemyError:
         abort(503, "the ledger cannot be read right now")

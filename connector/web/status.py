@@ -36,8 +36,6 @@ from connector.store.models import (
     WorkerHeartbeat,
 )
 from connector.web.context import current_runtime
-from connector.web.health import STALE_AFTER_SECONDS
-from connector.web.metrics import LATE_AFTER
 
 bp = Blueprint("status", __name__, url_prefix="/status")
 
@@ -113,7 +111,7 @@ def overview(tenant_id: str):
                    planned < day_start + timedelta(days=1))
             .group_by(NotificationJob.status)).all())
         overdue_where = (NotificationJob.tenant_id == tenant_id, NotificationJob.status == JobStatus.SCHEDULED,
-                         NotificationJob.due_at < now - LATE_AFTER)
+                         NotificationJob.due_at < now - rt.settings.late_after)
         overdue_count = session.scalar(select(func.count()).select_from(NotificationJob).where(*overdue_where))
         overdue = session.scalars(select(NotificationJob).where(*overdue_where)
                                   .options(defer(NotificationJob.rendered_text))
@@ -130,12 +128,13 @@ def overview(tenant_id: str):
 
     workers = [{"id": beat.worker_id, "beat_at": beat.beat_at, "started_at": beat.started_at,
                 "age": round((now - beat.beat_at).total_seconds()), "sent_total": beat.sent_total,
-                "alive": (now - beat.beat_at).total_seconds() <= STALE_AFTER_SECONDS} for beat in beats]
+                "alive": (now - beat.beat_at).total_seconds() <= rt.settings.stale_after_seconds} for beat in beats]
     return _render(
         "status/overview.html", tenant, zone,
-        now=now, workers=workers, stale_after=STALE_AFTER_SECONDS, syncs=syncs,
+        now=now, workers=workers, stale_after=rt.settings.stale_after_seconds, syncs=syncs,
         today=_ordered_counts(today), today_total=sum(today.values()),
-        overdue=overdue, overdue_count=overdue_count or 0, late_after_minutes=int(LATE_AFTER.total_seconds() // 60),
+        overdue=overdue, overdue_count=overdue_count or 0,
+        late_after_minutes=int(rt.settings.late_after.total_seconds() // 60),
         events=[{"e": e, "error": scrub(e.error)} for e in events], bookings=[rows[b.id] for b in latest],
         search=None if search is None else {**search, "bookings": [rows[b.id] for b in search["bookings"]]},
         query_shown="" if search is None or search["phone"] else query,
