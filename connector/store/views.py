@@ -4,7 +4,7 @@ the caller's session closes, so nothing here lazy-loads later. Masking and rende
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -218,3 +218,55 @@ def _booking_rows(session: Session, bookings: Iterable[Booking]) -> dict[int, Bo
                 counts.setdefault(booking_id, {})[status] = count
     return {b.id: BookingRow(b, phones.get(b.patient_id) if b.patient_id else None, counts.get(b.id, {}))
             for b in by_id.values()}
+
+
+# --- what /metrics counts: configured ids, kinds, channels and statuses only, never patient data -----------------
+
+
+def job_counts(session: Session) -> list[tuple[str, str, str, int]]:
+    """(tenant, kind, status, jobs) over the whole ledger."""
+    return [(tenant, kind, status, count) for tenant, kind, status, count in session.execute(
+        select(NotificationJob.tenant_id, NotificationJob.kind, NotificationJob.status, func.count())
+        .group_by(NotificationJob.tenant_id, NotificationJob.kind, NotificationJob.status))]
+
+
+def overdue_counts(session: Session, *, now: datetime, late_after: timedelta) -> list[tuple[str, int]]:
+    """(tenant, scheduled jobs more than `late_after` past due)."""
+    return [(tenant, count) for tenant, count in session.execute(
+        select(NotificationJob.tenant_id, func.count())
+        .where(NotificationJob.status == JobStatus.SCHEDULED, NotificationJob.due_at < now - late_after)
+        .group_by(NotificationJob.tenant_id))]
+
+
+def attempt_counts(session: Session, *, since: datetime) -> list[tuple[str, str, str, str, int]]:
+    """(tenant, channel, provider, status, attempts made since `since`)."""
+    return [(tenant, channel, provider, status, count) for tenant, channel, provider, status, count in session.execute(
+        select(NotificationJob.tenant_id, DeliveryAttempt.channel, DeliveryAttempt.provider,
+               DeliveryAttempt.status, func.count())
+        .join(NotificationJob, DeliveryAttempt.job_id == NotificationJob.id)
+        .where(DeliveryAttempt.created_at >= since)
+        .group_by(NotificationJob.tenant_id, DeliveryAttempt.channel, DeliveryAttempt.provider,
+                  DeliveryAttempt.status))]
+
+
+def inbound_counts(session: Session, *, since: datetime, tenants: Collection[str],
+                   unvouched: Collection[str]) -> list[tuple[str, str, str, int]]:
+    """(tenant, source, outcome, events received since `since`) of the given tenants, leaving out the bodies
+    refused for one of the `unvouched` reasons (nobody vouched for them)."""
+    vouched = or_(InboundEvent.reason.is_(None), InboundEvent.reason.not_in(unvouched))
+    return [(tenant, source, outcome, count) for tenant, source, outcome, count in session.execute(
+        select(InboundEvent.tenant_id, InboundEvent.source, InboundEvent.outcome, func.count())
+        .where(InboundEvent.received_at >= since, vouched, InboundEvent.tenant_id.in_(tenants))
+        .group_by(InboundEvent.tenant_id, InboundEvent.source, InboundEvent.outcome))]
+
+
+def refusal_counts(session: Session, *, since: datetime, reasons: Collection[str]) -> dict[str, int]:
+    """Bodies refused since `since` for each of `reasons` (those without any left out)."""
+    return {reason: count for reason, count in session.execute(
+        select(InboundEvent.reason, func.count())
+        .where(InboundEvent.received_at >= since, InboundEvent.reason.in_(reasons)).group_by(InboundEvent.reason))
+        if reason is not None}
+
+
+def heartbeats_since(session: Session, *, since: datetime) -> Sequence[WorkerHeartbeat]:
+    return session.scalars(select(WorkerHeartbeat).where(WorkerHeartbeat.beat_at >= since)).all()

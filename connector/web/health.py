@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from flask import Blueprint, jsonify
-from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import Unauthorized
 
-from connector.store.models import SyncState, WorkerHeartbeat
+from connector.store import views
 from connector.web.auth import require_api_token
 from connector.web.context import current_runtime
 from connector.web.times import utc_iso
@@ -22,8 +21,8 @@ def healthz():
     rt = current_runtime()
     try:
         with rt.sessions() as session:
-            beats = session.scalars(select(WorkerHeartbeat).order_by(WorkerHeartbeat.beat_at.desc()).limit(20)).all()
-            syncs = session.scalars(select(SyncState).order_by(SyncState.tenant_id)).all()
+            beats = views.heartbeats(session)
+            syncs = views.sync_states(session)
     except SQLAlchemyError:
         return jsonify(status="unavailable", database="unreachable"), 503
     if not _has_api_token():
