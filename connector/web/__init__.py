@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from typing import cast
 
 from flask import Flask, jsonify
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 
 from connector.entrypoints.bootstrap import Runtime, build_runtime
@@ -17,7 +19,7 @@ def create_app(runtime: Runtime | None = None) -> Flask:
     runtime = runtime or build_runtime()
     configure_logging(runtime.settings)
     app = Flask(__name__)
-    app.json.ensure_ascii = False  # Russian stays readable in answers
+    cast(DefaultJSONProvider, app.json).ensure_ascii = False  # Russian stays readable in answers
     app.extensions[RUNTIME_KEY] = runtime
 
     app.register_blueprint(webhooks.bp)
