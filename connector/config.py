@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from dotenv import find_dotenv, load_dotenv
@@ -25,6 +26,10 @@ class Settings:
     demo_step_seconds: float = 20.0
     demo_quiet_hours: str = "21:00-09:00"  # "off" to watch the demo cascade at any hour
     link_secret: str = ""  # signs bot invitation payloads (connector.core.invites)
+    # A worker whose last beat is older than this counts as not running (/healthz, the status page).
+    stale_after_seconds: int = 60
+    # A scheduled job this far past due means the workers are not keeping up (/metrics, the status page).
+    late_after: timedelta = timedelta(minutes=5)
 
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
@@ -42,6 +47,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         demo_step_seconds=float(environ.get("CONNECTOR_DEMO_STEP_SECONDS", 20)),
         demo_quiet_hours=environ.get("CONNECTOR_DEMO_QUIET_HOURS", "21:00-09:00"),
         link_secret=environ.get("CONNECTOR_LINK_SECRET") or _generated_secret("link_secret", quiet=True),
+        stale_after_seconds=int(environ.get("CONNECTOR_STALE_AFTER_SECONDS", 60)),
+        late_after=timedelta(seconds=int(environ.get("CONNECTOR_LATE_AFTER_SECONDS", 300))),
     )
 
 

@@ -60,6 +60,18 @@ def mask_path_phones(target: str) -> str:
     return _PATH_PIECE.sub(_mask, target)
 
 
+def name_parts(*, last_name: str | None, first_name: str | None, patronymic: str | None) -> tuple[str, ...]:
+    """The patient's name as it may appear in a text, to be masked wherever it does: the whole name in its usual
+    orders, and the surname or the first name alone (the patronymic alone names nobody, and a doctor may share
+    it). A part shorter than two letters is left out, and every variant that needs it with it: an initial would
+    mask every word that starts with that letter."""
+    last, first, middle = (part.strip() if part and len(part.strip()) >= 2 else "" for part in
+                           (last_name, first_name, patronymic))
+    orders = [(last, first, middle), (first, middle, last), (first, middle), (last, first), (first, last),
+              (last,), (first,)]
+    return tuple(dict.fromkeys(" ".join(order) for order in orders if all(order)))
+
+
 def scrub(text: str | None, names: Iterable[str] = ()) -> str:
     """A free text (an error, a rendered message, a raw body) fit for the page: phones, e-mails and the
     patient's own name parts masked."""

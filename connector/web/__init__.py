@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import logging
+from typing import cast
 
-from flask import Flask, current_app, jsonify
+from flask import Flask, jsonify
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 
 from connector.entrypoints.bootstrap import Runtime, build_runtime
 from connector.logs import configure_logging
+from connector.web import api, callbacks, health, metrics, status, webhooks
+from connector.web.context import RUNTIME_KEY, current_runtime
 
 
 def create_app(runtime: Runtime | None = None) -> Flask:
     runtime = runtime or build_runtime()
     configure_logging(runtime.settings)
     app = Flask(__name__)
-    app.json.ensure_ascii = False  # Russian stays readable in answers
-    app.extensions["connector"] = runtime
-
-    from connector.web import api, callbacks, health, metrics, status, webhooks
+    cast(DefaultJSONProvider, app.json).ensure_ascii = False  # Russian stays readable in answers
+    app.extensions[RUNTIME_KEY] = runtime
 
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(api.bp)
@@ -39,5 +41,6 @@ def create_app(runtime: Runtime | None = None) -> Flask:
     return app
 
 
-def runtime() -> Runtime:
-    return current_app.extensions["connector"]
+# The accessor lives in connector.web.context (imported at the top of every blueprint); this name stays for code
+# written against it before.
+runtime = current_runtime

@@ -5,24 +5,21 @@ from __future__ import annotations
 
 import base64
 import re
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, abort, jsonify, request
-from sqlalchemy import select
+from flask import Blueprint, Response, abort, jsonify, request
+from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import SQLAlchemyError
 
 from connector.core.invites import BOT_LINKS, invite_link
 from connector.core.phones import mask_phone, normalise_phone
-from connector.store.models import (
-    AuditEvent,
-    Booking,
-    DeliveryAttempt,
-    InboundEvent,
-    NotificationJob,
-    Patient,
-    PatientChannel,
-)
+from connector.store import views
+from connector.store.models import DeliveryAttempt, InboundEvent, NotificationJob
+from connector.tenants import CHANNELS
+from connector.usecases import patients
 from connector.web.auth import require_api_token
+from connector.web.context import current_runtime
 from connector.web.times import utc_iso
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -30,11 +27,9 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 @bp.before_request
 def _require_token():
-    from connector.web import runtime
-
     require_api_token()
     tenant_id = (request.view_args or {}).get("tenant_id")
-    if tenant_id is not None and tenant_id not in runtime().tenants:
+    if tenant_id is not None and tenant_id not in current_runtime().tenants:
         abort(404, f"no tenant {tenant_id!r} is configured")
 
 
@@ -44,31 +39,18 @@ def _database_down(_error):
 
 
 @bp.get("/<tenant_id>/bookings/<source>/<external_id>")
-def booking(tenant_id: str, source: str, external_id: str):
-    from connector.web import runtime
-
-    with runtime().sessions() as session:
-        found = session.scalars(select(Booking).where(
-            Booking.tenant_id == tenant_id, Booking.source == source, Booking.external_id == external_id)
-        ).one_or_none()
-        if found is None:
-            abort(404, f"no booking {source}/{external_id} for tenant {tenant_id}")
-        patient = session.get(Patient, found.patient_id) if found.patient_id else None
-        jobs = session.scalars(select(NotificationJob).where(NotificationJob.booking_id == found.id)
-                               .order_by(NotificationJob.due_at, NotificationJob.id)).all()
-        attempts = session.scalars(select(DeliveryAttempt).where(DeliveryAttempt.job_id.in_([j.id for j in jobs]))
-                                   .order_by(DeliveryAttempt.id)).all()
-        events = session.scalars(select(AuditEvent).where(AuditEvent.booking_id == found.id)
-                                 .order_by(AuditEvent.at, AuditEvent.id)).all()
-    by_job: dict[int, list[DeliveryAttempt]] = {}
-    for attempt in attempts:
-        by_job.setdefault(attempt.job_id, []).append(attempt)
-    zone = ZoneInfo(found.timezone)
+def booking(tenant_id: str, source: str, external_id: str) -> Response:
+    with current_runtime().sessions() as session:
+        trail = views.booking_trail(session, tenant_id=tenant_id, source=source, external_id=external_id)
+    if trail is None:
+        abort(404, f"no booking {source}/{external_id} for tenant {tenant_id}")
+    found, patient = trail.booking, trail.patient
+    jobs = sorted(trail.jobs, key=lambda job: (job.due_at, job.id))  # when the worker takes each next
     return jsonify(
         id=found.id,
         source=found.source,
         external_id=found.external_id,
-        starts_at=found.starts_at.astimezone(zone).isoformat(),
+        starts_at=found.starts_at.astimezone(ZoneInfo(found.timezone)).isoformat(),
         timezone=found.timezone,
         state=found.state,
         doctor=found.doctor_name,
@@ -76,30 +58,29 @@ def booking(tenant_id: str, source: str, external_id: str):
         services=found.services,
         patient=None if patient is None else {"phone": mask_phone(patient.phone)},
         updated_at=utc_iso(found.updated_at),
-        jobs=[_job(job, by_job.get(job.id, [])) for job in jobs],
-        events=[{"at": utc_iso(e.at), "what": e.what, "detail": e.detail, "job_id": e.job_id} for e in events],
+        jobs=[_job(job, trail.attempts.get(job.id, [])) for job in jobs],
+        events=[{"at": utc_iso(e.at), "what": e.what, "detail": e.detail, "job_id": e.job_id} for e in trail.audit],
     )
 
 
 @bp.get("/<tenant_id>/inbound-events")
-def inbound_events(tenant_id: str):
-    from connector.web import runtime
-
+def inbound_events(tenant_id: str) -> ResponseReturnValue:
     limit = _limit(request.args.get("limit", "50"))
     if limit is None:
         return jsonify(error="bad_request", field="limit", message="limit must be a whole number from 1 to 500"), 400
-    query = select(InboundEvent).where(InboundEvent.tenant_id == tenant_id)
-    if request.args.get("outcome"):
-        query = query.where(InboundEvent.outcome == request.args["outcome"])
-    with runtime().sessions() as session:
-        rows = session.scalars(query.order_by(InboundEvent.id.desc()).limit(limit)).all()
-    return jsonify(events=[{
+    with current_runtime().sessions() as session:
+        rows = views.inbound_events(session, tenant_id=tenant_id, outcome=request.args.get("outcome"), limit=limit)
+    return jsonify(events=[_inbound_event(row) for row in rows])
+
+
+def _inbound_event(row: InboundEvent) -> dict[str, Any]:
+    return {
         "id": row.id, "source": row.source, "received_at": utc_iso(row.received_at), "outcome": row.outcome,
         "error": row.error, "external_id": row.external_id, "booking_id": row.booking_id,
         "body_truncated": row.body_truncated, "body": row.body,
         # The exact bytes, where the readable body is not them (not UTF-8, or a NUL): for replay.
         **({"body_base64": base64.b64encode(row.body_raw).decode()} if row.body_raw is not None else {}),
-    } for row in rows])
+    }
 
 
 def _limit(raw: str) -> int | None:
@@ -110,59 +91,46 @@ def _limit(raw: str) -> int | None:
 
 
 @bp.get("/<tenant_id>/patients/<phone>/invitations")
-def invitations(tenant_id: str, phone: str):
+def invitations(tenant_id: str, phone: str) -> Response:
     """Deep links to the clinic's bots for one patient: opening one links their chat to their record."""
-    from connector.web import runtime
-
-    rt = runtime()
-    with rt.sessions() as session:
-        patient = _patient(session, tenant_id, phone)
-    tenant = rt.tenants[tenant_id]
-    links = {provider: invite_link(provider, str(config["bot_name"]), patient.id, rt.settings.link_secret)
+    runtime = current_runtime()
+    e164 = _phone(phone)
+    with runtime.sessions() as session:
+        patient = views.patient_by_phone(session, tenant_id=tenant_id, phone=e164)
+    if patient is None:
+        abort(404, "no patient with this phone number")
+    tenant = runtime.tenants[tenant_id]
+    links = {provider: invite_link(provider, str(config["bot_name"]), patient.id, runtime.settings.link_secret)
              for provider, config in tenant.providers.items() if provider in BOT_LINKS and config.get("bot_name")}
     return jsonify(patient={"phone": mask_phone(patient.phone)}, links=links)
 
 
 @bp.put("/<tenant_id>/patients/<phone>/opt-outs")
-def opt_outs(tenant_id: str, phone: str):
+def opt_outs(tenant_id: str, phone: str) -> Response:
     """The channels a patient asked not to be reached on (the CRM's unsubscribe flag, a «СТОП» reply)."""
-    from connector.web import runtime
-
     body = request.get_json(silent=True)
     channels = body.get("channels") if isinstance(body, dict) else None
-    known = ("max", "telegram", "whatsapp", "sms")
-    if not isinstance(channels, list) or not all(channel in known for channel in channels):
-        abort(422, f'send {{"channels": [...]}} with any of {", ".join(known)}')
-    rt = runtime()
-    now = rt.clock()
-    with rt.sessions.begin() as session:
-        patient = _patient(session, tenant_id, phone)
-        rows = {row.channel: row for row in session.scalars(
-            select(PatientChannel).where(PatientChannel.patient_id == patient.id))}
-        for channel in known:
-            row = rows.get(channel)
-            if row is None and channel not in channels:
-                continue
-            if row is None:
-                row = PatientChannel(patient_id=patient.id, channel=channel)
-                session.add(row)
-            row.opted_out = channel in channels
-            row.updated_at = now
-    return jsonify(patient={"phone": mask_phone(patient.phone)}, opted_out=sorted(channels))
+    if not isinstance(channels, list) or not all(channel in CHANNELS for channel in channels):
+        abort(422, f'send {{"channels": [...]}} with any of {", ".join(CHANNELS)}')
+    e164 = _phone(phone)
+    runtime = current_runtime()
+    try:
+        with runtime.sessions.begin() as session:
+            patients.set_opt_outs(session, tenant_id=tenant_id, phone=e164, channels=channels, now=runtime.clock())
+    except patients.UnknownPatientError:
+        abort(404, "no patient with this phone number")
+    return jsonify(patient={"phone": mask_phone(e164)}, opted_out=sorted(channels))
 
 
-def _patient(session, tenant_id: str, phone: str) -> Patient:
-    e164 = normalise_phone(phone)
+def _phone(raw: str) -> str:
+    """The path's phone in E.164, or 422."""
+    e164 = normalise_phone(raw)
     if e164 is None:
         abort(422, "not a phone number")
-    query = select(Patient).where(Patient.tenant_id == tenant_id, Patient.phone == e164)
-    patient = session.scalars(query).one_or_none()
-    if patient is None:
-        abort(404, "no patient with this phone number")
-    return patient
+    return e164
 
 
-def _job(job: NotificationJob, attempts: list[DeliveryAttempt]) -> dict:
+def _job(job: NotificationJob, attempts: list[DeliveryAttempt]) -> dict[str, Any]:
     return {
         "id": job.id,
         "kind": job.kind,

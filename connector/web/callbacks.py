@@ -5,33 +5,27 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
+from typing import Any
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 from sqlalchemy.exc import SQLAlchemyError
 
 from connector.channels.base import CallbackRequest
-from connector.entrypoints.bootstrap import Accounts
+from connector.entrypoints.bootstrap import Runtime
 from connector.store.db import unreachable
 from connector.usecases.receipts import handle_callback
 from connector.usecases.refusals import record_refused
+from connector.web.context import accounts as _accounts
+from connector.web.context import current_runtime
 
 bp = Blueprint("callbacks", __name__)
 log = logging.getLogger("connector.callbacks")
 
 
-def _accounts() -> Accounts:
-    from connector.web import runtime
-
-    if "connector.entrypoints.bootstrap" not in current_app.extensions:
-        current_app.extensions["connector.entrypoints.bootstrap"] = Accounts(dict(runtime().tenants))
-    return current_app.extensions["connector.entrypoints.bootstrap"]
-
-
 @bp.route("/callbacks/<provider>/<tenant_id>", methods=["POST", "GET"])
-def receive(provider: str, tenant_id: str):
-    from connector.web import runtime
-
-    rt = runtime()
+def receive(provider: str, tenant_id: str) -> Response:
+    rt = current_runtime()
     now = rt.clock()
     limit = rt.settings.max_body_bytes
     raw = request.stream.read(limit + 1)  # the webhooks' cap: no secret check reads more than this
@@ -39,29 +33,40 @@ def receive(provider: str, tenant_id: str):
     fields = {"fields": {"provider": provider, "tenant": tenant_id if tenant_id in rt.tenants else "?"}}
     try:
         if len(raw) > limit:
-            with rt.sessions.begin() as session:
-                record_refused(session, tenant_id=tenant_id, source=f"callback:{provider}", raw=raw, now=now,
-                               headers={}, reason="body_too_large", message=f"the body is over {limit} bytes")
+            _keep_refused(rt, tenant_id=tenant_id, provider=provider, raw=raw, now=now, reason="body_too_large",
+                          message=f"the body is over {limit} bytes")
             return _json(413, "body_too_large")
         with rt.sessions.begin() as session:
             answer = handle_callback(session, callback, runtime=rt, accounts=_accounts(), tenant_id=tenant_id,
                                      provider=provider, now=now)
     except Exception as error:
-        if isinstance(error, SQLAlchemyError) and unreachable(error):
-            log.exception("callback could not be stored", extra=fields)
-            return _json(503, "database_unavailable")
-        # A report the ledger refuses (a NUL in an id, a value too long) fails alike on every retry: the body
-        # is kept for replay in a transaction of its own, and the provider hears 422, not "retry later".
-        log.warning("callback could not be applied: %s", type(error).__name__, extra=fields)
-        try:
-            with rt.sessions.begin() as session:
-                record_refused(session, tenant_id=tenant_id, source=f"callback:{provider}", raw=raw, now=now,
-                               headers={}, reason="unprocessable", message=type(error).__name__)
-        except SQLAlchemyError:
-            log.exception("callback could not be stored", extra=fields)
-            return _json(503, "database_unavailable")
-        return _json(422, "unprocessable")
+        return _not_applied(rt, error, tenant_id=tenant_id, provider=provider, raw=raw, now=now, log_extra=fields)
     return Response(answer.body, answer.status_code, content_type=answer.content_type)
+
+
+def _not_applied(runtime: Runtime, error: Exception, *, tenant_id: str, provider: str, raw: bytes, now: datetime,
+                 log_extra: dict[str, Any]) -> Response:
+    """503 while the ledger cannot be reached, so the provider retries; 422 for a report it refuses."""
+    if isinstance(error, SQLAlchemyError) and unreachable(error):
+        log.exception("callback could not be stored", extra=log_extra)
+        return _json(503, "database_unavailable")
+    # A report the ledger refuses (a NUL in an id, a value too long) fails alike on every retry: the body
+    # is kept for replay in a transaction of its own, and the provider hears 422, not "retry later".
+    log.warning("callback could not be applied: %s", type(error).__name__, extra=log_extra)
+    try:
+        _keep_refused(runtime, tenant_id=tenant_id, provider=provider, raw=raw, now=now, reason="unprocessable",
+                      message=type(error).__name__)
+    except SQLAlchemyError:
+        log.exception("callback could not be stored", extra=log_extra)
+        return _json(503, "database_unavailable")
+    return _json(422, "unprocessable")
+
+
+def _keep_refused(runtime: Runtime, *, tenant_id: str, provider: str, raw: bytes, now: datetime, reason: str,
+                  message: str) -> None:
+    with runtime.sessions.begin() as session:
+        record_refused(session, tenant_id=tenant_id, source=f"callback:{provider}", raw=raw, now=now,
+                       headers={}, reason=reason, message=message)
 
 
 def _json(status: int, error: str) -> Response:

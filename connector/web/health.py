@@ -3,30 +3,26 @@
 from __future__ import annotations
 
 from flask import Blueprint, jsonify
-from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import Unauthorized
 
-from connector.store.models import SyncState, WorkerHeartbeat
+from connector.store import views
 from connector.web.auth import require_api_token
+from connector.web.context import current_runtime
 from connector.web.times import utc_iso
 
 bp = Blueprint("health", __name__)
-
-STALE_AFTER_SECONDS = 60
 
 
 @bp.get("/healthz")
 def healthz():
     """Anyone (a load balancer) learns whether the service is up; with the API token, support sees the
     workers, the syncs and the tenants."""
-    from connector.web import runtime
-
-    rt = runtime()
+    rt = current_runtime()
     try:
         with rt.sessions() as session:
-            beats = session.scalars(select(WorkerHeartbeat).order_by(WorkerHeartbeat.beat_at.desc()).limit(20)).all()
-            syncs = session.scalars(select(SyncState).order_by(SyncState.tenant_id)).all()
+            beats = views.heartbeats(session)
+            syncs = views.sync_states(session)
     except SQLAlchemyError:
         return jsonify(status="unavailable", database="unreachable"), 503
     if not _has_api_token():
@@ -34,7 +30,7 @@ def healthz():
     now = rt.clock()
     workers = [{"id": beat.worker_id, "seconds_since_beat": round((now - beat.beat_at).total_seconds()),
                 "sent_total": beat.sent_total} for beat in beats]
-    alive = [w for w in workers if w["seconds_since_beat"] <= STALE_AFTER_SECONDS]
+    alive = [w for w in workers if w["seconds_since_beat"] <= rt.settings.stale_after_seconds]
     # The web answers 200 without a worker (it still takes webhooks); the field tells support the rest.
     sync = [{"tenant": state.tenant_id, "source": state.source, "read_up_to": utc_iso(state.cursor),
              "last_run_at": utc_iso(state.last_run_at), "last_error": state.last_error} for state in syncs]

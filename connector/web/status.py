@@ -12,46 +12,30 @@ wherever they occur, and name-like fields of a JSON body are masked by key.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterable
-from datetime import datetime, time, timedelta
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, abort, render_template, request
-from sqlalchemy import func, or_, select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import defer
 
+from connector.config import Settings
 from connector.core.model import JobStatus
-from connector.core.phones import mask_name, mask_phone, normalise_phone
-from connector.core.redaction import masked_body, scrub
-from connector.store.models import (
-    AuditEvent,
-    Booking,
-    DeliveryAttempt,
-    InboundEvent,
-    NotificationJob,
-    Patient,
-    SyncState,
-    WorkerHeartbeat,
-)
-from connector.web.health import STALE_AFTER_SECONDS
-from connector.web.metrics import LATE_AFTER
+from connector.core.phones import mask_name, mask_phone
+from connector.core.redaction import masked_body, name_parts, scrub
+from connector.store import views
+from connector.store.models import Patient
+from connector.tenants import Tenant
+from connector.web.context import current_runtime
 
 bp = Blueprint("status", __name__, url_prefix="/status")
 
 REALM = 'Basic realm="connector status"'
-LIST_LIMIT = 50
-OVERDUE_LIMIT = 20
-SEARCH_LIMIT = 100
-
 
 
 @bp.before_request
 def _require_password():
-    from connector.web import runtime
-
-    rt = runtime()
+    rt = current_runtime()
     auth = request.authorization
     password = auth.password if auth is not None and auth.type == "basic" else None
     if not password or not hmac.compare_digest(password.encode(), rt.settings.api_token.encode()):
@@ -94,87 +78,81 @@ def _error_page(status: int, title: str, message: str):
 
 
 @bp.route("/<tenant_id>", methods=["GET", "POST"])
-def overview(tenant_id: str):
+def overview(tenant_id: str) -> str:
     """POST carries the search, so a phone number typed in never lands in a URL, a history or a proxy log."""
-    from connector.web import runtime
-
-    rt = runtime()
-    tenant = rt.tenants[tenant_id]
+    runtime = current_runtime()
+    tenant = runtime.tenants[tenant_id]
     zone = ZoneInfo(tenant.timezone)
-    now = rt.clock()
-    day_start = datetime.combine(now.astimezone(zone).date(), time(0), tzinfo=zone)
+    now = runtime.clock()
     query = (request.values.get("q") or "").strip()[:64]
-
-    with rt.sessions() as session:
-        beats = session.scalars(select(WorkerHeartbeat).order_by(WorkerHeartbeat.beat_at.desc()).limit(20)).all()
-        syncs = session.scalars(select(SyncState).where(SyncState.tenant_id == tenant_id)
-                                .order_by(SyncState.source)).all()
-        planned = _planned_time()
-        today = dict(session.execute(
-            select(NotificationJob.status, func.count())
-            .where(NotificationJob.tenant_id == tenant_id, planned >= day_start,
-                   planned < day_start + timedelta(days=1))
-            .group_by(NotificationJob.status)).all())
-        overdue_where = (NotificationJob.tenant_id == tenant_id, NotificationJob.status == JobStatus.SCHEDULED,
-                         NotificationJob.due_at < now - LATE_AFTER)
-        overdue_count = session.scalar(select(func.count()).select_from(NotificationJob).where(*overdue_where))
-        overdue = session.scalars(select(NotificationJob).where(*overdue_where)
-                                  .options(defer(NotificationJob.rendered_text))
-                                  .order_by(NotificationJob.due_at).limit(OVERDUE_LIMIT)).all()
-        events = session.scalars(
-            select(InboundEvent).where(InboundEvent.tenant_id == tenant_id)
-            .options(defer(InboundEvent.body), defer(InboundEvent.headers))
-            .order_by(InboundEvent.received_at.desc(), InboundEvent.id.desc()).limit(LIST_LIMIT)).all()
-        search = _search(session, tenant_id, query) if query else None
-        latest = session.scalars(select(Booking).where(Booking.tenant_id == tenant_id)
-                                 .order_by(Booking.updated_at.desc(), Booking.id.desc()).limit(LIST_LIMIT)).all()
-        shown = list(latest) + (search["bookings"] if search else [])
-        rows = _booking_rows(session, shown)
-
-    workers = [{"id": beat.worker_id, "beat_at": beat.beat_at, "started_at": beat.started_at,
-                "age": round((now - beat.beat_at).total_seconds()), "sent_total": beat.sent_total,
-                "alive": (now - beat.beat_at).total_seconds() <= STALE_AFTER_SECONDS} for beat in beats]
-    return _render(
-        "status/overview.html", tenant, zone,
-        now=now, workers=workers, stale_after=STALE_AFTER_SECONDS, syncs=syncs,
-        today=_ordered_counts(today), today_total=sum(today.values()),
-        overdue=overdue, overdue_count=overdue_count or 0, late_after_minutes=int(LATE_AFTER.total_seconds() // 60),
-        events=[{"e": e, "error": scrub(e.error)} for e in events], bookings=[rows[b.id] for b in latest],
-        search=None if search is None else {**search, "bookings": [rows[b.id] for b in search["bookings"]]},
-        query_shown="" if search is None or search["phone"] else query,
-    )
+    with runtime.sessions() as session:
+        seen = views.overview(session, tenant_id=tenant_id, now=now, zone=zone, query=query,
+                              late_after=runtime.settings.late_after)
+    return _render("status/overview.html", tenant, zone, now=now,
+                   **_overview_context(seen, now=now, query=query, settings=runtime.settings))
 
 
 @bp.get("/<tenant_id>/bookings/<int:booking_id>")
-def booking(tenant_id: str, booking_id: int):
-    from connector.web import runtime
+def booking(tenant_id: str, booking_id: int) -> str:
+    runtime = current_runtime()
+    tenant = runtime.tenants[tenant_id]
+    with runtime.sessions() as session:
+        trail = views.booking_trail_by_id(session, tenant_id=tenant_id, booking_id=booking_id)
+    if trail is None:
+        abort(404, f"У клиники {tenant_id} нет записи №{booking_id}.")
+    return _render("status/booking.html", tenant, ZoneInfo(tenant.timezone), **_booking_context(trail, tenant))
 
-    rt = runtime()
-    tenant = rt.tenants[tenant_id]
-    with rt.sessions() as session:
-        found = session.get(Booking, booking_id)
-        if found is None or found.tenant_id != tenant_id:
-            abort(404, f"У клиники {tenant_id} нет записи №{booking_id}.")
-        patient = session.get(Patient, found.patient_id) if found.patient_id else None
-        jobs = session.scalars(select(NotificationJob).where(NotificationJob.booking_id == found.id)
-                               .order_by(_planned_time(), NotificationJob.id)).all()
-        attempts = session.scalars(select(DeliveryAttempt).where(DeliveryAttempt.job_id.in_([j.id for j in jobs]))
-                                   .order_by(DeliveryAttempt.id)).all() if jobs else []
-        trail = session.scalars(select(AuditEvent).where(AuditEvent.booking_id == found.id)
-                                .order_by(AuditEvent.at, AuditEvent.id)).all()
-        inbound = session.scalars(
-            select(InboundEvent).where(InboundEvent.booking_id == found.id)
-            .options(defer(InboundEvent.body), defer(InboundEvent.headers))
-            .order_by(InboundEvent.received_at, InboundEvent.id)).all()
 
-    names = _name_parts(patient)
-    by_job: dict[int, list[DeliveryAttempt]] = {}
-    for attempt in attempts:
-        by_job.setdefault(attempt.job_id, []).append(attempt)
-    kinds = {job.id: job.kind for job in jobs}
-    channels = {attempt.id: attempt.channel for attempt in attempts}
+@bp.get("/<tenant_id>/events/<int:event_id>")
+def event(tenant_id: str, event_id: int) -> str:
+    runtime = current_runtime()
+    tenant = runtime.tenants[tenant_id]
+    with runtime.sessions() as session:
+        trail = views.event_trail(session, tenant_id=tenant_id, event_id=event_id)
+    if trail is None:
+        abort(404, f"У клиники {tenant_id} нет входящего события №{event_id}.")
+    names = _patient_names(trail.patient)
+    body, is_json = masked_body(trail.event.body, names)
     return _render(
-        "status/booking.html", tenant, ZoneInfo(tenant.timezone),
+        "status/event.html", tenant, ZoneInfo(tenant.timezone),
+        event=trail.event, body=body, is_json=is_json, error=scrub(trail.event.error, names),
+        headers=[(str(k), scrub(str(v), names)) for k, v in sorted((trail.event.headers or {}).items())],
+        trail=[{"e": e, "detail": scrub(e.detail, names)} for e in trail.audit],
+    )
+
+
+# --- what the pages show: the read models, masked -------------------------------------------------------------
+
+
+def _overview_context(seen: views.Overview, *, now: datetime, query: str, settings: Settings) -> dict[str, Any]:
+    workers = [{"id": beat.worker_id, "beat_at": beat.beat_at, "started_at": beat.started_at,
+                "age": round((now - beat.beat_at).total_seconds()), "sent_total": beat.sent_total,
+                "alive": (now - beat.beat_at).total_seconds() <= settings.stale_after_seconds}
+               for beat in seen.heartbeats]
+    search = seen.search
+    return dict(
+        workers=workers, stale_after=settings.stale_after_seconds, syncs=seen.syncs,
+        today=_ordered_counts(seen.today), today_total=sum(seen.today.values()),
+        overdue=seen.overdue, overdue_count=seen.overdue_count,
+        late_after_minutes=int(settings.late_after.total_seconds() // 60),
+        events=[{"e": e, "error": scrub(e.error)} for e in seen.events],
+        bookings=[_booking_row(row) for row in seen.bookings],
+        search=None if search is None else {"phone": mask_phone(search.phone) if search.phone else None,
+                                            "bookings": [_booking_row(row) for row in search.bookings]},
+        query_shown="" if search is None or search.phone else query,
+    )
+
+
+def _booking_row(row: views.BookingRow) -> dict[str, Any]:
+    return {"b": row.booking, "phone": mask_phone(row.phone), "jobs": _ordered_counts(row.job_counts)}
+
+
+def _booking_context(trail: views.BookingTrail, tenant: Tenant) -> dict[str, Any]:
+    found, patient = trail.booking, trail.patient
+    names = _patient_names(patient)
+    kinds: dict[int | None, str] = {job.id: job.kind for job in trail.jobs}
+    channels: dict[int | None, str] = {a.id: a.channel for attempts in trail.attempts.values() for a in attempts}
+    return dict(
         booking=found,
         local_zone=found.timezone if found.timezone and found.timezone != tenant.timezone else None,
         patient=None if patient is None else {
@@ -186,73 +164,12 @@ def booking(tenant_id: str, booking_id: int):
                "due": job.planned_at or job.due_at,  # as planned (after quiet hours), as the API says it
                # when the worker takes it next: a fallback step, or work held back by a warm-up cap
                "next_try": job.next_try_at,
-               "attempts": [{"a": a, "error": scrub(a.error, names)} for a in by_job.get(job.id, [])]}
-              for job in jobs],
+               "attempts": [{"a": a, "error": scrub(a.error, names)} for a in trail.attempts.get(job.id, [])]}
+              for job in trail.jobs],
         trail=[{"e": e, "detail": scrub(e.detail, names), "kind": kinds.get(e.job_id),
-                "channel": channels.get(e.attempt_id)} for e in trail],
-        inbound=[{"e": e, "error": scrub(e.error, names)} for e in inbound],
+                "channel": channels.get(e.attempt_id)} for e in trail.audit],
+        inbound=[{"e": e, "error": scrub(e.error, names)} for e in trail.inbound],
     )
-
-
-@bp.get("/<tenant_id>/events/<int:event_id>")
-def event(tenant_id: str, event_id: int):
-    from connector.web import runtime
-
-    rt = runtime()
-    tenant = rt.tenants[tenant_id]
-    with rt.sessions() as session:
-        found = session.get(InboundEvent, event_id)
-        if found is None or found.tenant_id != tenant_id:
-            abort(404, f"У клиники {tenant_id} нет входящего события №{event_id}.")
-        patient = session.scalar(select(Patient).join(Booking, Booking.patient_id == Patient.id)
-                                 .where(Booking.id == found.booking_id)) if found.booking_id else None
-        trail = session.scalars(select(AuditEvent).where(AuditEvent.inbound_event_id == found.id)
-                                .order_by(AuditEvent.at, AuditEvent.id)).all()
-    names = _name_parts(patient)
-    body, is_json = masked_body(found.body, names)
-    return _render(
-        "status/event.html", tenant, ZoneInfo(tenant.timezone),
-        event=found, body=body, is_json=is_json, error=scrub(found.error, names),
-        headers=[(str(k), scrub(str(v), names)) for k, v in sorted((found.headers or {}).items())],
-        trail=[{"e": e, "detail": scrub(e.detail, names)} for e in trail],
-    )
-
-
-# --- reading helpers ---------------------------------------------------------------------------------------
-
-
-def _planned_time():
-    """A job's due time as the plan chose it (`due_at` moves on with fallbacks and warm-up waits)."""
-    return func.coalesce(NotificationJob.planned_at, NotificationJob.due_at)
-
-
-def _search(session, tenant_id: str, query: str) -> dict[str, Any]:
-    """Bookings whose external id is `query`, and, when it reads as a phone, the bookings of that patient."""
-    phone = normalise_phone(query)
-    conditions = [Booking.external_id == query]
-    if phone is not None:
-        patient_ids = select(Patient.id).where(Patient.tenant_id == tenant_id, Patient.phone == phone)
-        conditions.append(Booking.patient_id.in_(patient_ids))
-    found = session.scalars(select(Booking).where(Booking.tenant_id == tenant_id, or_(*conditions))
-                            .order_by(Booking.starts_at.desc(), Booking.id.desc()).limit(SEARCH_LIMIT)).all()
-    return {"phone": mask_phone(phone) if phone else None, "bookings": list(found)}
-
-
-def _booking_rows(session, bookings: Iterable[Booking]) -> dict[int, dict[str, Any]]:
-    """Each booking with its patient's masked phone and its jobs counted by status: two IN queries in all."""
-    bookings = {b.id: b for b in bookings}
-    patient_ids = {b.patient_id for b in bookings.values() if b.patient_id}
-    phones = dict(session.execute(select(Patient.id, Patient.phone).where(Patient.id.in_(patient_ids))).all()) \
-        if patient_ids else {}
-    counts: dict[int, dict[str, int]] = {}
-    if bookings:
-        for booking_id, status, count in session.execute(
-                select(NotificationJob.booking_id, NotificationJob.status, func.count())
-                .where(NotificationJob.booking_id.in_(list(bookings)))
-                .group_by(NotificationJob.booking_id, NotificationJob.status)):
-            counts.setdefault(booking_id, {})[status] = count
-    return {b.id: {"b": b, "phone": mask_phone(phones.get(b.patient_id)),
-                   "jobs": _ordered_counts(counts.get(b.id, {}))} for b in bookings.values()}
 
 
 _STATUS_ORDER = [status.value for status in JobStatus]
@@ -263,22 +180,16 @@ def _ordered_counts(counts: dict[str, int]) -> list[tuple[str, int]]:
                                                      if item[0] in _STATUS_ORDER else len(_STATUS_ORDER), item[0]))
 
 
-def _name_parts(patient: Patient | None) -> tuple[str, ...]:
-    """The patient's name as it may appear in a text: the whole name in its usual orders, and the surname or
-    the first name alone (the patronymic alone names nobody, and a doctor may share it)."""
+def _patient_names(patient: Patient | None) -> tuple[str, ...]:
     if patient is None:
         return ()
-    last, first, middle = (part.strip() if part and len(part.strip()) >= 2 else "" for part in
-                           (patient.last_name, patient.first_name, patient.patronymic))
-    orders = [(last, first, middle), (first, middle, last), (first, middle), (last, first), (first, last),
-              (last,), (first,)]
-    return tuple(dict.fromkeys(" ".join(order) for order in orders if all(order)))
+    return name_parts(last_name=patient.last_name, first_name=patient.first_name, patronymic=patient.patronymic)
 
 
 # --- rendering ---------------------------------------------------------------------------------------------
 
 
-def _render(template: str, tenant, zone: ZoneInfo, **context) -> str:
+def _render(template: str, tenant: Tenant, zone: ZoneInfo, **context: Any) -> str:
     def when(value: datetime | None) -> str:
         return "" if value is None else value.astimezone(zone).strftime("%d.%m.%Y %H:%M")
 

@@ -23,6 +23,7 @@ from connector.store.ledger import storable
 from connector.tenants import Tenant
 from connector.usecases.ingest import Receipt, ingest_event
 from connector.usecases.refusals import UNAUTHENTICATED, record_refused
+from connector.web.context import current_runtime
 
 bp = Blueprint("webhooks", __name__)
 log = logging.getLogger("connector.webhooks")
@@ -40,9 +41,7 @@ class _Rejection(Exception):
 
 @bp.post("/webhooks/<source>/<tenant_id>")
 def receive(source: str, tenant_id: str):
-    from connector.web import runtime
-
-    rt = runtime()
+    rt = current_runtime()
     now = rt.clock()
     raw, truncated = _read_capped(rt.settings.max_body_bytes)
     headers = {name: request.headers[name] for name in _KEPT_HEADERS if name in request.headers}

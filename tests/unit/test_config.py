@@ -27,3 +27,16 @@ def test_a_dotenv_file_is_honoured(tmp_path):
 def test_the_environment_wins_over_dotenv(tmp_path):
     (tmp_path / ".env").write_text("CONNECTOR_API_TOKEN=from-dotenv\n")
     assert settings_in(tmp_path, {"CONNECTOR_API_TOKEN": "from-env"})[1] == "from-env"
+
+
+def test_the_support_thresholds_come_from_the_environment_with_their_defaults():
+    from datetime import timedelta
+
+    from connector.config import load_settings
+
+    base = {"DATABASE_URL": "sqlite://", "CONNECTOR_API_TOKEN": "a", "CONNECTOR_DEMO_TOKEN": "d",
+            "CONNECTOR_LINK_SECRET": "l"}
+    default = load_settings(base)
+    assert (default.stale_after_seconds, default.late_after) == (60, timedelta(minutes=5))
+    tuned = load_settings({**base, "CONNECTOR_STALE_AFTER_SECONDS": "90", "CONNECTOR_LATE_AFTER_SECONDS": "600"})
+    assert (tuned.stale_after_seconds, tuned.late_after) == (90, timedelta(minutes=10))

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from connector.core.redaction import mask_path_phones, mask_phones, masked_body, scrub
+from connector.core.redaction import mask_path_phones, mask_phones, masked_body, name_parts, scrub
 
 
 @pytest.mark.parametrize(
@@ -69,3 +69,40 @@ def test_a_body_that_is_not_json_still_loses_its_phones():
 ])
 def test_phone_shaped_path_segments_are_masked(target, masked):
     assert mask_path_phones(target) == masked
+
+
+@pytest.mark.parametrize(("last", "first", "patronymic", "parts"), [
+    ("Смирнов", "Иван", "Петрович", ("Смирнов Иван Петрович", "Иван Петрович Смирнов", "Иван Петрович",
+                                     "Смирнов Иван", "Иван Смирнов", "Смирнов", "Иван")),
+    # the patronymic alone names nobody (a doctor may share it): never a variant of its own
+    ("Смирнов", "Иван", None, ("Смирнов Иван", "Иван Смирнов", "Смирнов", "Иван")),
+    (None, "Иван", "Петрович", ("Иван Петрович", "Иван")),
+    ("Смирнов", None, "Петрович", ("Смирнов",)),
+    (None, None, "Петрович", ()),
+    # padding is no part of a name; an initial is too short to mask (it would hit every word starting with it)
+    ("  Смирнов ", "И", "Петрович", ("Смирнов",)),
+    ("", " ", None, ()),
+    (None, None, None, ()),
+])
+def test_the_name_variants_masked_on_support_pages(last, first, patronymic, parts):
+    assert name_parts(last_name=last, first_name=first, patronymic=patronymic) == parts
+
+
+def test_people_inside_a_list_are_masked_by_key_too():
+    body = json.dumps({"resource": "record", "data": {"clients": [
+        {"name": "Иван", "surname": "Смирнов"}, {"client": {"name": "Мария"}}, "+79161234567", 42]}},
+        ensure_ascii=False)
+    text, was_json = masked_body(body)
+    assert was_json
+    people = json.loads(text)["data"]["clients"]
+    assert people[0]["surname"] != "Смирнов" and people[1]["client"]["name"] != "Мария"
+    assert people[2] == "+7 916 ***-**-67" and people[3] == 42
+    # a list at the top of the body is read the same way
+    top, _ = masked_body(json.dumps([{"patient": {"name": "Иван"}}], ensure_ascii=False))
+    assert "Иван" not in top
+
+
+@pytest.mark.parametrize("empty", ["", None])
+def test_nothing_to_show_is_an_empty_text_not_an_error(empty):
+    assert scrub(empty, ["Иван"]) == ""
+    assert masked_body(empty, ["Иван"]) == ("", False)

@@ -1,0 +1,272 @@
+"""Read models shared by the API and the status page (cosmicpython's `views.py`): what one booking left in the
+ledger, what one inbound event became, and a tenant's overview. Read-only; rows come back as loaded, detached once
+the caller's session closes, so nothing here lazy-loads later. Masking and rendering are the web's job."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy.orm import Session, defer
+
+from connector.core.model import JobStatus
+from connector.core.phones import normalise_phone
+from connector.store.models import (
+    AuditEvent,
+    Booking,
+    DeliveryAttempt,
+    InboundEvent,
+    NotificationJob,
+    Patient,
+    SyncState,
+    WorkerHeartbeat,
+)
+
+LIST_LIMIT = 50
+OVERDUE_LIMIT = 20
+SEARCH_LIMIT = 100
+HEARTBEAT_LIMIT = 20
+
+
+@dataclass(frozen=True)
+class BookingTrail:
+    """One booking and everything the ledger holds about it: the clinic's proof of informing."""
+
+    booking: Booking
+    patient: Patient | None
+    jobs: Sequence[NotificationJob]  # by planned time, then id
+    attempts: dict[int, list[DeliveryAttempt]]  # job id → its attempts, oldest first
+    audit: Sequence[AuditEvent]
+    inbound: Sequence[InboundEvent]  # bodies and headers not loaded
+
+
+@dataclass(frozen=True)
+class EventTrail:
+    """One inbound event, its booking's patient (whose name to mask) and the audit rows it caused."""
+
+    event: InboundEvent
+    patient: Patient | None
+    audit: Sequence[AuditEvent]
+
+
+@dataclass(frozen=True)
+class BookingRow:
+    """A booking in a list: its patient's phone (E.164, unmasked) and its jobs counted by status."""
+
+    booking: Booking
+    phone: str | None
+    job_counts: dict[str, int]
+
+
+@dataclass(frozen=True)
+class Search:
+    phone: str | None  # the query read as a phone (E.164), when it reads as one
+    bookings: list[BookingRow]
+
+
+@dataclass(frozen=True)
+class Overview:
+    heartbeats: Sequence[WorkerHeartbeat]
+    syncs: Sequence[SyncState]
+    today: dict[str, int]  # jobs planned for today (the tenant's day) by status
+    overdue_count: int
+    overdue: Sequence[NotificationJob]  # the oldest OVERDUE_LIMIT of them, texts not loaded
+    events: Sequence[InboundEvent]  # the latest, bodies and headers not loaded
+    bookings: list[BookingRow]  # the latest changed
+    search: Search | None
+
+
+# --- one booking, one event, one patient ----------------------------------------------------------------------
+
+
+def booking_trail(session: Session, *, tenant_id: str, source: str, external_id: str) -> BookingTrail | None:
+    found = session.scalars(select(Booking).where(
+        Booking.tenant_id == tenant_id, Booking.source == source, Booking.external_id == external_id)
+    ).one_or_none()
+    return None if found is None else _trail(session, found)
+
+
+def booking_trail_by_id(session: Session, *, tenant_id: str, booking_id: int) -> BookingTrail | None:
+    found = session.get(Booking, booking_id)
+    return None if found is None or found.tenant_id != tenant_id else _trail(session, found)
+
+
+def _trail(session: Session, booking: Booking) -> BookingTrail:
+    """Five queries however many jobs a booking has."""
+    patient = session.get(Patient, booking.patient_id) if booking.patient_id else None
+    jobs = session.scalars(select(NotificationJob).where(NotificationJob.booking_id == booking.id)
+                           .order_by(planned_time(), NotificationJob.id)).all()
+    attempts: dict[int, list[DeliveryAttempt]] = {}
+    if jobs:
+        for attempt in session.scalars(select(DeliveryAttempt).where(
+                DeliveryAttempt.job_id.in_([job.id for job in jobs])).order_by(DeliveryAttempt.id)):
+            attempts.setdefault(attempt.job_id, []).append(attempt)
+    audit = session.scalars(select(AuditEvent).where(AuditEvent.booking_id == booking.id)
+                            .order_by(AuditEvent.at, AuditEvent.id)).all()
+    inbound = session.scalars(
+        select(InboundEvent).where(InboundEvent.booking_id == booking.id)
+        .options(defer(InboundEvent.body), defer(InboundEvent.headers))
+        .order_by(InboundEvent.received_at, InboundEvent.id)).all()
+    return BookingTrail(booking, patient, jobs, attempts, audit, inbound)
+
+
+def event_trail(session: Session, *, tenant_id: str, event_id: int) -> EventTrail | None:
+    found = session.get(InboundEvent, event_id)
+    if found is None or found.tenant_id != tenant_id:
+        return None
+    patient = session.scalar(select(Patient).join(Booking, Booking.patient_id == Patient.id)
+                             .where(Booking.id == found.booking_id)) if found.booking_id else None
+    audit = session.scalars(select(AuditEvent).where(AuditEvent.inbound_event_id == found.id)
+                            .order_by(AuditEvent.at, AuditEvent.id)).all()
+    return EventTrail(found, patient, audit)
+
+
+def inbound_events(session: Session, *, tenant_id: str, outcome: str | None, limit: int) -> Sequence[InboundEvent]:
+    """The tenant's latest inbound events, newest first, raw bodies included; only one outcome's if given."""
+    query = select(InboundEvent).where(InboundEvent.tenant_id == tenant_id)
+    if outcome:
+        query = query.where(InboundEvent.outcome == outcome)
+    return session.scalars(query.order_by(InboundEvent.id.desc()).limit(limit)).all()
+
+
+def patient_by_phone(session: Session, *, tenant_id: str, phone: str) -> Patient | None:
+    """The tenant's patient with this E.164 phone."""
+    return session.scalars(select(Patient).where(Patient.tenant_id == tenant_id, Patient.phone == phone)
+                           ).one_or_none()
+
+
+def heartbeats(session: Session) -> Sequence[WorkerHeartbeat]:
+    """The workers that beat last, latest first."""
+    return session.scalars(select(WorkerHeartbeat).order_by(WorkerHeartbeat.beat_at.desc())
+                           .limit(HEARTBEAT_LIMIT)).all()
+
+
+def sync_states(session: Session, *, tenant_id: str | None = None) -> Sequence[SyncState]:
+    """How far each safety-net sync has read: one tenant's by source, or everyone's by tenant."""
+    if tenant_id is None:
+        return session.scalars(select(SyncState).order_by(SyncState.tenant_id)).all()
+    return session.scalars(select(SyncState).where(SyncState.tenant_id == tenant_id)
+                           .order_by(SyncState.source)).all()
+
+
+# --- a tenant's overview ----------------------------------------------------------------------------------------
+
+
+def overview(session: Session, *, tenant_id: str, now: datetime, zone: ZoneInfo, late_after: timedelta,
+             query: str = "") -> Overview:
+    """What the status page opens with; `query` (an external booking id or a phone) adds a search. Nine queries."""
+    day_start = datetime.combine(now.astimezone(zone).date(), time(0), tzinfo=zone)
+    today = dict(session.execute(
+        select(NotificationJob.status, func.count())
+        .where(NotificationJob.tenant_id == tenant_id, planned_time() >= day_start,
+               planned_time() < day_start + timedelta(days=1))
+        .group_by(NotificationJob.status)).all())
+    overdue_where = (NotificationJob.tenant_id == tenant_id, NotificationJob.status == JobStatus.SCHEDULED,
+                     NotificationJob.due_at < now - late_after)
+    overdue_count = session.scalar(select(func.count()).select_from(NotificationJob).where(*overdue_where))
+    overdue = session.scalars(select(NotificationJob).where(*overdue_where)
+                              .options(defer(NotificationJob.rendered_text))
+                              .order_by(NotificationJob.due_at).limit(OVERDUE_LIMIT)).all()
+    events = session.scalars(
+        select(InboundEvent).where(InboundEvent.tenant_id == tenant_id)
+        .options(defer(InboundEvent.body), defer(InboundEvent.headers))
+        .order_by(InboundEvent.received_at.desc(), InboundEvent.id.desc()).limit(LIST_LIMIT)).all()
+    phone = normalise_phone(query) if query else None
+    found = _search(session, tenant_id=tenant_id, query=query, phone=phone) if query else []
+    latest = session.scalars(select(Booking).where(Booking.tenant_id == tenant_id)
+                             .order_by(Booking.updated_at.desc(), Booking.id.desc()).limit(LIST_LIMIT)).all()
+    rows = _booking_rows(session, [*latest, *found])
+    return Overview(
+        heartbeats=heartbeats(session), syncs=sync_states(session, tenant_id=tenant_id), today=today,
+        overdue_count=overdue_count or 0, overdue=overdue, events=events,
+        bookings=[rows[b.id] for b in latest],
+        search=Search(phone, [rows[b.id] for b in found]) if query else None)
+
+
+def planned_time() -> ColumnElement[Any]:
+    """A job's due time as the plan chose it (`due_at` moves on with fallbacks and warm-up waits)."""
+    return func.coalesce(NotificationJob.planned_at, NotificationJob.due_at)
+
+
+def _search(session: Session, *, tenant_id: str, query: str, phone: str | None) -> Sequence[Booking]:
+    """Bookings whose external id is `query`, and, when it reads as a phone, the bookings of that patient."""
+    conditions = [Booking.external_id == query]
+    if phone is not None:
+        patient_ids = select(Patient.id).where(Patient.tenant_id == tenant_id, Patient.phone == phone)
+        conditions.append(Booking.patient_id.in_(patient_ids))
+    return session.scalars(select(Booking).where(Booking.tenant_id == tenant_id, or_(*conditions))
+                           .order_by(Booking.starts_at.desc(), Booking.id.desc()).limit(SEARCH_LIMIT)).all()
+
+
+def _booking_rows(session: Session, bookings: Iterable[Booking]) -> dict[int, BookingRow]:
+    """Each booking with its patient's phone and its jobs counted by status: two IN queries in all."""
+    by_id = {b.id: b for b in bookings}
+    patient_ids = {b.patient_id for b in by_id.values() if b.patient_id}
+    phones: dict[int, str] = dict(session.execute(
+        select(Patient.id, Patient.phone).where(Patient.id.in_(patient_ids))).all()) if patient_ids else {}
+    counts: dict[int, dict[str, int]] = {}
+    if by_id:
+        for booking_id, status, count in session.execute(
+                select(NotificationJob.booking_id, NotificationJob.status, func.count())
+                .where(NotificationJob.booking_id.in_(list(by_id)))
+                .group_by(NotificationJob.booking_id, NotificationJob.status)):
+            if booking_id is not None:
+                counts.setdefault(booking_id, {})[status] = count
+    return {b.id: BookingRow(b, phones.get(b.patient_id) if b.patient_id else None, counts.get(b.id, {}))
+            for b in by_id.values()}
+
+
+# --- what /metrics counts: configured ids, kinds, channels and statuses only, never patient data -----------------
+
+
+def job_counts(session: Session) -> list[tuple[str, str, str, int]]:
+    """(tenant, kind, status, jobs) over the whole ledger."""
+    return [(tenant, kind, status, count) for tenant, kind, status, count in session.execute(
+        select(NotificationJob.tenant_id, NotificationJob.kind, NotificationJob.status, func.count())
+        .group_by(NotificationJob.tenant_id, NotificationJob.kind, NotificationJob.status))]
+
+
+def overdue_counts(session: Session, *, now: datetime, late_after: timedelta) -> list[tuple[str, int]]:
+    """(tenant, scheduled jobs more than `late_after` past due)."""
+    return [(tenant, count) for tenant, count in session.execute(
+        select(NotificationJob.tenant_id, func.count())
+        .where(NotificationJob.status == JobStatus.SCHEDULED, NotificationJob.due_at < now - late_after)
+        .group_by(NotificationJob.tenant_id))]
+
+
+def attempt_counts(session: Session, *, since: datetime) -> list[tuple[str, str, str, str, int]]:
+    """(tenant, channel, provider, status, attempts made since `since`)."""
+    return [(tenant, channel, provider, status, count) for tenant, channel, provider, status, count in session.execute(
+        select(NotificationJob.tenant_id, DeliveryAttempt.channel, DeliveryAttempt.provider,
+               DeliveryAttempt.status, func.count())
+        .join(NotificationJob, DeliveryAttempt.job_id == NotificationJob.id)
+        .where(DeliveryAttempt.created_at >= since)
+        .group_by(NotificationJob.tenant_id, DeliveryAttempt.channel, DeliveryAttempt.provider,
+                  DeliveryAttempt.status))]
+
+
+def inbound_counts(session: Session, *, since: datetime, tenants: Collection[str],
+                   unvouched: Collection[str]) -> list[tuple[str, str, str, int]]:
+    """(tenant, source, outcome, events received since `since`) of the given tenants, leaving out the bodies
+    refused for one of the `unvouched` reasons (nobody vouched for them)."""
+    vouched = or_(InboundEvent.reason.is_(None), InboundEvent.reason.not_in(unvouched))
+    return [(tenant, source, outcome, count) for tenant, source, outcome, count in session.execute(
+        select(InboundEvent.tenant_id, InboundEvent.source, InboundEvent.outcome, func.count())
+        .where(InboundEvent.received_at >= since, vouched, InboundEvent.tenant_id.in_(tenants))
+        .group_by(InboundEvent.tenant_id, InboundEvent.source, InboundEvent.outcome))]
+
+
+def refusal_counts(session: Session, *, since: datetime, reasons: Collection[str]) -> dict[str, int]:
+    """Bodies refused since `since` for each of `reasons` (those without any left out)."""
+    return {reason: count for reason, count in session.execute(
+        select(InboundEvent.reason, func.count())
+        .where(InboundEvent.received_at >= since, InboundEvent.reason.in_(reasons)).group_by(InboundEvent.reason))
+        if reason is not None}
+
+
+def heartbeats_since(session: Session, *, since: datetime) -> Sequence[WorkerHeartbeat]:
+    return session.scalars(select(WorkerHeartbeat).where(WorkerHeartbeat.beat_at >= since)).all()
