@@ -30,7 +30,6 @@ from connector.core.cascade import (
     after_send,
     choose_step,
     must_expire,
-    retry_delay,
     withdrawal,
 )
 from connector.core.model import (
@@ -46,6 +45,7 @@ from connector.core.model import (
     Patient as PatientFacts,
 )
 from connector.core.recipients import follow_booking
+from connector.core.retry import retry_delay
 from connector.core.templates import WordingError
 from connector.core.texts import preparation_for, render_message
 from connector.core.warmup import Allowance, Warmup

@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from connector.core.model import JobKind, QuietHours
-from connector.core.quiet_hours import URGENT_KINDS, fit_quiet_hours, quiet_window_around
+from connector.core.model import URGENT_KINDS, JobKind, QuietHours
+from connector.core.quiet_hours import fit_quiet_hours, quiet_window_around
 
 MSK = "Europe/Moscow"  # +03:00, no DST
 EKB = "Asia/Yekaterinburg"  # +05:00, no DST
