@@ -18,9 +18,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates
 
-from connector.channels.settings import PROVIDERS, ProviderBlocks
+from connector.channels.settings import PROVIDERS, AccountLimits, ProviderBlocks, ProviderSettings, provider_settings
 from connector.core.durations import parse_duration
 from connector.core.model import Policy, QuietHours
+from connector.sources.settings import GenericSource, SourceBlocks, YclientsSource, typed_sources
 
 CHANNELS = ("max", "telegram", "whatsapp", "sms")
 NOTICE_KINDS = ("confirmation", "reschedule", "cancellation")
@@ -57,6 +58,38 @@ class Tenant:
     sources: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     remember_not_registered: timedelta = timedelta(days=30)  # how long "not on this messenger" is believed
     preparations: Mapping[str, str] = field(default_factory=dict)  # service title → what to do before the visit
+    # Typed from `sources` and `providers` when the tenant is made (__post_init__), so nothing reads them later.
+    yclients: YclientsSource | None = field(init=False, repr=False, compare=False)
+    generic: GenericSource | None = field(init=False, repr=False, compare=False)
+    provider_settings: Mapping[str, ProviderSettings] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # The tenants file was checked by key path when loaded; a tenant made in code (the demo, a test) is
+        # checked here, so a block that cannot be used fails where the tenant is made, never at a send.
+        try:
+            yclients, generic = typed_sources(self.sources)
+            typed = {name: _provider_settings(name, block) for name, block in self.providers.items()}
+        except ValueError as error:
+            raise TenantConfigError(f"tenant {self.id}: {error}") from error
+        object.__setattr__(self, "yclients", yclients)
+        object.__setattr__(self, "generic", generic)
+        object.__setattr__(self, "provider_settings", typed)
+
+    def provider_block(self, provider: str) -> Mapping[str, Any]:
+        """The adapter's own settings, as written (none for a provider without a block: the sandbox)."""
+        return self.providers.get(provider) or {}
+
+    def limits(self, provider: str) -> AccountLimits:
+        """How hard the worker may drive this tenant's account with `provider`."""
+        settings = self.provider_settings.get(provider)
+        return settings.limits if settings else AccountLimits()
+
+
+def _provider_settings(name: str, block: Mapping[str, Any] | None) -> ProviderSettings:
+    try:
+        return provider_settings(block or {})
+    except ValueError as error:
+        raise ValueError(f"providers.{name}.{error}") from error
 
 
 def demo_cascade(step_seconds: float = 20) -> tuple[CascadeStep, ...]:
@@ -170,7 +203,7 @@ class _TenantSchema(Schema):
     cascade = fields.List(fields.Nested(_StepSchema), load_default=None, validate=validate.Length(min=1))
     providers = ProviderBlocks()  # the settings every provider takes are typed there (warmup, rate, …)
     templates = fields.Dict(keys=fields.Str(validate=validate.OneOf(TEMPLATE_KINDS)), values=fields.Str())
-    sources = fields.Dict(keys=fields.Str(validate=validate.OneOf(("yclients", "generic"))), values=fields.Dict())
+    sources = SourceBlocks()  # checked by key path, kept as written: Tenant types them (yclients, generic)
 
     @validates("timezone")
     def _known_zone(self, value: str, **kwargs) -> None:
