@@ -18,10 +18,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates
 
-from connector.channels.settings import PROVIDERS, AccountLimits, ProviderBlocks, ProviderSettings, provider_settings
-from connector.core.durations import parse_duration
+from connector.channels.settings import PROVIDERS, AccountLimits, ProviderBlocks, ProviderSettings, typed_providers
 from connector.core.model import Policy, QuietHours
-from connector.sources.settings import GenericSource, SourceBlocks, YclientsSource, typed_sources
+from connector.sources.settings import DurationSetting, GenericSource, SourceBlocks, YclientsSource, typed_sources
 
 CHANNELS = ("max", "telegram", "whatsapp", "sms")
 NOTICE_KINDS = ("confirmation", "reschedule", "cancellation")
@@ -68,7 +67,7 @@ class Tenant:
         # checked here, so a block that cannot be used fails where the tenant is made, never at a send.
         try:
             yclients, generic = typed_sources(self.sources)
-            typed = {name: _provider_settings(name, block) for name, block in self.providers.items()}
+            typed = typed_providers(self.providers)
         except ValueError as error:
             raise TenantConfigError(f"tenant {self.id}: {error}") from error
         object.__setattr__(self, "yclients", yclients)
@@ -83,13 +82,6 @@ class Tenant:
         """How hard the worker may drive this tenant's account with `provider`."""
         settings = self.provider_settings.get(provider)
         return settings.limits if settings else AccountLimits()
-
-
-def _provider_settings(name: str, block: Mapping[str, Any] | None) -> ProviderSettings:
-    try:
-        return provider_settings(block or {})
-    except ValueError as error:
-        raise ValueError(f"providers.{name}.{error}") from error
 
 
 def demo_cascade(step_seconds: float = 20) -> tuple[CascadeStep, ...]:
@@ -139,14 +131,6 @@ def parse_quiet_hours(text: str) -> QuietHours | None:
 # --- the schema -------------------------------------------------------------------------------------------
 
 
-class _Duration(fields.Field):
-    def _deserialize(self, value, attr, data, **kwargs):
-        try:
-            return parse_duration(value)
-        except (ValueError, AttributeError) as error:
-            raise ValidationError(str(error)) from error
-
-
 class _ClockTime(fields.Field):
     def _deserialize(self, value, attr, data, **kwargs):
         try:
@@ -178,7 +162,7 @@ class _StepSchema(Schema):
 
     channel = fields.Str(required=True, validate=validate.OneOf(CHANNELS))
     provider = fields.Str(required=True, validate=validate.OneOf(PROVIDERS))
-    timeout = _Duration(load_default=timedelta(minutes=10))
+    timeout = DurationSetting(load_default=timedelta(minutes=10))
     until = fields.Str(load_default="delivered", validate=validate.OneOf(("delivered", "read")))
     sent_is_final = fields.Bool(load_default=None, allow_none=True)
 
@@ -196,8 +180,8 @@ class _TenantSchema(Schema):
     # marshmallow hands load_default values over as they are: they are given already deserialised
     quiet_hours = fields.Nested(_QuietHoursSchema, allow_none=True,
                                 load_default={"start": DEFAULT_QUIET_HOURS.start, "end": DEFAULT_QUIET_HOURS.end})
-    reminders = fields.List(_Duration(), load_default=[timedelta(days=1), timedelta(hours=2)])
-    remember_not_registered = _Duration(load_default=timedelta(days=30))
+    reminders = fields.List(DurationSetting(), load_default=[timedelta(days=1), timedelta(hours=2)])
+    remember_not_registered = DurationSetting(load_default=timedelta(days=30))
     preparations = fields.Dict(keys=fields.Str(), values=fields.Str(), load_default={})
     notices = fields.Nested(_NoticesSchema, load_default={})
     cascade = fields.List(fields.Nested(_StepSchema), load_default=None, validate=validate.Length(min=1))

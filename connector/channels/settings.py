@@ -122,6 +122,17 @@ def warmup_of(settings: Mapping[str, Any]) -> Warmup | None:
 _TYPED = ("rate_per_second", "max_in_flight", "bot_name")
 
 
+def typed_providers(blocks: Mapping[str, Mapping[str, Any] | None]) -> dict[str, ProviderSettings]:
+    """The typed settings of every provider block; ValueError naming the key path of one that cannot be used."""
+    typed = {}
+    for name, block in blocks.items():
+        try:
+            typed[name] = provider_settings(block or {})
+        except ValueError as error:
+            raise ValueError(f"providers.{name}.{error}") from error
+    return typed
+
+
 def provider_settings(block: Mapping[str, Any]) -> ProviderSettings:
     """The typed settings of one provider block (ValueError naming the key when one cannot be used)."""
     try:

@@ -61,11 +61,13 @@ def _company_id(value: Any) -> str:
     return str(int(text))
 
 
-class _Duration(fields.Field):
+class DurationSetting(fields.Field):
+    """An ISO 8601 duration of the tenants file (P1D, PT2H), as a timedelta."""
+
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> timedelta:
         try:
             return parse_duration(value)
-        except ValueError as error:
+        except (ValueError, AttributeError) as error:
             raise ValidationError(str(error)) from error
 
 
@@ -78,7 +80,7 @@ class _YclientsSchema(Schema):
     user_token = fields.Str(allow_none=True)
     base_url = fields.Str(allow_none=True)
     timeout = TimeoutSetting(allow_none=True)
-    backfill = _Duration()
+    backfill = DurationSetting()
 
     @post_load
     def _typed(self, data: dict[str, Any], **kwargs: Any) -> YclientsSource:

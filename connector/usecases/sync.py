@@ -92,12 +92,12 @@ def _ingest_all(runtime: Runtime, tenant: Tenant, records: list[tuple[str, dict[
     for start in range(0, len(records), CHUNK):
         with runtime.sessions.begin() as session:
             for company, record in records[start:start + CHUNK]:
-                outcome = _ingest(session, tenant, company, record, window_start, runtime.clock())
+                outcome = _ingest(session, tenant, company, record, window_start=window_start, now=runtime.clock())
                 outcomes[outcome] = outcomes.get(outcome, 0) + 1
     return outcomes
 
 
-def _ingest(session: Session, tenant: Tenant, company: str, record: dict[str, Any], window_start: datetime,
+def _ingest(session: Session, tenant: Tenant, company: str, record: dict[str, Any], *, window_start: datetime,
             now: datetime) -> str:
     deleted = record.get("deleted") in (True, 1, "1", "true")
     # The company id as YCLIENTS' own webhooks write it: a number.
