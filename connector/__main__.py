@@ -26,8 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     from connector.entrypoints.bootstrap import build_runtime
     from connector.tenants import TenantConfigError
 
-    settings = load_settings()
     try:
+        settings = load_settings()  # a worker setting that cannot be used stops `check` too
         runtime = build_runtime(settings)
     except (TenantConfigError, ValueError) as error:
         print(f"configuration error: {error}", file=sys.stderr)

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import TypeVar
 
 from dotenv import find_dotenv, load_dotenv
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTANCE = ROOT / "instance"
+_N = TypeVar("_N", int, float)
 
 
 @dataclass(frozen=True)
@@ -30,9 +34,16 @@ class Settings:
     stale_after_seconds: int = 60
     # A scheduled job this far past due means the workers are not keeping up (/metrics, the status page).
     late_after: timedelta = timedelta(minutes=5)
+    worker_tick_seconds: float = 1.0  # between worker passes (dispatch, timeouts, polls)
+    worker_concurrency: int = 32  # sends in flight per worker
+    sync_interval_seconds: float = 600.0  # between YCLIENTS read-backs (connector.usecases.sync)
 
 
-def load_settings(environ: dict[str, str] | None = None) -> Settings:
+class SettingsError(ValueError):
+    """An environment variable the process cannot use; the message names it."""
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if environ is None:
         load_dotenv(find_dotenv(usecwd=True), override=False)  # the working directory's .env; the environment wins
         environ = dict(os.environ)
@@ -47,9 +58,27 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         demo_step_seconds=float(environ.get("CONNECTOR_DEMO_STEP_SECONDS", 20)),
         demo_quiet_hours=environ.get("CONNECTOR_DEMO_QUIET_HOURS", "21:00-09:00"),
         link_secret=environ.get("CONNECTOR_LINK_SECRET") or _generated_secret("link_secret", quiet=True),
-        stale_after_seconds=int(environ.get("CONNECTOR_STALE_AFTER_SECONDS", 60)),
-        late_after=timedelta(seconds=int(environ.get("CONNECTOR_LATE_AFTER_SECONDS", 300))),
+        stale_after_seconds=_positive(environ, "CONNECTOR_STALE_AFTER_SECONDS", 60, int),
+        late_after=timedelta(seconds=_positive(environ, "CONNECTOR_LATE_AFTER_SECONDS", 300, int)),
+        worker_tick_seconds=_positive(environ, "WORKER_TICK_SECONDS", 1.0, float),
+        worker_concurrency=_positive(environ, "WORKER_CONCURRENCY", 32, int),
+        sync_interval_seconds=_positive(environ, "SYNC_INTERVAL_SECONDS", 600.0, float),
     )
+
+
+def _positive(environ: Mapping[str, str], name: str, default: _N, kind: Callable[[str], _N]) -> _N:
+    """A positive number from the environment: a typo must stop `check` and `release`, not the worker later."""
+    text = environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value: _N | None = kind(text)
+    except ValueError:
+        value = None
+    if value is None or not math.isfinite(value) or value <= 0:
+        what = "whole number" if kind is int else "number"
+        raise SettingsError(f"{name}: not a positive {what}: {text!r}")
+    return value
 
 
 def _generated_secret(name: str, quiet: bool = False) -> str:

@@ -18,9 +18,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates
 
-from connector.channels.settings import PROVIDERS, ProviderBlocks
-from connector.core.durations import parse_duration
+from connector.channels.settings import PROVIDERS, AccountLimits, ProviderBlocks, ProviderSettings, typed_providers
 from connector.core.model import Policy, QuietHours
+from connector.sources.settings import DurationSetting, GenericSource, SourceBlocks, YclientsSource, typed_sources
 
 CHANNELS = ("max", "telegram", "whatsapp", "sms")
 NOTICE_KINDS = ("confirmation", "reschedule", "cancellation")
@@ -57,6 +57,31 @@ class Tenant:
     sources: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     remember_not_registered: timedelta = timedelta(days=30)  # how long "not on this messenger" is believed
     preparations: Mapping[str, str] = field(default_factory=dict)  # service title → what to do before the visit
+    # Typed from `sources` and `providers` when the tenant is made (__post_init__), so nothing reads them later.
+    yclients: YclientsSource | None = field(init=False, repr=False, compare=False)
+    generic: GenericSource | None = field(init=False, repr=False, compare=False)
+    provider_settings: Mapping[str, ProviderSettings] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # The tenants file was checked by key path when loaded; a tenant made in code (the demo, a test) is
+        # checked here, so a block that cannot be used fails where the tenant is made, never at a send.
+        try:
+            yclients, generic = typed_sources(self.sources)
+            typed = typed_providers(self.providers)
+        except ValueError as error:
+            raise TenantConfigError(f"tenant {self.id}: {error}") from error
+        object.__setattr__(self, "yclients", yclients)
+        object.__setattr__(self, "generic", generic)
+        object.__setattr__(self, "provider_settings", typed)
+
+    def provider_block(self, provider: str) -> Mapping[str, Any]:
+        """The adapter's own settings, as written (none for a provider without a block: the sandbox)."""
+        return self.providers.get(provider) or {}
+
+    def limits(self, provider: str) -> AccountLimits:
+        """How hard the worker may drive this tenant's account with `provider`."""
+        settings = self.provider_settings.get(provider)
+        return settings.limits if settings else AccountLimits()
 
 
 def demo_cascade(step_seconds: float = 20) -> tuple[CascadeStep, ...]:
@@ -106,14 +131,6 @@ def parse_quiet_hours(text: str) -> QuietHours | None:
 # --- the schema -------------------------------------------------------------------------------------------
 
 
-class _Duration(fields.Field):
-    def _deserialize(self, value, attr, data, **kwargs):
-        try:
-            return parse_duration(value)
-        except (ValueError, AttributeError) as error:
-            raise ValidationError(str(error)) from error
-
-
 class _ClockTime(fields.Field):
     def _deserialize(self, value, attr, data, **kwargs):
         try:
@@ -145,7 +162,7 @@ class _StepSchema(Schema):
 
     channel = fields.Str(required=True, validate=validate.OneOf(CHANNELS))
     provider = fields.Str(required=True, validate=validate.OneOf(PROVIDERS))
-    timeout = _Duration(load_default=timedelta(minutes=10))
+    timeout = DurationSetting(load_default=timedelta(minutes=10))
     until = fields.Str(load_default="delivered", validate=validate.OneOf(("delivered", "read")))
     sent_is_final = fields.Bool(load_default=None, allow_none=True)
 
@@ -163,14 +180,14 @@ class _TenantSchema(Schema):
     # marshmallow hands load_default values over as they are: they are given already deserialised
     quiet_hours = fields.Nested(_QuietHoursSchema, allow_none=True,
                                 load_default={"start": DEFAULT_QUIET_HOURS.start, "end": DEFAULT_QUIET_HOURS.end})
-    reminders = fields.List(_Duration(), load_default=[timedelta(days=1), timedelta(hours=2)])
-    remember_not_registered = _Duration(load_default=timedelta(days=30))
+    reminders = fields.List(DurationSetting(), load_default=[timedelta(days=1), timedelta(hours=2)])
+    remember_not_registered = DurationSetting(load_default=timedelta(days=30))
     preparations = fields.Dict(keys=fields.Str(), values=fields.Str(), load_default={})
     notices = fields.Nested(_NoticesSchema, load_default={})
     cascade = fields.List(fields.Nested(_StepSchema), load_default=None, validate=validate.Length(min=1))
     providers = ProviderBlocks()  # the settings every provider takes are typed there (warmup, rate, …)
     templates = fields.Dict(keys=fields.Str(validate=validate.OneOf(TEMPLATE_KINDS)), values=fields.Str())
-    sources = fields.Dict(keys=fields.Str(validate=validate.OneOf(("yclients", "generic"))), values=fields.Dict())
+    sources = SourceBlocks()  # checked by key path, kept as written: Tenant types them (yclients, generic)
 
     @validates("timezone")
     def _known_zone(self, value: str, **kwargs) -> None:

@@ -9,7 +9,7 @@ Errors an adapter may raise (everything else from a library is caught at the bou
     ├── HttpRefused         a non-2xx answer, neither 429 nor 5xx, to a call that expects JSON (smsc, smsru)
     └── CallbackAuthError   a status callback that does not prove it comes from the provider (answer 401)
 
-Transport errors (requests' exceptions, 429, 5xx) are translated once, in connector.wire.request.
+Transport errors (requests' exceptions, 429, 5xx) are translated once, in connector.transport.wire.request.
 
 A permanent refusal is not an exception: `send` returns a SendResult with status REJECTED, FAILED or
 NOT_REGISTERED, and the cascade moves on.

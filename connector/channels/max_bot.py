@@ -43,7 +43,6 @@ from typing import Any
 
 import requests
 
-from connector import wire
 from connector.channels.base import (
     CallbackRequest,
     CallbackResult,
@@ -55,7 +54,8 @@ from connector.channels.base import (
     StatusReport,
 )
 from connector.core.model import AttemptStatus
-from connector.wire import (
+from connector.transport import wire
+from connector.transport.wire import (
     dig,
     header,
     json_or_none,
@@ -224,7 +224,7 @@ class MaxBotChannel(Channel):
         links.append(Link(self.name, str(user_id), phone=_own_contact_phone(message, user_id)))
 
 
-# --- helpers (max_bot's own; the shared ones are in connector.wire) -------------------------------------
+# --- helpers (max_bot's own; the shared ones are in connector.transport.wire) -------------------------------------
 
 def _error(response: requests.Response) -> tuple[str | None, str | None]:
     body = json_or_none(response)

@@ -62,7 +62,7 @@ from connector.channels.base import (
     TransientError,
 )
 from connector.core.model import AttemptStatus as S
-from connector.wire import (
+from connector.transport.wire import (
     int_or_none,
     phone_digits,
     post_form_for_json,

@@ -39,7 +39,6 @@ from typing import Any
 
 import requests
 
-from connector import wire
 from connector.channels.base import (
     CallbackRequest,
     CallbackResult,
@@ -52,7 +51,8 @@ from connector.channels.base import (
     TransientError,
 )
 from connector.core.model import AttemptStatus
-from connector.wire import (
+from connector.transport import wire
+from connector.transport.wire import (
     dig,
     header,
     json_or_none,
@@ -96,7 +96,7 @@ class TelegramBotChannel(Channel):
             return SendResult(AttemptStatus.NOT_REGISTERED, error="telegram_bot: no linked Telegram chat")
         if not self.token:
             return SendResult(AttemptStatus.REJECTED, error="telegram_bot: no token configured")
-        # The token is in the path: connector.wire.request keeps the URL out of every error and chain.
+        # The token is in the path: connector.transport.wire.request keeps the URL out of every error and chain.
         response = wire.request(self.http, "POST", f"{self.base_url}/bot{self.token}/sendMessage", provider=self.name,
                                 what="sendMessage", timeout=self.timeout, retry_after=_retry_after,
                                 json={"chat_id": _chat_id(chat_id), "text": truncate(message.text, TEXT_LIMIT)})
@@ -200,7 +200,7 @@ class TelegramBotChannel(Channel):
         return CallbackResult()
 
 
-# --- helpers (telegram_bot's own; the shared ones are in connector.wire) --------------------------------
+# --- helpers (telegram_bot's own; the shared ones are in connector.transport.wire) --------------------------------
 
 def _chat_id(value: str) -> int | str:
     return int(value) if re.fullmatch(r"-?\d+", str(value)) else str(value)

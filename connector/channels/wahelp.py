@@ -38,7 +38,6 @@ from typing import Any
 
 import requests
 
-from connector import wire
 from connector.channels.base import (
     CallbackRequest,
     CallbackResult,
@@ -50,7 +49,8 @@ from connector.channels.base import (
     TransientError,
 )
 from connector.core.model import AttemptStatus
-from connector.wire import json_or_none, request_timeout, require_secret, retry_after_seconds
+from connector.transport import wire
+from connector.transport.wire import json_or_none, request_timeout, require_secret, retry_after_seconds
 
 log = logging.getLogger(__name__)
 

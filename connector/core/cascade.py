@@ -15,21 +15,20 @@ What it promises (docs/architecture.md, "Delivery semantics"; providers.md §6):
 - sent but never confirmed is not failed: when the last step times out still pending, the job waits on while the
   provider may still report (the step's status window), then ends `unconfirmed`; a receipt upgrades it at any time.
 
-Plus the small arithmetic the worker needs: whether a visit job is too late to send, the retry backoff, and the
-daily cap of a warming-up number.
+And what the state machine checks before it sends at all: whether a due job must be withdrawn (`withdrawal`),
+and whether a visit job is too late to send (`must_expire`). The retry backoff lives in `core.retry`, the daily
+cap of a warming-up number in `core.warmup`.
 
 Pure: stdlib only, no I/O, no clock reads (`now` is a parameter).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
-from decimal import Context, Decimal
+from datetime import datetime, timedelta
 
-from connector.core.model import AttemptStatus, BookingState, JobKind, JobStatus
+from connector.core.model import VISIT_KINDS, AttemptStatus, BookingState, JobKind, JobStatus
 
 __all__ = [
     "Decision",
@@ -37,11 +36,9 @@ __all__ = [
     "after_report",
     "after_send",
     "choose_step",
-    "daily_cap",
     "merge_status",
     "must_expire",
     "on_timeout",
-    "retry_delay",
     "withdrawal",
 ]
 
@@ -63,16 +60,6 @@ _RECEIPTS = frozenset({AttemptStatus.DELIVERED, AttemptStatus.READ})
 # Jobs a report can no longer change: read is the best there is; the others were never (or no longer) sent.
 # (FAILED and UNCONFIRMED are not here: a receipt tells the truth about them.)
 _SETTLED_JOBS = frozenset({JobStatus.READ, JobStatus.CANCELLED, JobStatus.EXPIRED, JobStatus.SKIPPED})
-
-# Kinds about one visit: once the visit has started, telling the patient about it is useless or misleading.
-_VISIT_KINDS = frozenset({JobKind.CONFIRMATION, JobKind.REMINDER, JobKind.RESCHEDULE, JobKind.CANCELLATION})
-
-# 2**64 seconds is far beyond any cap: past it the exponent is not worth computing (and would overflow a float).
-_MAX_DOUBLINGS = 64
-# A server's Retry-After is honoured over our backoff, but not beyond this many caps: a misconfigured server
-# asking for a day must not park a reminder past its visit.
-_RETRY_AFTER_CAPS = 5
-
 
 @dataclass(frozen=True)
 class Step:
@@ -263,12 +250,12 @@ def on_timeout(steps: Sequence[Step], index: int, attempt_status: AttemptStatus,
     return _fall_back(steps, index, f"{_label(step)}: {attempt_status} at the deadline")
 
 
-# --- arithmetic --------------------------------------------------------------------------------------------
+# --- before a send -----------------------------------------------------------------------------------------
 
 
 def must_expire(kind: JobKind, visit_start: datetime | None, now: datetime) -> bool:
     """True when a job about a visit would go out after the visit has started: it must not be sent."""
-    return kind in _VISIT_KINDS and visit_start is not None and visit_start <= now
+    return kind in VISIT_KINDS and visit_start is not None and visit_start <= now
 
 
 def withdrawal(kind: JobKind, booking_state: BookingState | None, visit_start: datetime | None,
@@ -283,47 +270,6 @@ def withdrawal(kind: JobKind, booking_state: BookingState | None, visit_start: d
     if must_expire(kind, visit_start, now):
         return JobStatus.EXPIRED, "the visit has started; not sent late"
     return None
-
-
-def retry_delay(tries: int, retry_after: float | None, *, base: float = 1.0, cap: float = 60.0) -> float:
-    """Seconds to wait before try `tries + 1` of the same step after a transient error (tries counts from 1).
-
-    Exponential: base, 2*base, 4*base…, at most `cap`. A server's Retry-After wins, within `cap` * 5.
-    """
-    if retry_after is not None and not math.isnan(retry_after):
-        return min(max(retry_after, 0.0), cap * _RETRY_AFTER_CAPS)
-    # tries below 1 would mean "no try yet"; the first retry is the gentlest one.
-    doublings = min(max(tries, 1) - 1, _MAX_DOUBLINGS)
-    return min(base * 2.0**doublings, cap)
-
-
-def daily_cap(*, start: int, growth: float, since: date, today: date, ceiling: int | None = None) -> int:
-    """How many messages a warming-up sender number may send today.
-
-    `start` on day `since` (and before it), times `growth` for each day after, rounded down, at most `ceiling`.
-    """
-    if start < 0:
-        raise ValueError(f"start must not be negative: {start}")
-    if not growth > 0 or math.isinf(growth):
-        raise ValueError(f"growth must be a positive number: {growth}")
-    days = max((today - since).days, 0)
-    if ceiling is not None and start >= ceiling and growth >= 1:
-        return ceiling
-    try:
-        # Decimal of the written value: growth 1.1 over 3 days is 1.331 exactly, so the cap is the number a
-        # person would compute, not one less because of binary floating point.
-        # A fresh context: the thread's current one may have been changed by someone else.
-        context = Context()
-        value = context.multiply(Decimal(start), context.power(Decimal(str(growth)), days))
-    except ArithmeticError:
-        # Beyond what a Decimal holds (millennia of doubling): only a ceiling gives a meaningful answer.
-        if ceiling is None:
-            raise
-        return ceiling
-    # Compared as a Decimal first: turning a number of a million digits into an int takes seconds.
-    if ceiling is not None and value >= ceiling:
-        return ceiling
-    return int(value)
 
 
 # --- helpers -----------------------------------------------------------------------------------------------

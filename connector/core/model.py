@@ -19,6 +19,15 @@ class JobKind(StrEnum):
     RECALL = "recall"
 
 
+# Kinds about one visit: planning plans them and may withdraw them (results and recall notices are planned
+# elsewhere, and left alone even on the same booking), and once the visit has started none is sent.
+VISIT_KINDS = frozenset({JobKind.CONFIRMATION, JobKind.REMINDER, JobKind.RESCHEDULE, JobKind.CANCELLATION})
+
+# A patient who just booked, or whose visit moved or was cancelled, must hear of it before the visit even
+# at night: silence costs a wasted trip, a text at 23:00 only costs a frown.
+URGENT_KINDS = frozenset({JobKind.CONFIRMATION, JobKind.RESCHEDULE, JobKind.CANCELLATION})
+
+
 class JobStatus(StrEnum):
     SCHEDULED = "scheduled"
     SENDING = "sending"

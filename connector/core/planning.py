@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from connector.core.model import (
     PENDING_STATUSES,
+    VISIT_KINDS,
     BookingState,
     Cancellation,
     ExistingJob,
@@ -24,10 +25,6 @@ from connector.core.model import (
     Visit,
 )
 from connector.core.quiet_hours import fit_quiet_hours
-
-# The kinds this module plans and therefore may withdraw. Results and recall notices are planned elsewhere
-# and are left alone even when they hang off the same booking.
-VISIT_KINDS = frozenset({JobKind.CONFIRMATION, JobKind.REMINDER, JobKind.RESCHEDULE, JobKind.CANCELLATION})
 
 _ENDED_REASONS = {
     BookingState.CANCELLED: "booking cancelled",

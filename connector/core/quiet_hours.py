@@ -18,11 +18,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from connector.core.cascade import Decision
-from connector.core.model import JobKind, JobStatus, QuietHours
-
-# A patient who just booked, or whose visit moved or was cancelled, must hear of it before the visit even
-# at night: silence costs a wasted trip, a text at 23:00 only costs a frown.
-URGENT_KINDS = frozenset({JobKind.CONFIRMATION, JobKind.RESCHEDULE, JobKind.CANCELLATION})
+from connector.core.model import URGENT_KINDS, JobKind, JobStatus, QuietHours
 
 # How far before the window a job that cannot wait until morning is sent.
 _BEFORE_WINDOW = timedelta(minutes=1)

@@ -1,18 +1,19 @@
 """A warming-up sender number's allowance: today's cap, and where the work over it waits (pure).
 
 A new number used for mass sending gets blocked, so its daily cap starts low and rises day by day
-(`cascade.daily_cap`). Work over today's cap is never dropped: it waits for the next day's sending hours
+(`daily_cap`). Work over today's cap is never dropped: it waits for the next day's sending hours
 (the end of quiet hours to their start), spaced evenly across them rather than sent in one burst; what does
 not fit tomorrow's cap goes on to the day after.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from decimal import Context, Decimal
 from zoneinfo import ZoneInfo
 
-from connector.core.cascade import daily_cap
 from connector.core.model import QuietHours
 
 _DEFAULT_WINDOW = QuietHours(time(21, 0), time(9, 0))  # sending hours 09:00-21:00 when quiet hours are off
@@ -26,6 +27,35 @@ class Warmup:
     growth: float = 1.5
     since: date | None = None  # the warm-up's first day; none: every day is the first (the cap stays `start`)
     ceiling: int | None = None
+
+
+def daily_cap(*, start: int, growth: float, since: date, today: date, ceiling: int | None = None) -> int:
+    """How many messages a warming-up sender number may send today.
+
+    `start` on day `since` (and before it), times `growth` for each day after, rounded down, at most `ceiling`.
+    """
+    if start < 0:
+        raise ValueError(f"start must not be negative: {start}")
+    if not growth > 0 or math.isinf(growth):
+        raise ValueError(f"growth must be a positive number: {growth}")
+    days = max((today - since).days, 0)
+    if ceiling is not None and start >= ceiling and growth >= 1:
+        return ceiling
+    try:
+        # Decimal of the written value: growth 1.1 over 3 days is 1.331 exactly, so the cap is the number a
+        # person would compute, not one less because of binary floating point.
+        # A fresh context: the thread's current one may have been changed by someone else.
+        context = Context()
+        value = context.multiply(Decimal(start), context.power(Decimal(str(growth)), days))
+    except ArithmeticError:
+        # Beyond what a Decimal holds (millennia of doubling): only a ceiling gives a meaningful answer.
+        if ceiling is None:
+            raise
+        return ceiling
+    # Compared as a Decimal first: turning a number of a million digits into an int takes seconds.
+    if ceiling is not None and value >= ceiling:
+        return ceiling
+    return int(value)
 
 
 @dataclass

@@ -51,10 +51,9 @@ def build_runtime(settings: Settings | None = None) -> Runtime:
                                        quiet_hours=parse_quiet_hours(settings.demo_quiet_hours))}
     mappings = load_mappings(MAPPINGS_DIR)
     for tenant in tenants.values():
-        name = (tenant.sources.get("generic") or {}).get("mapping", "generic")
-        if "generic" in tenant.sources and name not in mappings:
+        if tenant.generic is not None and tenant.generic.mapping not in mappings:
             raise TenantConfigError(
-                f"tenant {tenant.id}: sources.generic.mapping names {name!r}, but mappings/ has "
+                f"tenant {tenant.id}: sources.generic.mapping names {tenant.generic.mapping!r}, but mappings/ has "
                 f"only {sorted(mappings)}"
             )
     for tenant in tenants.values():
@@ -124,14 +123,16 @@ class Accounts:
         key = (tenant_id, provider)
         with self._lock:
             if key not in self._accounts:
-                config = self.tenants[tenant_id].providers.get(provider, {})
+                tenant = self.tenants[tenant_id]
+                limits = tenant.limits(provider)
                 session = requests.Session()
                 adapter = HTTPAdapter(pool_connections=4, pool_maxsize=self.pool_size)
                 session.mount("http://", adapter)
                 session.mount("https://", adapter)
                 self._accounts[key] = Account(
-                    build_channel(provider, config, session), RateLimiter(config.get("rate_per_second")),
-                    threading.BoundedSemaphore(int(config.get("max_in_flight", self.pool_size))))
+                    build_channel(provider, tenant.provider_block(provider), session),
+                    RateLimiter(limits.rate_per_second),
+                    threading.BoundedSemaphore(limits.max_in_flight or self.pool_size))
             return self._accounts[key]
 
     def steps(self, tenant: Tenant) -> list[Step]:

@@ -131,12 +131,12 @@ def hold_sqlite_lock(runtime: Runtime):
 def run_worker(runtime: Runtime) -> None:
     configure_logging(runtime.settings)
     lock = hold_sqlite_lock(runtime)  # noqa: F841 - released when the process ends
-    tick = float(os.environ.get("WORKER_TICK_SECONDS", "1"))
-    worker = Worker(runtime, concurrency=int(os.environ.get("WORKER_CONCURRENCY", "32")))
+    tick = runtime.settings.worker_tick_seconds
+    worker = Worker(runtime, concurrency=runtime.settings.worker_concurrency)
     scheduler = BlockingScheduler(timezone=UTC, job_defaults={"max_instances": 1, "coalesce": True,
                                                               "misfire_grace_time": 30})
     now = datetime.now(UTC)
-    sync_every = float(os.environ.get("SYNC_INTERVAL_SECONDS", "600"))
+    sync_every = runtime.settings.sync_interval_seconds
     for job, seconds in ((worker.dispatch, tick), (worker.advance, tick), (worker.deliver_sandbox_reports, tick),
                          (worker.poll, tick), (worker.heartbeat, 10 * tick), (worker.sync, sync_every),
                          (worker.purge, 3600 * tick)):

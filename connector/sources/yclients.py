@@ -17,7 +17,7 @@ from connector.core.phones import normalise_phone
 from connector.sources.errors import PayloadError
 from connector.sources.limits import BRANCH_LENGTH, check_duration, check_id, check_moment, fit_facts
 
-__all__ = ["parse_record_webhook"]
+__all__ = ["check_company", "parse_record_webhook"]
 
 _STATUSES = frozenset({"create", "update", "delete"})
 
@@ -106,6 +106,18 @@ def parse_record_webhook(body: Mapping[str, Any], default_tz: str | None = None)
         # Nothing but the id of a delete is relied upon, so a thin or odd `data` is not an error.
         deleted_facts = None
     return SourceEvent(EventAction.DELETE, external_id, version, deleted_facts)
+
+
+def check_company(body: Any, company_ids: frozenset[str]) -> None:
+    """A clinic network may route several YCLIENTS branches to one tenant; a body from any other is misrouted.
+
+    Nothing to check when the tenant names no branch, or the body names none (the parser judges the body).
+    """
+    if not company_ids or not isinstance(body, Mapping) or "company_id" not in body:
+        return
+    if str(body["company_id"]) not in company_ids:
+        raise PayloadError(f"company_id {str(body['company_id'])[:80]} is not one of this tenant's branches",
+                           field="company_id")
 
 
 def _facts(

@@ -27,9 +27,9 @@ from typing import Any, Literal, overload
 
 import requests
 
-from connector import wire
 from connector.channels.base import TransientError
-from connector.wire import int_or_none, json_or_none, request_timeout, retry_after_seconds
+from connector.transport import wire
+from connector.transport.wire import int_or_none, json_or_none, request_timeout, retry_after_seconds
 
 __all__ = ["DEFAULT_BASE_URL", "YclientsApi", "YclientsApiError"]
 
@@ -214,7 +214,8 @@ class YclientsApi:
     def _send(self, path: str, params: Mapping[str, Any] | None, *, what: str) -> requests.Response:
         headers = {"Authorization": self._authorization, "Accept": ACCEPT, "Content-Type": "application/json"}
         self._throttle.wait()
-        # Transport failures are translated once, in connector.wire (no URL, no chain); 429 and 5xx are read here.
+        # Transport failures are translated once, in connector.transport.wire (no URL, no chain);
+        # 429 and 5xx are read here.
         try:
             return wire.request(self.http, "GET", self.base_url + path, provider="yclients", what=what,
                                 timeout=self.timeout, transient_statuses=False, params=params, headers=headers)

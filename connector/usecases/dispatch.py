@@ -23,9 +23,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connector.channels.base import OutboundMessage, Recipient, SendResult, TransientError
-from connector.core.cascade import Step, after_send, retry_delay
+from connector.core.cascade import Step, after_send
 from connector.core.model import AttemptStatus, AuditWhat, JobKind, JobStatus
 from connector.core.preparation import Broken, Defer, Finish, Reach, SendOn, Unusable, prepare
+from connector.core.retry import retry_delay
 from connector.core.templates import WordingError
 from connector.core.texts import preparation_for, render_message
 from connector.core.warmup import Allowance

@@ -21,10 +21,10 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
-from connector.core.durations import parse_duration
 from connector.core.model import InboundOutcome
 from connector.entrypoints.bootstrap import Runtime
 from connector.sources.errors import PayloadError
+from connector.sources.settings import YclientsSource
 from connector.sources.yclients import parse_record_webhook
 from connector.sources.yclients_api import YclientsApi, YclientsApiError
 from connector.store.ledger import record_inbound
@@ -51,30 +51,26 @@ class SyncResult:
 
 def sync_due(tenant: Tenant) -> bool:
     """A tenant syncs when its YCLIENTS source has API credentials."""
-    return bool((tenant.sources.get(SOURCE) or {}).get("partner_token"))
+    return tenant.yclients is not None and bool(tenant.yclients.partner_token)
 
 
 def sync_tenant(runtime: Runtime, tenant: Tenant, worker_id: str,
                 api_factory: Callable[[dict[str, Any]], YclientsApi] = YclientsApi) -> SyncResult | None:
     """One pass for one tenant; None when another worker holds the pass."""
-    config = dict(tenant.sources.get(SOURCE) or {})
+    source = tenant.yclients or YclientsSource()
     now = runtime.clock()
     with runtime.sessions.begin() as session:
-        cursor = _claim(session, tenant, worker_id, now, config)
+        cursor = _claim(session, tenant, worker_id, now, source.backfill)
     if cursor is None:
         return None
     # In the clinic's own zone: right whether or not YCLIENTS honours the offset we send.
     zone = ZoneInfo(tenant.timezone)
     window = ((cursor - OVERLAP).astimezone(zone), now.astimezone(zone))
-    companies = config.get("company_id")
-    companies = companies if isinstance(companies, list) else [companies]
-    records: list[tuple[Any, dict[str, Any]]] = []
+    records: list[tuple[str, dict[str, Any]]] = []
     failure: YclientsApiError | None = None
     try:
-        api = api_factory(config)
-        for company in companies:
-            if company is None:
-                continue
+        api = api_factory(source.client_settings())
+        for company in sorted(source.company_ids):  # one order every pass, for the log and the ledger
             records.extend((company, record) for record in
                            api.changed_records(company, changed_after=window[0], changed_before=window[1]))
     except YclientsApiError as error:
@@ -90,21 +86,22 @@ def sync_tenant(runtime: Runtime, tenant: Tenant, worker_id: str,
     return SyncResult(tenant.id, len(records), outcomes)
 
 
-def _ingest_all(runtime: Runtime, tenant: Tenant, records: list[tuple[Any, dict[str, Any]]],
+def _ingest_all(runtime: Runtime, tenant: Tenant, records: list[tuple[str, dict[str, Any]]],
                 window_start: datetime) -> dict[str, int]:
     outcomes: dict[str, int] = {}
     for start in range(0, len(records), CHUNK):
         with runtime.sessions.begin() as session:
             for company, record in records[start:start + CHUNK]:
-                outcome = _ingest(session, tenant, company, record, window_start, runtime.clock())
+                outcome = _ingest(session, tenant, company, record, window_start=window_start, now=runtime.clock())
                 outcomes[outcome] = outcomes.get(outcome, 0) + 1
     return outcomes
 
 
-def _ingest(session: Session, tenant: Tenant, company: Any, record: dict[str, Any], window_start: datetime,
+def _ingest(session: Session, tenant: Tenant, company: str, record: dict[str, Any], *, window_start: datetime,
             now: datetime) -> str:
     deleted = record.get("deleted") in (True, 1, "1", "true")
-    body = {"company_id": company, "resource": "record", "resource_id": record.get("id"),
+    # The company id as YCLIENTS' own webhooks write it: a number.
+    body = {"company_id": int(company), "resource": "record", "resource_id": record.get("id"),
             "status": "delete" if deleted else "update", "data": record}
     text = json.dumps(body, ensure_ascii=False)
     try:
@@ -128,10 +125,9 @@ def _created_within(record: dict[str, Any], window_start: datetime) -> bool:
     return created.tzinfo is not None and created >= window_start
 
 
-def _claim(session: Session, tenant: Tenant, worker_id: str, now: datetime, config: dict) -> datetime | None:
+def _claim(session: Session, tenant: Tenant, worker_id: str, now: datetime, backfill: timedelta) -> datetime | None:
     # The first pass reads back `backfill` (default one day): bookings made just before the connector was
     # switched on still get their reminders.
-    backfill = parse_duration(str(config.get("backfill", "P1D")))
     return claim_sync(session, tenant_id=tenant.id, source=SOURCE, worker_id=worker_id, now=now,
                       first_cursor=now - backfill + OVERLAP)
 

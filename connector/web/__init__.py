@@ -12,7 +12,7 @@ from werkzeug.exceptions import HTTPException
 from connector.entrypoints.bootstrap import Runtime, build_runtime
 from connector.logs import configure_logging
 from connector.web import api, callbacks, health, metrics, status, webhooks
-from connector.web.context import RUNTIME_KEY, current_runtime
+from connector.web.context import RUNTIME_KEY
 
 
 def create_app(runtime: Runtime | None = None) -> Flask:
@@ -39,8 +39,3 @@ def create_app(runtime: Runtime | None = None) -> Flask:
         return jsonify(error="internal_error", message="unexpected error; see the service log"), 500
 
     return app
-
-
-# The accessor lives in connector.web.context (imported at the top of every blueprint); this name stays for code
-# written against it before.
-runtime = current_runtime

@@ -100,8 +100,8 @@ def invitations(tenant_id: str, phone: str) -> Response:
     if patient is None:
         abort(404, "no patient with this phone number")
     tenant = runtime.tenants[tenant_id]
-    links = {provider: invite_link(provider, str(config["bot_name"]), patient.id, runtime.settings.link_secret)
-             for provider, config in tenant.providers.items() if provider in BOT_LINKS and config.get("bot_name")}
+    links = {provider: invite_link(provider, settings.bot_name, patient.id, runtime.settings.link_secret)
+             for provider, settings in tenant.provider_settings.items() if provider in BOT_LINKS and settings.bot_name}
     return jsonify(patient={"phone": mask_phone(patient.phone)}, links=links)
 
 

@@ -14,10 +14,9 @@ from datetime import datetime
 from flask import Blueprint, jsonify, request
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from connector.sources import SOURCES
 from connector.sources.errors import PayloadError
-from connector.sources.generic import parse_generic
 from connector.sources.signatures import AuthError, check_standard_signature, check_token
-from connector.sources.yclients import parse_record_webhook
 from connector.store.db import unreachable
 from connector.store.ledger import storable
 from connector.tenants import Tenant
@@ -28,7 +27,6 @@ from connector.web.context import current_runtime
 bp = Blueprint("webhooks", __name__)
 log = logging.getLogger("connector.webhooks")
 
-SOURCES = ("yclients", "generic")
 _KEPT_HEADERS = ("Content-Type", "Content-Length", "User-Agent", "X-Forwarded-For", "X-Hook-Id",
                  "webhook-id", "webhook-timestamp")
 
@@ -48,7 +46,7 @@ def receive(source: str, tenant_id: str):
     tenant = rt.tenants.get(tenant_id)
     try:
         if source not in SOURCES:
-            raise _Rejection(404, "unknown_source", f"no webhook for source {source!r}; use one of {SOURCES}")
+            raise _Rejection(404, "unknown_source", f"no webhook for source {source!r}; use one of {tuple(SOURCES)}")
         if tenant is None:
             raise _Rejection(404, "unknown_tenant", "no such tenant is configured")
         if truncated:
@@ -81,7 +79,7 @@ def receive(source: str, tenant_id: str):
 def _authenticate(tenant: Tenant, source: str, raw: bytes, now: datetime) -> str | None:
     """Return the sender's idempotency key where it gives one (a Standard Webhooks id)."""
     try:
-        if source == "generic" and tenant.webhook_secret:
+        if SOURCES[source].signed and tenant.webhook_secret:
             return check_standard_signature(tenant.webhook_secret, request.headers, raw, now)
         check_token(tenant.webhook_token, request.args.get("token"), request.headers.get("X-Connector-Token"))
     except AuthError as error:
@@ -97,11 +95,7 @@ def _parse(rt, tenant: Tenant, source: str, raw: bytes):
     except ValueError as error:  # JSONDecodeError, UnicodeDecodeError, an integer of over 4300 digits
         raise _Rejection(400, "malformed_json", f"the body is not valid JSON: {error}") from None
     try:
-        if source == "yclients":
-            _check_company(tenant, body)
-            return parse_record_webhook(body, default_tz=tenant.timezone)
-        mapping_name = (tenant.sources.get("generic") or {}).get("mapping", "generic")
-        return parse_generic(body, rt.mappings[mapping_name], default_tz=tenant.timezone)
+        return SOURCES[source].parse(body, tenant, rt.mappings)
     except PayloadError as error:
         raise _Rejection(422, "invalid_payload", str(error), getattr(error, "field", None)) from error
     except Exception as error:
@@ -109,17 +103,6 @@ def _parse(rt, tenant: Tenant, source: str, raw: bytes):
         log.warning("webhook could not be parsed: %s", type(error).__name__, extra=_fields(tenant.id, source, None))
         raise _Rejection(422, "unprocessable", f"the body could not be read ({type(error).__name__}); "
                          "it is kept for replay") from error
-
-
-def _check_company(tenant: Tenant, body) -> None:
-    """A clinic network may route several YCLIENTS branches to one tenant; anything else is misrouted."""
-    allowed = (tenant.sources.get("yclients") or {}).get("company_id")
-    if allowed is None or not isinstance(body, dict) or "company_id" not in body:
-        return
-    allowed_ids = {str(c) for c in (allowed if isinstance(allowed, list) else [allowed])}
-    if str(body["company_id"]) not in allowed_ids:
-        raise PayloadError(f"company_id {str(body['company_id'])[:80]} is not one of this tenant's branches",
-                           field="company_id")
 
 
 def _reject(rt, tenant_id, source, raw, headers, now, truncated, rejection: _Rejection):

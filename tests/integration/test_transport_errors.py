@@ -1,4 +1,4 @@
-"""Every adapter translates a failing network the same way (connector.wire.request), against real sockets:
+"""Every adapter translates a failing network the same way (connector.transport.wire.request), against real sockets:
 nothing sent → TransientError; sent and unanswered → OutcomeUnknownError (still a TransientError); any other
 library error → TransientError; and never the library's exception, whose text holds the URL, in the chain."""
 

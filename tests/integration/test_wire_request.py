@@ -1,4 +1,4 @@
-"""connector.wire.request against real sockets: a local HTTP server for the answers, and the small socket servers
+"""connector.transport.wire.request against real sockets: a local HTTP server for the answers, and the socket servers
 of tests/sockets.py for the failures, so each of requests' exception shapes is produced, not imitated."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import requests
 from werkzeug import Request, Response
 
 from connector.channels.base import OutcomeUnknownError, TransientError
-from connector.wire import request
+from connector.transport.wire import request
 from tests import sockets
 
 TOKEN = "123456:AAH-secret-token"  # where Telegram puts it: in the path; and, for good measure, in the query

@@ -6,7 +6,7 @@ sequences of calls, the way the worker strings them together.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -17,11 +17,9 @@ from connector.core.cascade import (
     after_report,
     after_send,
     choose_step,
-    daily_cap,
     merge_status,
     must_expire,
     on_timeout,
-    retry_delay,
 )
 from connector.core.model import AttemptStatus, BookingState, JobKind, JobStatus
 
@@ -50,7 +48,7 @@ def test_public_names_are_exactly_the_agreed_ones():
     # The worker is written against these; anything else public would be an unannounced contract.
     assert sorted(cascade.__all__) == sorted([
         "Step", "Decision", "merge_status", "choose_step", "after_send", "after_report", "on_timeout",
-        "must_expire", "retry_delay", "daily_cap", "withdrawal",
+        "must_expire", "withdrawal",
     ])
 
 
@@ -389,81 +387,6 @@ def test_must_expire_compares_instants_across_zones():
     visit = datetime(2026, 12, 3, 13, 0, tzinfo=ZoneInfo("Europe/Moscow"))  # 10:00 UTC
     assert must_expire(JobKind.REMINDER, visit, VISIT) is True
     assert must_expire(JobKind.REMINDER, visit, VISIT - MIN) is False
-
-
-# --- retry_delay -------------------------------------------------------------------------------------------
-
-RETRIES = [
-    # (tries, retry_after, base, cap, expected seconds)
-    (1, None, 1.0, 60.0, 1.0),
-    (2, None, 1.0, 60.0, 2.0),
-    (3, None, 1.0, 60.0, 4.0),
-    (6, None, 1.0, 60.0, 32.0),
-    (7, None, 1.0, 60.0, 60.0),  # 64 capped
-    (10_000, None, 1.0, 60.0, 60.0),  # no overflow on an absurd count
-    (3, None, 0.5, 60.0, 2.0),
-    (4, None, 5.0, 30.0, 30.0),
-    (0, None, 1.0, 60.0, 1.0),  # "no try yet" reads as the first
-    (1, 17.0, 1.0, 60.0, 17.0),  # Retry-After wins over the backoff...
-    (7, 2.0, 1.0, 60.0, 2.0),  # ... even when shorter
-    (1, 120.0, 1.0, 60.0, 120.0),  # ... and beyond the cap
-    (1, 86_400.0, 1.0, 60.0, 300.0),  # ... but within cap * 5
-    (1, 0.0, 1.0, 60.0, 0.0),
-    (1, -5.0, 1.0, 60.0, 0.0),  # a nonsense negative is "now"
-    (3, float("nan"), 1.0, 60.0, 4.0),  # an unparseable one is ignored
-    (1, float("inf"), 1.0, 60.0, 300.0),
-]
-
-
-@pytest.mark.parametrize(("tries", "retry_after", "base", "cap", "expected"), RETRIES)
-def test_retry_delay(tries, retry_after, base, cap, expected):
-    assert retry_delay(tries, retry_after, base=base, cap=cap) == expected
-
-
-def test_retry_delay_defaults():
-    assert [retry_delay(n, None) for n in range(1, 9)] == [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0]
-
-
-# --- daily_cap ---------------------------------------------------------------------------------------------
-
-SINCE = date(2026, 12, 1)
-
-CAPS = [
-    # (start, growth, today, ceiling, expected)
-    (50, 1.5, SINCE, None, 50),
-    (50, 1.5, SINCE - timedelta(days=1), None, 50),  # before the warm-up began: the start
-    (50, 1.5, SINCE - timedelta(days=400), 40, 40),  # ... within the ceiling
-    (50, 1.5, SINCE + timedelta(days=1), None, 75),
-    (50, 1.5, SINCE + timedelta(days=2), None, 112),  # 112.5 rounded down
-    (50, 1.5, SINCE + timedelta(days=3), None, 168),  # 168.75
-    (50, 1.5, SINCE + timedelta(days=3), 150, 150),
-    (50, 1.5, SINCE + timedelta(days=30), 1000, 1000),
-    (100, 1.1, SINCE + timedelta(days=3), None, 133),  # 133.1, not 133.09999…
-    (1000, 1.1, SINCE + timedelta(days=3), None, 1331),  # exactly 1331, not 1330 through float error
-    (100, 2, SINCE + timedelta(days=4), None, 1600),
-    (100, 1.0, SINCE + timedelta(days=365), None, 100),  # growth 1: flat
-    (100, 0.5, SINCE + timedelta(days=2), None, 25),  # a shrinking cap is arithmetic too
-    (0, 2.0, SINCE + timedelta(days=10), None, 0),
-    (200, 1.5, SINCE + timedelta(days=1), 100, 100),  # a start above the ceiling is capped
-    (10, 2.0, date(9999, 12, 31), 5000, 5000),  # millennia of doubling: the ceiling, no overflow
-]
-
-
-@pytest.mark.parametrize(("start", "growth", "today", "ceiling", "expected"), CAPS)
-def test_daily_cap(start, growth, today, ceiling, expected):
-    assert daily_cap(start=start, growth=growth, since=SINCE, today=today, ceiling=ceiling) == expected
-
-
-def test_daily_cap_beyond_any_number_is_the_ceiling():
-    # 3 ** 3.6 million overflows even a Decimal: with a ceiling that is simply the ceiling
-    assert daily_cap(start=10, growth=3.0, since=date(1, 1, 1), today=date(9999, 12, 31), ceiling=500) == 500
-
-
-@pytest.mark.parametrize(("start", "growth"), [(-1, 1.5), (10, 0), (10, -1.5), (10, float("nan")),
-                                               (10, float("inf"))])
-def test_daily_cap_refuses_nonsense(start, growth):
-    with pytest.raises(ValueError):
-        daily_cap(start=start, growth=growth, since=SINCE, today=SINCE)
 
 
 # --- sandbox scenarios, as the worker strings the calls together -------------------------------------------

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 PRINT = "from connector.config import load_settings; s = load_settings(); print(s.database_url, s.api_token)"
 
@@ -40,3 +42,55 @@ def test_the_support_thresholds_come_from_the_environment_with_their_defaults():
     assert (default.stale_after_seconds, default.late_after) == (60, timedelta(minutes=5))
     tuned = load_settings({**base, "CONNECTOR_STALE_AFTER_SECONDS": "90", "CONNECTOR_LATE_AFTER_SECONDS": "600"})
     assert (tuned.stale_after_seconds, tuned.late_after) == (90, timedelta(minutes=10))
+
+
+SECRETS = {"CONNECTOR_API_TOKEN": "a", "CONNECTOR_DEMO_TOKEN": "d", "CONNECTOR_LINK_SECRET": "l"}
+
+
+def worker_settings(env: dict[str, str]) -> tuple[float, int, float]:
+    from connector.config import load_settings
+
+    settings = load_settings({**SECRETS, **env})
+    return settings.worker_tick_seconds, settings.worker_concurrency, settings.sync_interval_seconds
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, (1.0, 32, 600.0)),
+        ({"WORKER_TICK_SECONDS": "0.3", "WORKER_CONCURRENCY": "4", "SYNC_INTERVAL_SECONDS": "60"}, (0.3, 4, 60.0)),
+        ({"WORKER_CONCURRENCY": " 8 ", "SYNC_INTERVAL_SECONDS": ""}, (1.0, 8, 600.0)),  # blank: the default
+    ],
+)
+def test_worker_settings_are_read_once_with_their_defaults(env, expected):
+    assert worker_settings(env) == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("WORKER_TICK_SECONDS", "fast"),
+        ("WORKER_TICK_SECONDS", "0"),
+        ("WORKER_TICK_SECONDS", "-1"),
+        ("WORKER_TICK_SECONDS", "nan"),
+        ("WORKER_CONCURRENCY", "2.5"),
+        ("WORKER_CONCURRENCY", "0"),
+        ("WORKER_CONCURRENCY", "lots"),
+        ("SYNC_INTERVAL_SECONDS", "inf"),
+        ("SYNC_INTERVAL_SECONDS", "10m"),
+    ],
+)
+def test_a_bad_worker_setting_is_refused_by_name(name, value):
+    from connector.config import SettingsError
+
+    with pytest.raises(SettingsError, match=f"^{name}: not a positive"):
+        worker_settings({name: value})
+
+
+def test_check_fails_the_deploy_on_a_bad_worker_setting(tmp_path):
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("CONNECTOR_", "DATABASE_URL", "WORKER_"))}
+    result = subprocess.run([sys.executable, "-m", "connector", "check"], cwd=ROOT, capture_output=True, text=True,
+                            env={**clean, **SECRETS, "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}",
+                                 "WORKER_CONCURRENCY": "lots"})
+    assert result.returncode == 2
+    assert "WORKER_CONCURRENCY: not a positive whole number: 'lots'" in result.stderr

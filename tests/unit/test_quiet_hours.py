@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from connector.core.cascade import Decision
-from connector.core.model import JobKind, JobStatus, QuietHours
-from connector.core.quiet_hours import URGENT_KINDS, fit_quiet_hours, quiet_window_around, schedule_fallback
+from connector.core.model import URGENT_KINDS, JobKind, JobStatus, QuietHours
+from connector.core.quiet_hours import fit_quiet_hours, quiet_window_around, schedule_fallback
 
 MSK = "Europe/Moscow"  # +03:00, no DST
 EKB = "Asia/Yekaterinburg"  # +05:00, no DST

@@ -191,3 +191,130 @@ def test_check_and_release_name_a_bad_warm_up_date(tmp_path, command):
     assert result.returncode == 2
     assert "tenants[0].providers.smsru.warmup.since: not a date: 'yesterday'" in result.stderr
     assert not (tmp_path / "x.db").exists()  # nothing migrated: the deploy stops at the typo
+
+
+YCLIENTS = "    sources:\n      yclients:\n"
+
+
+@pytest.mark.parametrize(
+    ("block", "named"),
+    [
+        ("company_id: {id: 512345}", "tenants[0].sources.yclients.company_id: not a YCLIENTS company id"),
+        ("company_id: true", "tenants[0].sources.yclients.company_id: not a YCLIENTS company id: True"),
+        ("company_id: branch-one", "sources.yclients.company_id: not a YCLIENTS company id: 'branch-one'"),
+        ("company_id: -5", "sources.yclients.company_id"),
+        ("company_id: [512345, 2.5]", "sources.yclients.company_id"),
+        ("company_id: []", "sources.yclients.company_id: write at least one company id"),
+        ("backfill: 1 day", "tenants[0].sources.yclients.backfill: not an ISO 8601 duration"),
+        ("backfill: 3", "sources.yclients.backfill"),
+        ("timeout: soon", "sources.yclients.timeout"),
+        ("partner_token: [a, b]", "sources.yclients.partner_token"),
+        ("compnay_id: 512345", "sources.yclients.compnay_id"),
+    ],
+)
+def test_a_bad_yclients_setting_is_named_with_its_key_path(tmp_path, block, named):
+    with pytest.raises(TenantConfigError) as error:
+        load_text(tmp_path, MINIMAL + YCLIENTS + f"        {block}\n")
+    assert named in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("sources", "named"),
+    [
+        ("{generic: {mapping: 5}}", "tenants[0].sources.generic.mapping: Not a valid string"),
+        ("{generic: {mapping: [generic]}}", "sources.generic.mapping"),
+        ("{generic: {mapping: ''}}", "sources.generic.mapping"),
+        ("{generic: {mpping: generic}}", "sources.generic.mpping"),
+        ("{pigeon: {}}", "sources.pigeon"),
+        ("{yclients: just-text}", "sources.yclients"),
+        ("[yclients]", "sources"),
+    ],
+)
+def test_a_bad_sources_block_is_named(tmp_path, sources, named):
+    with pytest.raises(TenantConfigError) as error:
+        load_text(tmp_path, MINIMAL + f"    sources: {sources}\n")
+    assert named in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("block", "named"),
+    [
+        ("bot_name: [ClinicBot]", "providers.smsru.bot_name"),
+        ("bot_name: 12", "providers.smsru.bot_name"),
+    ],
+)
+def test_a_bad_bot_name_is_named(tmp_path, block, named):
+    with pytest.raises(TenantConfigError) as error:
+        load_text(tmp_path, MINIMAL + SMSRU + f"        {block}\n")
+    assert named in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("block", "company_ids", "backfill"),
+    [
+        ("company_id: 512345", {"512345"}, timedelta(days=1)),
+        ("company_id: '512345'", {"512345"}, timedelta(days=1)),  # the same branch, written as text
+        ("company_id: [512345, '77', 512345]\n        backfill: PT6H", {"512345", "77"}, timedelta(hours=6)),
+        ("backfill: P3D", set(), timedelta(days=3)),  # no branch named: any is accepted
+    ],
+)
+def test_yclients_settings_are_typed_at_start_up(tmp_path, block, company_ids, backfill):
+    text = MINIMAL + YCLIENTS + f"        {block}\n        partner_token: ${{YCLIENTS_PARTNER_TOKEN}}\n"
+    source = load_text(tmp_path, text)["clinic"].yclients
+    assert source is not None
+    assert (source.company_ids, source.backfill, source.partner_token) == (company_ids, backfill, "p")
+    assert source.client_settings() == {"partner_token": "p"}
+
+
+def test_sources_and_provider_settings_are_typed_from_the_example_file():
+    from connector.channels.settings import AccountLimits
+
+    tenant = load_tenants(ROOT / "connector.example.yaml", ENV)["zdorovie"]
+    assert tenant.yclients is not None and tenant.yclients.company_ids == {"512345"}
+    assert (tenant.yclients.partner_token, tenant.yclients.user_token) == ("p", "u")
+    assert tenant.generic is not None and tenant.generic.mapping == "generic"
+    assert tenant.limits("pigeon") == AccountLimits(None, None)  # no block: no limit of its own
+
+
+def test_account_limits_and_bot_name_are_typed(tmp_path):
+    from connector.channels.settings import AccountLimits
+
+    text = MINIMAL + SMSRU + "        rate_per_second: 5\n        max_in_flight: 3\n        bot_name: ClinicBot\n"
+    tenant = load_text(tmp_path, text)["clinic"]
+    assert tenant.limits("smsru") == AccountLimits(rate_per_second=5.0, max_in_flight=3)
+    assert tenant.provider_settings["smsru"].bot_name == "ClinicBot"
+    assert tenant.generic is None and tenant.yclients is None
+
+
+def test_a_tenant_made_in_code_is_checked_when_made():
+    from dataclasses import replace
+
+    from connector.tenants import demo_tenant
+
+    demo = demo_tenant("a-long-enough-token-123")
+    with pytest.raises(TenantConfigError, match=r"tenant demo: sources\.yclients\.company_id"):
+        replace(demo, sources={"yclients": {"company_id": {"id": 1}}})
+    with pytest.raises(TenantConfigError, match=r"tenant demo: providers\.smsru\.rate_per_second"):
+        replace(demo, providers={"smsru": {"api_id": "k", "rate_per_second": -1}})
+    changed = replace(demo, sources={"yclients": {"company_id": [7, 8]}})
+    assert changed.yclients is not None and changed.yclients.company_ids == {"7", "8"}  # typed again, not stale
+
+
+@pytest.mark.parametrize(
+    ("block", "named"),
+    [
+        (YCLIENTS + "        company_id: {id: 512345}\n", "tenants[0].sources.yclients.company_id"),
+        (YCLIENTS + "        backfill: yesterday\n", "tenants[0].sources.yclients.backfill"),
+        ("    sources: {generic: {mapping: 5}}\n", "tenants[0].sources.generic.mapping"),
+        (SMSRU + "        rate_per_second: -1\n", "tenants[0].providers.smsru.rate_per_second"),
+    ],
+)
+def test_check_names_a_bad_typed_block(tmp_path, block, named):
+    path = tmp_path / "tenants.yaml"
+    path.write_text(MINIMAL + block, encoding="utf-8")
+    env = {"CONNECTOR_CONFIG": str(path), "TOKEN": ENV["TOKEN"], "API": "k", "PATH": "/usr/bin:/bin",
+           "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}", "CONNECTOR_API_TOKEN": "x", "CONNECTOR_DEMO_TOKEN": "y"}
+    result = subprocess.run([sys.executable, "-m", "connector", "check"], cwd=ROOT, capture_output=True, text=True,
+                            env=env)
+    assert result.returncode == 2
+    assert named in result.stderr

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, time, timedelta
 import pytest
 
 from connector.core.model import QuietHours
-from connector.core.warmup import Allowance
+from connector.core.warmup import Allowance, daily_cap
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)  # 12:00 in Moscow
 
@@ -70,3 +70,45 @@ def test_the_work_held_for_tomorrow_is_spaced_for_the_cap_tomorrow_really_has(ov
     today = allowance(**overrides)
     tomorrow = allowance(**overrides, now=NOW + timedelta(days=1))
     assert today.tomorrow_limit == max(tomorrow.limit, 1)
+
+
+# --- daily_cap ---------------------------------------------------------------------------------------------
+
+SINCE = date(2026, 12, 1)
+
+CAPS = [
+    # (start, growth, today, ceiling, expected)
+    (50, 1.5, SINCE, None, 50),
+    (50, 1.5, SINCE - timedelta(days=1), None, 50),  # before the warm-up began: the start
+    (50, 1.5, SINCE - timedelta(days=400), 40, 40),  # ... within the ceiling
+    (50, 1.5, SINCE + timedelta(days=1), None, 75),
+    (50, 1.5, SINCE + timedelta(days=2), None, 112),  # 112.5 rounded down
+    (50, 1.5, SINCE + timedelta(days=3), None, 168),  # 168.75
+    (50, 1.5, SINCE + timedelta(days=3), 150, 150),
+    (50, 1.5, SINCE + timedelta(days=30), 1000, 1000),
+    (100, 1.1, SINCE + timedelta(days=3), None, 133),  # 133.1, not 133.09999…
+    (1000, 1.1, SINCE + timedelta(days=3), None, 1331),  # exactly 1331, not 1330 through float error
+    (100, 2, SINCE + timedelta(days=4), None, 1600),
+    (100, 1.0, SINCE + timedelta(days=365), None, 100),  # growth 1: flat
+    (100, 0.5, SINCE + timedelta(days=2), None, 25),  # a shrinking cap is arithmetic too
+    (0, 2.0, SINCE + timedelta(days=10), None, 0),
+    (200, 1.5, SINCE + timedelta(days=1), 100, 100),  # a start above the ceiling is capped
+    (10, 2.0, date(9999, 12, 31), 5000, 5000),  # millennia of doubling: the ceiling, no overflow
+]
+
+
+@pytest.mark.parametrize(("start", "growth", "today", "ceiling", "expected"), CAPS)
+def test_daily_cap(start, growth, today, ceiling, expected):
+    assert daily_cap(start=start, growth=growth, since=SINCE, today=today, ceiling=ceiling) == expected
+
+
+def test_daily_cap_beyond_any_number_is_the_ceiling():
+    # 3 ** 3.6 million overflows even a Decimal: with a ceiling that is simply the ceiling
+    assert daily_cap(start=10, growth=3.0, since=date(1, 1, 1), today=date(9999, 12, 31), ceiling=500) == 500
+
+
+@pytest.mark.parametrize(("start", "growth"), [(-1, 1.5), (10, 0), (10, -1.5), (10, float("nan")),
+                                               (10, float("inf"))])
+def test_daily_cap_refuses_nonsense(start, growth):
+    with pytest.raises(ValueError):
+        daily_cap(start=start, growth=growth, since=SINCE, today=SINCE)

@@ -1,4 +1,4 @@
-"""The wire helpers shared by every adapter, channels and sources (connector.wire)."""
+"""The wire helpers shared by every adapter, channels and sources (connector.transport.wire)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from connector.channels.base import DEFAULT_TIMEOUT, CallbackAuthError
-from connector.wire import (
+from connector.transport.wire import (
     dig,
     header,
     int_or_none,

@@ -1,0 +1,1 @@
+"""Transport: the HTTP code every adapter shares (channels and sources), errors translated once."""
