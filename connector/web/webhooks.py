@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from datetime import datetime
+from typing import cast
 
 from flask import Blueprint, jsonify, request
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -80,7 +82,8 @@ def _authenticate(tenant: Tenant, source: str, raw: bytes, now: datetime) -> str
     """Return the sender's idempotency key where it gives one (a Standard Webhooks id)."""
     try:
         if SOURCES[source].signed and tenant.webhook_secret:
-            return check_standard_signature(tenant.webhook_secret, request.headers, raw, now)
+            # Headers look names up case-insensitively, as the spec wants; it is a Mapping in all but its type.
+            return check_standard_signature(tenant.webhook_secret, cast(Mapping[str, str], request.headers), raw, now)
         check_token(tenant.webhook_token, request.args.get("token"), request.headers.get("X-Connector-Token"))
     except AuthError as error:
         raise _Rejection(401, "unauthorized", str(error)) from error
@@ -118,7 +121,7 @@ def _reject(rt, tenant_id, source, raw, headers, now, truncated, rejection: _Rej
     # An unknown tenant's id is the sender's word, not ours: it stays out of the log's fields.
     log.warning("webhook rejected: %s", rejection.error,
                 extra=_fields(tenant_id if tenant_id in rt.tenants else "?", source, None))
-    answer = {"error": rejection.error, "message": message}
+    answer: dict[str, object] = {"error": rejection.error, "message": message}
     if rejection.error not in UNAUTHENTICATED:
         # A stranger learns nothing from us, not even how many events we hold.
         answer["inbound_event_id"] = inbound_id
@@ -143,8 +146,8 @@ def _unavailable():
     return jsonify(error="database_unavailable", message="the event could not be stored; please retry"), 503
 
 
-def _answer(receipt: Receipt) -> dict:
-    answer = {"outcome": receipt.outcome, "inbound_event_id": receipt.inbound_event_id}
+def _answer(receipt: Receipt) -> dict[str, object]:
+    answer: dict[str, object] = {"outcome": receipt.outcome, "inbound_event_id": receipt.inbound_event_id}
     if receipt.booking_id is not None:
         answer["booking_id"] = receipt.booking_id
     if receipt.detail:
@@ -153,7 +156,7 @@ def _answer(receipt: Receipt) -> dict:
 
 
 def _fields(tenant_id: str, source: str, receipt: Receipt | None) -> dict:
-    fields = {"tenant": tenant_id, "source": source}
+    fields: dict[str, object] = {"tenant": tenant_id, "source": source}
     if receipt is not None:
         fields.update(inbound_event=receipt.inbound_event_id, booking=receipt.booking_id)
     return {"fields": fields}

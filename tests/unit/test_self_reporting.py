@@ -4,6 +4,7 @@ knows nothing of it, and an account says so once, when it is built."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from connector.channels.base import Channel, OutboundMessage, Recipient, SendResult
 from connector.core.model import AttemptStatus
@@ -35,5 +36,5 @@ def test_a_sandbox_account_reports_what_its_sends_will_cause():
 
 def test_a_real_provider_account_reports_nothing_itself():
     tenant = demo_tenant("t" * 32)
-    tenant = type(tenant)(**{**tenant.__dict__, "providers": {"smsru": {"api_id": "k"}}})
+    tenant = replace(tenant, providers={"smsru": {"api_id": "k"}})
     assert Accounts({"demo": tenant}).get("demo", "smsru").reporter is None
