@@ -26,7 +26,7 @@ from connector.channels.base import OutboundMessage, Recipient, SendResult, Tran
 from connector.core.cascade import Step, after_send
 from connector.core.model import AttemptStatus, AuditWhat, JobKind, JobStatus
 from connector.core.preparation import Broken, Defer, Finish, Reach, SendOn, Unusable, prepare
-from connector.core.retry import retry_delay
+from connector.core.retry import gives_up, retry_delay
 from connector.core.templates import WordingError
 from connector.core.texts import preparation_for, render_message
 from connector.core.warmup import Allowance
@@ -52,8 +52,6 @@ from connector.usecases.sandbox_reports import keep_reports
 
 log = logging.getLogger("connector.usecases.dispatch")
 
-MAX_TRIES = 4  # per step, for transient errors (timeouts, 5xx, 429)
-RETRY_BUDGET = 45.0  # seconds of retrying per step, well inside the lease
 RECORD_EVERY = 100  # send results written per transaction
 
 
@@ -202,8 +200,8 @@ class Dispatcher:
                 break
             except TransientError as error:
                 delay = retry_delay(tries, error.retry_after, base=self.retry_base)
-                budget = min(RETRY_BUDGET, send.step.timeout.total_seconds())
-                if tries >= MAX_TRIES or time.monotonic() - started + delay > budget:
+                if gives_up(tries, elapsed=time.monotonic() - started, delay=delay,
+                            step_timeout=send.step.timeout.total_seconds()):
                     result = SendResult(AttemptStatus.FAILED, error=f"gave up after {tries} tries: {error}")
                     break
                 time.sleep(delay)

@@ -31,6 +31,7 @@ from connector.core.model import (
 )
 from connector.core.planning import plan_jobs
 from connector.core.recipients import follow_booking
+from connector.core.versions import is_stale, newest
 from connector.store.ledger import booking_audit, record_inbound
 from connector.store.mapping import copy_facts
 from connector.store.models import AuditEvent, Booking, InboundEvent, NotificationJob, Patient
@@ -79,7 +80,7 @@ def ingest_event(
         .with_for_update()
     ).one_or_none()
 
-    if booking is not None and _is_stale(booking, event):
+    if booking is not None and is_stale(booking.source_version, event.version):
         return _settle(session, inbound, InboundOutcome.STALE, booking, "older than the version we hold", now)
     if event.action is EventAction.DELETE:
         return _apply_delete(session, tenant, source, inbound, booking, event, now)
@@ -93,7 +94,7 @@ def _apply_upsert(session, tenant, source, inbound, booking, event, facts: Booki
     if booking is not None and booking.content_hash == digest:
         # Same facts, maybe a newer version (a confirmation flag we do not plan on): remember the version
         # so that an older update arriving later is still seen as stale.
-        booking.source_version = _newest(booking.source_version, event.version)
+        booking.source_version = newest(booking.source_version, event.version)
         return _settle(session, inbound, InboundOutcome.DUPLICATE, booking, "nothing changed", now)
     previous = None if booking is None else Visit(booking.starts_at, BookingState(booking.state))
     patient_id = _upsert_patient(session, tenant.id, facts, now)
@@ -101,7 +102,7 @@ def _apply_upsert(session, tenant, source, inbound, booking, event, facts: Booki
         booking = Booking(tenant_id=tenant.id, source=source, external_id=event.external_id, created_at=now)
         session.add(booking)
     copy_facts(booking, facts, default_tz=tenant.timezone, patient_id=patient_id)
-    booking.source_version = _newest(booking.source_version, event.version)
+    booking.source_version = newest(booking.source_version, event.version)
     booking.content_hash = digest
     booking.updated_at = now
     session.flush()
@@ -129,7 +130,7 @@ def _apply_delete(session, tenant, source, inbound, booking, event, now) -> Rece
         return _settle(session, inbound, InboundOutcome.DUPLICATE, booking, "already cancelled", now)
     previous = None if booking.id is None else Visit(booking.starts_at, BookingState(booking.state))
     booking.state = BookingState.CANCELLED
-    booking.source_version = _newest(booking.source_version, event.version)
+    booking.source_version = newest(booking.source_version, event.version)
     booking.updated_at = now
     session.flush()
     inbound.booking_id = booking.id
@@ -222,10 +223,6 @@ def _seen_before(session, tenant_id, source, key, own_id) -> bool:
     ) is not None
 
 
-def _is_stale(booking: Booking, event: SourceEvent) -> bool:
-    return bool(event.version and booking.source_version and event.version < booking.source_version)
-
-
 def _settle(session, inbound: InboundEvent, outcome: InboundOutcome, booking: Booking | None, detail: str,
             now) -> Receipt:
     inbound.outcome = outcome
@@ -262,14 +259,6 @@ def content_hash(facts: BookingFacts) -> str:
     """A fingerprint of what we care about in a booking: a repeat with the same facts changes nothing."""
     canonical = json.dumps(asdict(facts), sort_keys=True, default=str, ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def _newest(held: datetime | None, incoming: datetime | None) -> datetime | None:
-    if held is None:
-        return incoming
-    if incoming is None:
-        return held
-    return max(held, incoming)
 
 
 def _booking_change(previous: Visit | None, booking: Booking) -> tuple[AuditWhat, str | None]:

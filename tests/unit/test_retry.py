@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from connector.core.retry import retry_delay
+from connector.core.retry import gives_up, retry_delay
 
 RETRIES = [
     # (tries, retry_after, base, cap, expected seconds)
@@ -35,3 +35,19 @@ def test_retry_delay(tries, retry_after, base, cap, expected):
 
 def test_retry_delay_defaults():
     assert [retry_delay(n, None) for n in range(1, 9)] == [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0]
+
+
+@pytest.mark.parametrize(
+    ("tries", "elapsed", "delay", "step_timeout", "expected"),
+    [
+        (1, 0.0, 0.5, 3600.0, False),  # the first failure of a long step: try again
+        (3, 10.0, 2.0, 3600.0, False),
+        (4, 10.0, 2.0, 3600.0, True),  # MAX_TRIES reached
+        (2, 44.0, 2.0, 3600.0, True),  # the next try would land past the 45 s budget
+        (2, 40.0, 5.0, 3600.0, False),  # exactly at the budget still goes
+        (2, 5.0, 8.0, 10.0, True),  # a short step's own timeout is the budget
+        (1, 0.0, 0.0, 0.0, False),  # a step without a timeout may still retry at once
+    ],
+)
+def test_when_a_step_gives_up_retrying(tries, elapsed, delay, step_timeout, expected):
+    assert gives_up(tries, elapsed=elapsed, delay=delay, step_timeout=step_timeout) is expected
