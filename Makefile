@@ -18,10 +18,13 @@ run: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m connector release
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile -p $${PORT:-8000} web worker
 
-# The whole suite. With CI=true the PostgreSQL tests are required, not skipped.
+# The whole suite, after the unit tests held to full branch coverage of connector/core (data in the git-ignored
+# .coverage). With CI=true the PostgreSQL tests are required, not skipped.
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/coverage run -m pytest -q -p no:cacheprovider tests/unit
+	$(BIN)/coverage report
 	$(BIN)/python -m pytest -q
 
 # With `make run` going in another terminal: one booking per last digit, watched through the cascade.

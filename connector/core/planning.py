@@ -145,13 +145,15 @@ def _withdraw_for_active(
     suffix = f"@{utc_key_time(current.starts_at)}"
     reasons: dict[str, str] = {}
     for job in _pending(existing):
-        if job.key in keep:
+        # A confirmation stays while the booking is active (its key is kept too); by kind, every other kind of
+        # VISIT_KINDS is one an active booking may withdraw, and the last branch below needs no condition.
+        if job.key in keep or job.kind is JobKind.CONFIRMATION:
             continue
         if job.kind is JobKind.REMINDER:
             reasons[job.key] = "no longer planned" if job.key.endswith(suffix) else "visit moved"
         elif job.kind is JobKind.RESCHEDULE:
             reasons[job.key] = "superseded by a later change"
-        elif job.kind is JobKind.CANCELLATION:
+        else:  # JobKind.CANCELLATION, the last of the VISIT_KINDS that _pending returns
             # The booking was cancelled and is active again: telling the patient otherwise would be wrong.
             reasons[job.key] = "booking active again"
     return _ordered(existing, reasons)

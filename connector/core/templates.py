@@ -135,8 +135,10 @@ def compile_template(source: str) -> Template:
     except TemplateSyntaxError as exc:
         # Also TemplateAssertionError: an unknown filter is found only when Jinja generates code, after parsing.
         raise WordingError(f"template syntax error at line {exc.lineno}: {exc.message}") from exc
-    except TemplateError as exc:
-        raise WordingError(f"template is not valid: {exc}") from exc
+    except SyntaxError as exc:
+        # Python's compiler refusing the code Jinja generated (e.g. a macro naming one argument twice). Nothing
+        # else escapes here: parsing and code generation raise only TemplateSyntaxError and its subclass.
+        raise WordingError(f"template is not valid: {exc.msg}") from exc
 
 
 _SPACES = re.compile(r"[ \t\u00a0]+")

@@ -48,9 +48,10 @@ def daily_cap(*, start: int, growth: float, since: date, today: date, ceiling: i
         context = Context()
         value = context.multiply(Decimal(start), context.power(Decimal(str(growth)), days))
     except ArithmeticError:
-        # Beyond what a Decimal holds (millennia of doubling): only a ceiling gives a meaningful answer.
+        # Beyond what a Decimal holds (millennia of doubling): only a ceiling gives a meaningful answer. Without
+        # one it is a setting that cannot be used (ValueError, as for the others), not a crash of the whole pass.
         if ceiling is None:
-            raise
+            raise ValueError(f"the cap grows beyond any number ({start} × {growth} ** {days}): set a ceiling") from None
         return ceiling
     # Compared as a Decimal first: turning a number of a million digits into an int takes seconds.
     if ceiling is not None and value >= ceiling:

@@ -48,6 +48,9 @@ def test_normalise_phone_region_decides_numbers_without_plus():
         ("+79999856814", "+7 999 ***-**-14"),
         ("+447911123456", "+44 791 *****56"),
         ("+4930123456", "+49 301 ***56"),
+        ("+29022158", "+290 ***58"),  # Saint Helena: five digits, too few to show the first three as well
+        ("+6834002", "+683 **02"),  # Niue: four digits
+        ("+1234", "+1 *34"),  # never fewer than one star, so a short number is never shown whole
         (None, ""),
         ("", ""),
         ("garbage 12345", "***45"),  # never shown whole, even when not a phone

@@ -12,7 +12,7 @@ import pytest
 
 from connector.core.cascade import Step
 from connector.core.model import BookingState, JobKind, JobStatus, QuietHours
-from connector.core.preparation import UNUSABLE_RETRY, Defer, DueJob, Finish, Reach, SendOn, Unusable, prepare
+from connector.core.preparation import UNUSABLE_RETRY, Broken, Defer, DueJob, Finish, Reach, SendOn, Unusable, prepare
 from connector.core.warmup import Allowance
 
 NOW = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)  # 12:00 in Moscow
@@ -74,6 +74,10 @@ CASES = [
     ("client taken off the visit", replace(REMINDER, booking_patient=None), STEPS, None, {},
      Finish(JobStatus.SKIPPED, "no phone number for the patient", patient=None,
             recipient_change="recipient changed: patient #12 → no patient")),
+    ("an account of the tenant cannot be built", replace(REMINDER, booking_patient=15), STEPS,
+     Broken("providers.wahelp: no token"), {},
+     Finish(JobStatus.FAILED, "could not be prepared: providers.wahelp: no token", patient=15,
+            recipient_change="recipient changed: patient #12 → patient #15")),
     # --- a send a dead worker lost: never the same channel twice
     ("lost send", replace(REMINDER, lost_steps=(0,)), STEPS, ANYONE, {}, SendOn(1, patient=12, lost=True)),
     ("lost sends, the latest counts", replace(REMINDER, start_step=1, lost_steps=(1, 0)), STEPS, ANYONE, {},

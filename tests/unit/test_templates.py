@@ -69,6 +69,8 @@ BAD_TEMPLATES = [
     pytest.param("   {# nothing #}  ", id="renders-empty"),
     # Jinja checks filter names when it compiles, after parsing: its TemplateAssertionError must be wrapped too.
     pytest.param("{{ greeting|shout }}", id="unknown-filter"),
+    # Python's own compiler refuses the code Jinja generates: a SyntaxError, not a Jinja error, must be wrapped too.
+    pytest.param("{% macro line(a, a) %}{{ a }}{% endmacro %}{{ line(1, 2) }}", id="duplicate-macro-argument"),
 ]
 
 
@@ -93,6 +95,19 @@ def test_wording_error_is_a_value_error_not_a_jinja_error() -> None:
     assert isinstance(caught.value, WordingError)
     assert not isinstance(caught.value, TemplateError)
     assert "line 1" in str(caught.value)
+
+
+def test_a_template_that_is_not_text_fails_validation() -> None:
+    with pytest.raises(WordingError, match="template must be a string, got int"):
+        validate_template(42)  # type: ignore[arg-type]  # e.g. `reminder: 42` in the tenants file
+
+
+def test_an_item_looked_up_by_an_ordinary_name_is_allowed() -> None:
+    # Only underscore names are refused: patient['first_name'] is patient.first_name written another way.
+    source = "{{ patient['first_name'] }}, ждём Вас {{ when }}"
+    validate_template(source)
+    text = render_message(JobKind.REMINDER, FULL, now=NOW, tz=MSK, overrides={"reminder": source})
+    assert text == "Иван, ждём Вас завтра, 3 декабря, в 10:00"
 
 
 def test_an_unknown_name_is_named_in_the_error() -> None:

@@ -47,6 +47,9 @@ def test_take_until_the_cap():
         (QuietHours(time(22), time(8)), "Asia/Yekaterinburg", "2026-11-28T03:00:00+00:00",
          "2026-11-28T03:21:00+00:00"),
         (None, "Europe/Moscow", "2026-11-28T06:00:00+00:00", "2026-11-28T06:18:00+00:00"),
+        # quiet only 13:00-15:00: the twelve hours after it, every 18 minutes from 15:00 Moscow
+        (QuietHours(time(13), time(15)), "Europe/Moscow", "2026-11-28T12:00:00+00:00",
+         "2026-11-28T12:18:00+00:00"),
     ],
 )
 def test_waiting_work_is_spread_over_tomorrows_hours(quiet, tz, first, second):
@@ -105,6 +108,12 @@ def test_daily_cap(start, growth, today, ceiling, expected):
 def test_daily_cap_beyond_any_number_is_the_ceiling():
     # 3 ** 3.6 million overflows even a Decimal: with a ceiling that is simply the ceiling
     assert daily_cap(start=10, growth=3.0, since=date(1, 1, 1), today=date(9999, 12, 31), ceiling=500) == 500
+
+
+def test_daily_cap_beyond_any_number_without_a_ceiling_is_a_setting_that_cannot_be_used():
+    # A ValueError, as for any unusable warm-up setting: the account's jobs wait with this reason, the rest go on.
+    with pytest.raises(ValueError, match="set a ceiling"):
+        daily_cap(start=10, growth=3.0, since=date(1, 1, 1), today=date(9999, 12, 31))
 
 
 @pytest.mark.parametrize(("start", "growth"), [(-1, 1.5), (10, 0), (10, -1.5), (10, float("nan")),
