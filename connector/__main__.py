@@ -5,19 +5,16 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import TYPE_CHECKING
 
-from connector.config import load_settings
+from connector.config import Settings, load_settings
+
+if TYPE_CHECKING:  # imported when needed below: `demo` runs without the database layer
+    from connector.entrypoints.bootstrap import Runtime
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m connector")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("release", help="migrate the database and check the configuration (run before each deploy)")
-    sub.add_parser("check", help="validate the tenants file and the mappings, then exit")
-    sub.add_parser("worker", help="run the scheduler: dispatch due jobs, advance cascades, poll statuses")
-    demo = sub.add_parser("demo", help="post one booking per last digit to a running service and watch them")
-    demo.add_argument("--url", default="http://127.0.0.1:8000")
-    args = parser.parse_args(argv)
+    args = _parser().parse_args(argv)
     if args.command == "demo":
         from connector.entrypoints.demo import run
 
@@ -36,14 +33,33 @@ def main(argv: list[str] | None = None) -> int:
         print(f"configuration ok: tenants {', '.join(sorted(runtime.tenants))}")
         return 0
     if args.command == "release":
-        from connector.store.migrate import upgrade
+        return _release(settings, runtime)
+    return _work(runtime)
 
-        upgrade(settings.database_url)
-        print(f"database migrated; tenants: {', '.join(sorted(runtime.tenants))}", flush=True)
-        if not settings.config_path:
-            where = "$CONNECTOR_DEMO_TOKEN" if os.environ.get("CONNECTOR_DEMO_TOKEN") else "instance/demo_token"
-            print(f"demo tenant webhook: POST /webhooks/yclients/demo?token=<the token in {where}>", flush=True)
-        return 0
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m connector")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("release", help="migrate the database and check the configuration (run before each deploy)")
+    sub.add_parser("check", help="validate the tenants file and the mappings, then exit")
+    sub.add_parser("worker", help="run the scheduler: dispatch due jobs, advance cascades, poll statuses")
+    demo = sub.add_parser("demo", help="post one booking per last digit to a running service and watch them")
+    demo.add_argument("--url", default="http://127.0.0.1:8000")
+    return parser
+
+
+def _release(settings: Settings, runtime: Runtime) -> int:
+    from connector.store.migrate import upgrade
+
+    upgrade(settings.database_url)
+    print(f"database migrated; tenants: {', '.join(sorted(runtime.tenants))}", flush=True)
+    if not settings.config_path:
+        where = "$CONNECTOR_DEMO_TOKEN" if os.environ.get("CONNECTOR_DEMO_TOKEN") else "instance/demo_token"
+        print(f"demo tenant webhook: POST /webhooks/yclients/demo?token=<the token in {where}>", flush=True)
+    return 0
+
+
+def _work(runtime: Runtime) -> int:
     from connector.entrypoints.worker import SecondWorkerError, run_worker
 
     try:

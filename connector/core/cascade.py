@@ -194,26 +194,27 @@ def after_report(
 
     if job_status is JobStatus.DELIVERED:
         # Delivered is already a success; only a read can improve it, whichever attempt it comes from.
-        if status is AttemptStatus.READ:
-            return Decision(JobStatus.READ, note=f"{where}: read")
-        return None
-
-    if status is AttemptStatus.READ:
-        return Decision(JobStatus.READ, note=_concluded(where, job_status, "read"))
-    if status is AttemptStatus.DELIVERED:
-        if step.until == "read" and job_status not in (JobStatus.FAILED, JobStatus.UNCONFIRMED):
-            # The clinic asked for a read on this step: delivered alone does not stop the cascade (it already
-            # sent us on after "not read in time", or keeps waiting for the read). A failed or unconfirmed
-            # job, though, is told the truth: the patient did get it.
-            return None
-        return Decision(JobStatus.DELIVERED, note=_concluded(where, job_status, "delivered"))
-
+        return Decision(JobStatus.READ, note=f"{where}: read") if status is AttemptStatus.READ else None
+    if status in (AttemptStatus.READ, AttemptStatus.DELIVERED):
+        return _after_receipt(step, job_status=job_status, status=status, where=where)
     if status in _FAILURES and not late and job_status is JobStatus.AWAITING_DELIVERY:
         return _fall_back(steps, attempt_index, f"{where}: {status}")
     # queued/sent change nothing at job level; a failure of an earlier step was already acted on (we fell back
     # from it); a failure while the job is scheduled, sending or failed is someone else's decision to make; an
     # unconfirmed job stays so (its earlier steps' messages were never confirmed either way).
     return None
+
+
+def _after_receipt(step: Step, *, job_status: JobStatus, status: AttemptStatus, where: str) -> Decision | None:
+    """The job after a read or delivered receipt, while it is not delivered yet."""
+    if status is AttemptStatus.READ:
+        return Decision(JobStatus.READ, note=_concluded(where, job_status, "read"))
+    if step.until == "read" and job_status not in (JobStatus.FAILED, JobStatus.UNCONFIRMED):
+        # The clinic asked for a read on this step: delivered alone does not stop the cascade (it already
+        # sent us on after "not read in time", or keeps waiting for the read). A failed or unconfirmed
+        # job, though, is told the truth: the patient did get it.
+        return None
+    return Decision(JobStatus.DELIVERED, note=_concluded(where, job_status, "delivered"))
 
 
 def on_timeout(steps: Sequence[Step], index: int, attempt_status: AttemptStatus, now: datetime, *,

@@ -128,6 +128,13 @@ def run(base_url: str, timeout: float = 180, out: TextIO | None = None) -> int:
 def _run(base_url: str, timeout: float, out: TextIO) -> int:
     _check(requests.get(f"{base_url}/healthz", timeout=10), "is the service healthy? (/healthz)")
     token, api = _secret("CONNECTOR_DEMO_TOKEN", "demo_token"), _secret("CONNECTOR_API_TOKEN", "api_token")
+    run_id = _post_bookings(base_url, token=token)
+    print(f"posted 10 bookings ({run_id}..{run_id + 9}); watching their confirmations (Ctrl+C to stop)\n", file=out)
+    return _watch(base_url, api_token=api, run_id=run_id, timeout=timeout, out=out)
+
+
+def _post_bookings(base_url: str, *, token: str) -> int:
+    """One booking per last digit, the day after tomorrow at 9:00 UTC; the run's id (its bookings' first id)."""
     now = datetime.now(UTC)
     visit = (now + timedelta(days=2)).replace(hour=9, minute=0, second=0, microsecond=0)
     run_id = int(now.timestamp()) % 100_000 * 10
@@ -136,21 +143,16 @@ def _run(base_url: str, timeout: float, out: TextIO) -> int:
         body = sample_record(run_id + digit, f"+7916{run_id // 10 % 1_000_000:06d}{digit}", visit, now)
         _check(requests.post(f"{base_url}/webhooks/yclients/demo", params={"token": token}, json=body, timeout=10),
                "did it refuse the demo token in instance/demo_token?")
-    print(f"posted 10 bookings ({run_id}..{run_id + 9}); watching their confirmations (Ctrl+C to stop)\n", file=out)
+    return run_id
+
+
+def _watch(base_url: str, *, api_token: str, run_id: int, timeout: float, out: TextIO) -> int:
+    """Redraw the table every POLL_SECONDS until all settled, nothing can move before the end, or `timeout`."""
     deadline = time.monotonic() + timeout
     late_wait_until = float("inf")
     tty, shown = out.isatty(), 0
     while True:
-        rows, jobs, zone = [], [], "Europe/Moscow"
-        for digit in range(10):
-            answer = requests.get(f"{base_url}/api/v1/demo/bookings/yclients/{run_id + digit}",
-                                  headers={"Authorization": f"Bearer {api}"}, timeout=10)
-            view = _check(answer, "did it refuse the API token in instance/api_token?").json()
-            zone = view.get("timezone") or zone
-            job = next(j for j in view["jobs"] if j["kind"] == "confirmation")
-            path = " → ".join(f"{a['channel']}:{a['status']}" for a in job["attempts"]) or "—"
-            rows.append((digit, job["status"], path))
-            jobs.append(job)
+        rows, jobs, zone = _confirmations(base_url, api_token=api_token, run_id=run_id)
         lines = [f"  {d}  {status:<18} {path}" for d, status, path in rows]
         out.write(redraw(lines, shown=shown, tty=tty, width=shutil.get_terminal_size().columns))
         out.flush()
@@ -171,6 +173,22 @@ def _run(base_url: str, timeout: float, out: TextIO) -> int:
                 print("\n" + wait_line(*held, zone=zone, now=now), file=out)
             return 0
         time.sleep(POLL_SECONDS)
+
+
+def _confirmations(base_url: str, *, api_token: str,
+                   run_id: int) -> tuple[list[tuple[int, str, str]], list[dict[str, Any]], str]:
+    """Each digit's confirmation as a table row (digit, status, path of attempts), the jobs, the clinic's zone."""
+    rows, jobs, zone = [], [], "Europe/Moscow"
+    for digit in range(10):
+        answer = requests.get(f"{base_url}/api/v1/demo/bookings/yclients/{run_id + digit}",
+                              headers={"Authorization": f"Bearer {api_token}"}, timeout=10)
+        view = _check(answer, "did it refuse the API token in instance/api_token?").json()
+        zone = view.get("timezone") or zone
+        job = next(j for j in view["jobs"] if j["kind"] == "confirmation")
+        path = " → ".join(f"{a['channel']}:{a['status']}" for a in job["attempts"]) or "—"
+        rows.append((digit, job["status"], path))
+        jobs.append(job)
+    return rows, jobs, zone
 
 
 def _check(response: requests.Response, hint: str) -> requests.Response:

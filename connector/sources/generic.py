@@ -60,18 +60,8 @@ def parse_generic(
 
     reader = _Reader(body, mapping)
     action = _action(reader, mapping)
-    external_id = check_id(_id(reader.get("external_id"), "external_id", reader), "external_id")
-    if external_id is None:
-        raise reader.missing("external_id")
-
-    source_zone = reader.text("timezone")
-    if source_zone is not None:
-        try:
-            ZoneInfo(check_zone_name(source_zone))
-        except (ZoneInfoNotFoundError, ValueError, OSError):
-            raise PayloadError(
-                f"timezone {source_zone!r} is not a known IANA zone", field="timezone"
-            ) from None
+    external_id = _external_id(reader)
+    source_zone = _source_zone(reader)
     zone = ZoneInfo(source_zone or default_tz)
 
     raw_version = reader.get("version")
@@ -128,6 +118,26 @@ class _Reader:
         return PayloadError(
             f"{key}: expression {expression.expression!r} gave {raw!r}, expected {expected}", field=key
         )
+
+
+def _external_id(reader: _Reader) -> str:
+    external_id = check_id(_id(reader.get("external_id"), "external_id", reader), "external_id")
+    if external_id is None:
+        raise reader.missing("external_id")
+    return external_id
+
+
+def _source_zone(reader: _Reader) -> str | None:
+    """The payload's own `timezone`, when it names one: a known IANA zone or a PayloadError."""
+    source_zone = reader.text("timezone")
+    if source_zone is not None:
+        try:
+            ZoneInfo(check_zone_name(source_zone))
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            raise PayloadError(
+                f"timezone {source_zone!r} is not a known IANA zone", field="timezone"
+            ) from None
+    return source_zone
 
 
 def _action(reader: _Reader, mapping: SourceMapping) -> str:

@@ -62,6 +62,22 @@ def parse_record_webhook(body: Mapping[str, Any], default_tz: str | None = None)
     carries, with state CANCELLED; when `data` lacks a usable start time the facts are None. Only
     the id of a delete is to be trusted (§1.4: the completeness of delete payloads is unconfirmed).
     """
+    if not _is_record(body):
+        return None
+    status = _status(body)
+    data = _data(body, status)
+    external_id = _external_id(data=data, body=body)
+    version = _version(data.get("last_change_date"), default_tz)
+    deleted = status == "delete" or _flag(data.get("deleted"), "deleted")
+
+    if not deleted:
+        facts = _facts(data, external_id, body, default_tz, BookingState.ACTIVE)
+        return SourceEvent(EventAction.UPSERT, external_id, version, facts)
+    return SourceEvent(EventAction.DELETE, external_id, version, _deleted_facts(data, external_id, body, default_tz))
+
+
+def _is_record(body: Mapping[str, Any]) -> bool:
+    """Whether a well-formed envelope is about a record; PayloadError when it is not an envelope at all."""
     if not isinstance(body, Mapping):
         raise PayloadError(f"webhook body must be a JSON object, got {type(body).__name__}", field="body")
     for key in ("resource", "status", "data"):
@@ -70,42 +86,45 @@ def parse_record_webhook(body: Mapping[str, Any], default_tz: str | None = None)
     resource = body["resource"]
     if not isinstance(resource, str):
         raise PayloadError(f"'resource' must be a string, got {resource!r}", field="resource")
-    if resource.strip() != "record":
-        return None
+    return resource.strip() == "record"
 
+
+def _status(body: Mapping[str, Any]) -> str:
     status = body["status"]
     status = status.strip().lower() if isinstance(status, str) else None
     if status not in _STATUSES:
         raise PayloadError(
             f"'status' must be one of create, update, delete; got {body['status']!r}", field="status"
         )
+    return status
 
+
+def _data(body: Mapping[str, Any], status: str) -> Mapping[str, Any]:
     data = body["data"]
     if data is None and status == "delete":
         data = {}  # tolerated for deletes: the envelope's resource_id is enough
     if not isinstance(data, Mapping):
         raise PayloadError(f"'data' must be an object, got {type(data).__name__}", field="data")
+    return data
 
+
+def _external_id(*, data: Mapping[str, Any], body: Mapping[str, Any]) -> str:
+    """The record's own id, else the envelope's resource_id."""
     external_id = check_id(_id(data.get("id")), "id")
     if external_id is None:
         external_id = check_id(_id(body.get("resource_id")), "resource_id")
     if external_id is None:
         raise PayloadError("record has neither 'data.id' nor 'resource_id'", field="id")
+    return external_id
 
-    version = _version(data.get("last_change_date"), default_tz)
-    deleted = status == "delete" or _flag(data.get("deleted"), "deleted")
 
-    if not deleted:
-        facts = _facts(data, external_id, body, default_tz, BookingState.ACTIVE)
-        return SourceEvent(EventAction.UPSERT, external_id, version, facts)
-
-    deleted_facts: BookingFacts | None
+def _deleted_facts(data: Mapping[str, Any], external_id: str, body: Mapping[str, Any],
+                   default_tz: str | None) -> BookingFacts | None:
     try:
-        deleted_facts = _facts(data, external_id, body, default_tz, BookingState.CANCELLED)
+        return _facts(data, external_id, body, default_tz, BookingState.CANCELLED)
     except PayloadError:
         # Nothing but the id of a delete is relied upon, so a thin or odd `data` is not an error.
-        deleted_facts = None
-    return SourceEvent(EventAction.DELETE, external_id, version, deleted_facts)
+        return None
 
 
 def check_company(body: Any, company_ids: frozenset[str]) -> None:

@@ -143,24 +143,23 @@ class YclientsApi:
         after, before = _iso(changed_after, "changed_after"), _iso(changed_before, "changed_before")
         if changed_after > changed_before:
             raise ValueError("yclients: changed_after is later than changed_before")
+        window = {"changed_after": after, "changed_before": before, "with_deleted": 1}
+        yield from self._record_pages(company, window, page_size=page_size, max_pages=max_pages)
 
+    def _record_pages(self, company: str, window: Mapping[str, Any], *, page_size: int,
+                      max_pages: int) -> Iterator[dict[str, Any]]:
+        """The records of `window`, page after page, to the listing's end (the rules: changed_records)."""
         page, size, total = 1, page_size, None
         seen: set[str] = set()  # the ids read so far: what counts towards total_count
         while True:
             if page > max_pages:
                 raise YclientsApiError(f"yclients: records: stopped after {max_pages} pages, "
                                        f"{len(seen)} of {_count(total)} read", transient=True)
-            params = {"changed_after": after, "changed_before": before, "with_deleted": 1,
-                      "page": page, "count": size}
-            body = self._get(f"/records/{company}", params, what="records", empty_when_not_found=True)
+            body = self._get(f"/records/{company}", {**window, "page": page, "count": size}, what="records",
+                             empty_when_not_found=True)
             if body is None:  # "Не найдено": nothing (more) matched
                 return
-            records = body.get("data")
-            if records is None:
-                records = []
-            if not isinstance(records, list) or not all(isinstance(record, dict) for record in records):
-                raise YclientsApiError("yclients: records answer has no list of record objects in 'data'",
-                                       transient=False)
+            records = _records(body)
             total = int_or_none(_meta(body).get("total_count"))
             if not records:  # the server has nothing at this offset, whatever total_count said
                 return
@@ -258,6 +257,16 @@ def _iso(moment: datetime, name: str) -> str:
     if not isinstance(moment, datetime) or moment.utcoffset() is None:
         raise ValueError(f"yclients: {name} must be a datetime with a zone")
     return moment.isoformat(timespec="seconds")  # 2026-11-27T11:02:41+03:00
+
+
+def _records(body: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The records of one page: `data` as a list of objects (null read as none)."""
+    records = body.get("data")
+    if records is None:
+        return []
+    if not isinstance(records, list) or not all(isinstance(record, dict) for record in records):
+        raise YclientsApiError("yclients: records answer has no list of record objects in 'data'", transient=False)
+    return records
 
 
 def _meta(body: Mapping[str, Any]) -> Mapping[str, Any]:

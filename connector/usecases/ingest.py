@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import Row, select, update
 from sqlalchemy.orm import Session
 
 from connector.core.model import (
@@ -139,8 +139,12 @@ def _apply_delete(session, tenant, source, inbound, booking, event, now) -> Rece
     return Receipt(InboundOutcome.APPLIED, inbound.id, booking.id)
 
 
-def _replan(session, tenant: Tenant, booking: Booking, inbound, previous: Visit | None, now,
-            confirm_new: bool = True) -> None:
+# What re-planning reads of a booking's jobs: id, plan_key, kind, status, due_at, patient_id.
+_JobRow = Row[int, str, str, str, datetime, int | None]
+
+
+def _replan(session: Session, tenant: Tenant, booking: Booking, inbound: InboundEvent, previous: Visit | None,
+            now: datetime, confirm_new: bool = True) -> None:
     rows = session.execute(
         select(NotificationJob.id, NotificationJob.plan_key, NotificationJob.kind, NotificationJob.status,
                NotificationJob.due_at, NotificationJob.patient_id).where(NotificationJob.booking_id == booking.id)
@@ -152,6 +156,15 @@ def _replan(session, tenant: Tenant, booking: Booking, inbound, previous: Visit 
                      confirmation=tenant.policy.confirmation and confirm_new)
     diff: PlanDiff = plan_jobs(previous, current, existing, policy, now)
 
+    audits, cancelled = _cancel_jobs(session, booking, inbound, rows, diff, now)
+    audits.extend(_follow_patient(session, booking, inbound, rows, cancelled, now))
+    audits.extend(_add_jobs(session, tenant, booking, inbound, diff, now))
+    session.add_all(audits)
+
+
+def _cancel_jobs(session: Session, booking: Booking, inbound: InboundEvent, rows: Sequence[_JobRow], diff: PlanDiff,
+                 now: datetime) -> tuple[list[AuditEvent], set[int]]:
+    """The plan's cancellations of jobs still waiting; their audit lines and the ids cancelled."""
     pending_ids: dict[str, list[int]] = {}
     for row in rows:
         if row.status == JobStatus.SCHEDULED:
@@ -171,7 +184,12 @@ def _replan(session, tenant: Tenant, booking: Booking, inbound, previous: Visit 
         audits.extend(booking_audit(booking, inbound, now, AuditWhat.JOB_CANCELLED, cancellation.reason, job_id)
                       for job_id in ids)
         cancelled.update(ids)
-    audits.extend(_follow_patient(session, booking, inbound, rows, cancelled, now))
+    return audits, cancelled
+
+
+def _add_jobs(session: Session, tenant: Tenant, booking: Booking, inbound: InboundEvent, diff: PlanDiff,
+              now: datetime) -> list[AuditEvent]:
+    """The plan's new jobs, flushed for their ids; an audit line each (planned, or skipped and why)."""
     jobs = [
         NotificationJob(
             tenant_id=tenant.id, booking_id=booking.id, patient_id=booking.patient_id, kind=planned.kind,
@@ -183,11 +201,12 @@ def _replan(session, tenant: Tenant, booking: Booking, inbound, previous: Visit 
     ]
     session.add_all(jobs)
     session.flush()
+    audits: list[AuditEvent] = []
     for job, planned in zip(jobs, diff.add, strict=True):
         what = AuditWhat.JOB_SKIPPED if planned.status == JobStatus.SKIPPED else AuditWhat.JOB_PLANNED
         detail = f"{planned.kind} due {planned.due_at.isoformat()}" + (f"; {planned.note}" if planned.note else "")
         audits.append(booking_audit(booking, inbound, now, what, detail, job.id))
-    session.add_all(audits)
+    return audits
 
 
 def _follow_patient(session, booking: Booking, inbound, rows, cancelled: set[int], now) -> list[AuditEvent]:

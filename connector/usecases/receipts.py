@@ -33,7 +33,7 @@ from connector.store.ledger import (
     visit_times,
 )
 from connector.store.mapping import fallback_scheduled
-from connector.store.models import DeliveryAttempt, NotificationJob, Patient, PatientChannel, PatientLink
+from connector.store.models import AuditEvent, DeliveryAttempt, NotificationJob, Patient, PatientChannel, PatientLink
 from connector.tenants import Tenant
 from connector.usecases.refusals import record_refused
 
@@ -93,24 +93,16 @@ def handle_callback(session: Session, request: CallbackRequest, *, runtime: Runt
 
 def apply_reports(session: Session, reports: Sequence[StatusReport], *, runtime: Runtime, accounts: Accounts,
                   tenant_id: str, provider: str, now: datetime) -> tuple[int, int]:
+    """Each report moves the attempt it names (and its job) forward; returns (matched, unmatched)."""
     if not reports:
         return 0, 0
-    provider_ids = [r.provider_message_id for r in reports if r.provider_message_id]
-    our_ids = [r.message_id for r in reports if r.message_id]
-    rows = session.execute(
-        select(DeliveryAttempt, NotificationJob)
-        .join(NotificationJob, DeliveryAttempt.job_id == NotificationJob.id)
-        .where(NotificationJob.tenant_id == tenant_id, DeliveryAttempt.provider == provider,
-               or_(DeliveryAttempt.provider_message_id.in_(provider_ids), DeliveryAttempt.message_id.in_(our_ids)))
-        .with_for_update(of=NotificationJob)
-    ).all()
-    by_provider_id = {a.provider_message_id: (a, j) for a, j in rows if a.provider_message_id}
-    by_our_id = {a.message_id: (a, j) for a, j in rows}
+    attempts = _Attempts.locked(session, reports, tenant_id=tenant_id, provider=provider)
+    tenant = runtime.tenants.get(tenant_id)
     matched = unmatched = 0
-    audits, memory = [], []
+    audits: list[AuditEvent] = []
+    memory: list[tuple[int | None, str, AttemptStatus]] = []
     for report in reports:
-        pair = (by_provider_id.get(report.provider_message_id) if report.provider_message_id else None) or (
-            by_our_id.get(report.message_id) if report.message_id else None)
+        pair = attempts.named_by(report)
         if pair is None:
             unmatched += 1
             continue
@@ -122,26 +114,57 @@ def apply_reports(session: Session, reports: Sequence[StatusReport], *, runtime:
         memory.append((job.patient_id, attempt.channel, report.status))
         audits.append(audit(job, now, AuditWhat.of_attempt(AttemptStatus(attempt.status)),
                             f"{attempt.channel} via {provider} reports {report.raw_status or report.status}", attempt))
-        tenant = runtime.tenants.get(tenant_id)
-        if tenant is None:
-            continue
-        decision = after_report(accounts.steps(tenant), job_status=JobStatus(job.status),
-                                current_index=job.cascade_step, attempt_index=attempt.step,
-                                status=AttemptStatus(attempt.status), now=now)
-        if decision is None:
-            continue
-        if job.status == JobStatus.SENDING and decision.job_status == JobStatus.SCHEDULED:
-            continue  # the worker holding the lease will decide from the same facts
-        visits = visit_times(session, [job]) if decision.job_status == JobStatus.SCHEDULED else {}
-        decision = fallback_scheduled(decision, job=job, tenant=tenant, visits=visits, now=now)
-        apply_decision(job, decision, now)
-        audits.append(audit(job, now, AuditWhat.of_job(decision.job_status), note_with(decision.note,
-                                                                                        decision.waiting)))
-    tenant = runtime.tenants.get(tenant_id)
+        if tenant is not None:
+            audits.extend(_move_job(session, job, attempt, tenant=tenant, accounts=accounts, now=now))
     if tenant is not None:
         remember_channels(session, now, memory, tenant.remember_not_registered)
     session.add_all(audits)
     return matched, unmatched
+
+
+@dataclass(frozen=True)
+class _Attempts:
+    """The attempts a batch of reports names, with their jobs locked, by the provider's id and by ours."""
+
+    by_provider_id: dict[str, tuple[DeliveryAttempt, NotificationJob]]
+    by_our_id: dict[str, tuple[DeliveryAttempt, NotificationJob]]
+
+    @classmethod
+    def locked(cls, session: Session, reports: Sequence[StatusReport], *, tenant_id: str,
+               provider: str) -> _Attempts:
+        provider_ids = [r.provider_message_id for r in reports if r.provider_message_id]
+        our_ids = [r.message_id for r in reports if r.message_id]
+        rows = session.execute(
+            select(DeliveryAttempt, NotificationJob)
+            .join(NotificationJob, DeliveryAttempt.job_id == NotificationJob.id)
+            .where(NotificationJob.tenant_id == tenant_id, DeliveryAttempt.provider == provider,
+                   or_(DeliveryAttempt.provider_message_id.in_(provider_ids),
+                       DeliveryAttempt.message_id.in_(our_ids)))
+            .with_for_update(of=NotificationJob)
+        ).all()
+        return cls(by_provider_id={a.provider_message_id: (a, j) for a, j in rows if a.provider_message_id},
+                   by_our_id={a.message_id: (a, j) for a, j in rows})
+
+    def named_by(self, report: StatusReport) -> tuple[DeliveryAttempt, NotificationJob] | None:
+        """The provider's id first; ours when it names nothing."""
+        return (self.by_provider_id.get(report.provider_message_id) if report.provider_message_id else None) or (
+            self.by_our_id.get(report.message_id) if report.message_id else None)
+
+
+def _move_job(session: Session, job: NotificationJob, attempt: DeliveryAttempt, *, tenant: Tenant,
+              accounts: Accounts, now: datetime) -> list[AuditEvent]:
+    """The job's next state after its attempt's news (the cascade's rule); its audit line, if it moved."""
+    decision = after_report(accounts.steps(tenant), job_status=JobStatus(job.status),
+                            current_index=job.cascade_step, attempt_index=attempt.step,
+                            status=AttemptStatus(attempt.status), now=now)
+    if decision is None:
+        return []
+    if job.status == JobStatus.SENDING and decision.job_status == JobStatus.SCHEDULED:
+        return []  # the worker holding the lease will decide from the same facts
+    visits = visit_times(session, [job]) if decision.job_status == JobStatus.SCHEDULED else {}
+    decision = fallback_scheduled(decision, job=job, tenant=tenant, visits=visits, now=now)
+    apply_decision(job, decision, now)
+    return [audit(job, now, AuditWhat.of_job(decision.job_status), note_with(decision.note, decision.waiting))]
 
 
 def apply_links(session: Session, tenant: Tenant, links: Sequence[Link], now: datetime, secret: str) -> int:
