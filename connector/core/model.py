@@ -182,13 +182,15 @@ class InboundOutcome(StrEnum):
     APPLIED = "applied"
     DUPLICATE = "duplicate"  # seen before, or nothing changed
     STALE = "stale"  # older than the version we hold
-    IGNORED = "ignored"  # nothing in it for us (not a booking event, unknown message ids)
+    IGNORED = "ignored"  # nothing in it for us (not a booking event, message ids no attempt ever took)
+    HELD = "held"  # status reports kept until their attempt gets its provider id (connector.core.early_receipts)
     REJECTED = "rejected"  # refused: the error says why
 
 
 # Outcomes that mean "we have this one": a repeat of the same webhook id is a duplicate of any of them.
 ACCEPTED_OUTCOMES = frozenset(
-    {InboundOutcome.APPLIED, InboundOutcome.DUPLICATE, InboundOutcome.STALE, InboundOutcome.IGNORED})
+    {InboundOutcome.APPLIED, InboundOutcome.DUPLICATE, InboundOutcome.STALE, InboundOutcome.IGNORED,
+     InboundOutcome.HELD})
 
 
 class AuditWhat(StrEnum):
@@ -206,6 +208,7 @@ class AuditWhat(StrEnum):
     INBOUND_DUPLICATE = "inbound.duplicate"
     INBOUND_STALE = "inbound.stale"
     INBOUND_IGNORED = "inbound.ignored"
+    INBOUND_HELD = "inbound.held"
     INBOUND_REJECTED = "inbound.rejected"
 
     JOB_PLANNED = "job.planned"

@@ -20,6 +20,7 @@ from connector.logs import configure_logging
 from connector.store.models import WorkerHeartbeat
 from connector.usecases.deadlines import advance_timed_out
 from connector.usecases.dispatch import Dispatcher
+from connector.usecases.early_receipts import settle_held
 from connector.usecases.polls import ask, deadline_questions, due_questions
 from connector.usecases.refusals import purge_unauthenticated
 from connector.usecases.sandbox_reports import deliver_due_reports
@@ -62,6 +63,12 @@ class Worker:
         with self.rt.sessions.begin() as session:
             return deliver_due_reports(session, runtime=self.rt, accounts=self.accounts, now=self.rt.clock())
 
+    def settle_early_receipts(self) -> int:
+        """Kept receipts whose attempt has its id now are applied; those nobody took in an hour, ignored."""
+        with self.rt.sessions.begin() as session:
+            applied, given_up = settle_held(session, runtime=self.rt, accounts=self.accounts, now=self.rt.clock())
+        return applied + given_up
+
     def poll(self) -> int:
         """Ask providers that can be polled about the messages whose next question is due (connector.usecases.polls)."""
         now = self.rt.clock()
@@ -98,6 +105,7 @@ class Worker:
     def tick(self) -> None:
         """Everything once, in order; tests and the benchmark drive the worker with this."""
         self.deliver_sandbox_reports()
+        self.settle_early_receipts()
         self.poll()
         self.advance()
         self.dispatch()
@@ -138,8 +146,8 @@ def run_worker(runtime: Runtime) -> None:
     now = datetime.now(UTC)
     sync_every = runtime.settings.sync_interval_seconds
     for job, seconds in ((worker.dispatch, tick), (worker.advance, tick), (worker.deliver_sandbox_reports, tick),
-                         (worker.poll, tick), (worker.heartbeat, 10 * tick), (worker.sync, sync_every),
-                         (worker.purge, 3600 * tick)):
+                         (worker.settle_early_receipts, tick), (worker.poll, tick), (worker.heartbeat, 10 * tick),
+                         (worker.sync, sync_every), (worker.purge, 3600 * tick)):
         scheduler.add_job(_guarded(job), "interval", seconds=seconds, id=job.__name__, next_run_time=now)
     # A stop lets the pass in flight finish (sends are bounded by their timeouts), so no attempt is left
     # "queued" with its outcome unknown; a platform's grace period (30 s on most) covers it.

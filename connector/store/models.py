@@ -176,6 +176,32 @@ class DeliveryAttempt(Base):
     )
 
 
+class EarlyReceipt(Base):
+    """A provider's status report that named no attempt when it came (its send's answer not recorded yet): kept
+    until an attempt takes its id, then applied and removed; after connector.core.early_receipts.HOLD_FOR, its
+    callback is marked ignored and it is removed. The raw callback is its inbound event."""
+
+    __tablename__ = "early_receipt"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    provider: Mapped[str] = mapped_column(String(32))
+    provider_message_id: Mapped[str | None] = mapped_column(String(128))
+    message_id: Mapped[str | None] = mapped_column(String(64))  # ours, where the provider echoes it
+    status: Mapped[str] = mapped_column(String(24))
+    raw_status: Mapped[str | None] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # when the provider says it happened
+    inbound_event_id: Mapped[int] = mapped_column(ForeignKey("inbound_event.id"))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        Index(None, "provider_message_id"),
+        Index(None, "message_id"),
+        Index(None, "tenant_id", "received_at"),
+    )
+
+
 class AuditEvent(Base):
     """One recorded transition: the clinic's proof of when and how a patient was informed."""
 

@@ -15,10 +15,12 @@ from sqlalchemy.orm import Session, defer
 
 from connector.core.model import JobStatus
 from connector.core.phones import normalise_phone
+from connector.store.early_receipts import held_list
 from connector.store.models import (
     AuditEvent,
     Booking,
     DeliveryAttempt,
+    EarlyReceipt,
     InboundEvent,
     NotificationJob,
     Patient,
@@ -78,6 +80,7 @@ class Overview:
     events: Sequence[InboundEvent]  # the latest, bodies and headers not loaded
     bookings: list[BookingRow]  # the latest changed
     search: Search | None
+    held: Sequence[EarlyReceipt] = ()  # receipts kept until an attempt takes their ids, oldest first
 
 
 # --- one booking, one event, one patient ----------------------------------------------------------------------
@@ -158,7 +161,7 @@ def sync_states(session: Session, *, tenant_id: str | None = None) -> Sequence[S
 
 def overview(session: Session, *, tenant_id: str, now: datetime, zone: ZoneInfo, late_after: timedelta,
              query: str = "") -> Overview:
-    """What the status page opens with; `query` (an external booking id or a phone) adds a search. Nine queries."""
+    """What the status page opens with; `query` (an external booking id or a phone) adds a search. Ten queries."""
     day_start = datetime.combine(now.astimezone(zone).date(), time(0), tzinfo=zone)
     today = dict(session.execute(
         select(NotificationJob.status, func.count())
@@ -184,7 +187,8 @@ def overview(session: Session, *, tenant_id: str, now: datetime, zone: ZoneInfo,
         heartbeats=heartbeats(session), syncs=sync_states(session, tenant_id=tenant_id), today=today,
         overdue_count=overdue_count or 0, overdue=overdue, events=events,
         bookings=[rows[b.id] for b in latest],
-        search=Search(phone, [rows[b.id] for b in found]) if query else None)
+        search=Search(phone, [rows[b.id] for b in found]) if query else None,
+        held=held_list(session, tenant_id=tenant_id, limit=LIST_LIMIT))
 
 
 def planned_time() -> ColumnElement[Any]:

@@ -48,6 +48,7 @@ from connector.store.models import AuditEvent, Booking, DeliveryAttempt, Notific
 from connector.store.queue import claim_due_jobs
 from connector.store.warmup import warmup_caps
 from connector.tenants import Tenant
+from connector.usecases.early_receipts import on_recorded
 from connector.usecases.sandbox_reports import keep_reports
 
 log = logging.getLogger("connector.usecases.dispatch")
@@ -233,6 +234,9 @@ class Dispatcher:
         for tenant_id, facts in memory.items():
             remember_channels(session, now, facts, self.rt.tenants[tenant_id].remember_not_registered)
         session.add_all(audits)
+        # Receipts that came before these ids were written (a fast provider): applied now, in one lookup.
+        on_recorded(session, [(jobs[s.send.job_id].tenant_id, attempts[s.send.attempt_id]) for s in results],
+                    runtime=self.rt, accounts=self.accounts, now=now)
 
     def _record_one(self, job: NotificationJob, attempt: DeliveryAttempt, sent: Sent,
                     visits: Mapping[int, tuple[datetime, str]], now: datetime, audits: list[AuditEvent]) -> bool:

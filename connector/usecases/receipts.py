@@ -2,7 +2,7 @@
 
 A report only ever moves an attempt forward; a late receipt for an earlier step is recorded on that attempt
 and never restarts the cascade. Reports for message ids we do not know are kept (the raw callback is an
-inbound event), never dropped.
+inbound event) until an attempt takes their ids (connector.usecases.early_receipts), never dropped.
 """
 
 from __future__ import annotations
@@ -18,10 +18,12 @@ from sqlalchemy.orm import Session
 
 from connector.channels.base import CallbackAuthError, CallbackRequest, Link, StatusReport
 from connector.core.cascade import after_report
+from connector.core.early_receipts import callback_outcome, held_note
 from connector.core.invites import read_payload
 from connector.core.model import AttemptStatus, AuditWhat, InboundOutcome, JobStatus
 from connector.core.phones import normalise_phone
 from connector.entrypoints.bootstrap import Accounts, Runtime
+from connector.store.early_receipts import hold
 from connector.store.ledger import (
     apply_decision,
     audit,
@@ -78,33 +80,44 @@ def handle_callback(session: Session, request: CallbackRequest, *, runtime: Runt
         return refuse(422, "unprocessable", f"the callback could not be read ({type(error).__name__})")
     inbound = record_inbound(session, tenant_id=tenant_id, source=source, body=request.body, headers=headers,
                              now=now, outcome=InboundOutcome.APPLIED)
-    matched, unmatched = apply_reports(session, result.reports, runtime=runtime, accounts=accounts,
-                                       tenant_id=tenant_id, provider=provider, now=now)
+    matched, unmatched = apply_known(session, result.reports, runtime=runtime, accounts=accounts,
+                                     tenant_id=tenant_id, provider=provider, now=now)
+    # A fast provider's receipt may come before its send's answer is recorded: kept until an attempt takes
+    # its id (connector.usecases.early_receipts), never dropped.
+    held = hold(session, unmatched, tenant_id=tenant_id, provider=provider, inbound=inbound, now=now)
     linked = apply_links(session, tenant, result.links, now, runtime.settings.link_secret)
     if result.status_code >= 400:
         inbound.outcome, inbound.error = InboundOutcome.REJECTED, storable(result.body[:500], 500)
-    elif unmatched:
-        inbound.error = f"{unmatched} report(s) for unknown message ids"
-        inbound.outcome = InboundOutcome.APPLIED if matched or linked else InboundOutcome.IGNORED
-    elif not (matched or linked):
-        inbound.outcome = InboundOutcome.IGNORED
+        return CallbackAnswer(result.status_code, result.body, result.content_type)
+    inbound.outcome = callback_outcome(matched=matched, held=held, linked=linked)
+    if held:
+        inbound.error = held_note(held)
     return CallbackAnswer(result.status_code, result.body, result.content_type)
 
 
 def apply_reports(session: Session, reports: Sequence[StatusReport], *, runtime: Runtime, accounts: Accounts,
                   tenant_id: str, provider: str, now: datetime) -> tuple[int, int]:
     """Each report moves the attempt it names (and its job) forward; returns (matched, unmatched)."""
+    matched, unmatched = apply_known(session, reports, runtime=runtime, accounts=accounts, tenant_id=tenant_id,
+                                     provider=provider, now=now)
+    return matched, len(unmatched)
+
+
+def apply_known(session: Session, reports: Sequence[StatusReport], *, runtime: Runtime, accounts: Accounts,
+                tenant_id: str, provider: str, now: datetime) -> tuple[int, list[StatusReport]]:
+    """As apply_reports; returns how many matched, and the reports (the same objects) that named no attempt."""
     if not reports:
-        return 0, 0
+        return 0, []
     attempts = _Attempts.locked(session, reports, tenant_id=tenant_id, provider=provider)
     tenant = runtime.tenants.get(tenant_id)
-    matched = unmatched = 0
+    matched = 0
+    unmatched: list[StatusReport] = []
     audits: list[AuditEvent] = []
     memory: list[tuple[int | None, str, AttemptStatus]] = []
     for report in reports:
         pair = attempts.named_by(report)
         if pair is None:
-            unmatched += 1
+            unmatched.append(report)
             continue
         matched += 1
         attempt, job = pair

@@ -20,6 +20,7 @@ from flask import Blueprint, Response, abort, render_template, request
 from sqlalchemy.exc import SQLAlchemyError
 
 from connector.config import Settings
+from connector.core.early_receipts import HOLD_FOR
 from connector.core.model import JobStatus
 from connector.core.phones import mask_name, mask_phone
 from connector.core.redaction import masked_body, name_parts, scrub
@@ -140,6 +141,7 @@ def _overview_context(seen: views.Overview, *, now: datetime, query: str, settin
         search=None if search is None else {"phone": mask_phone(search.phone) if search.phone else None,
                                             "bookings": [_booking_row(row) for row in search.bookings]},
         query_shown="" if search is None or search.phone else query,
+        held=[{"r": r, "until": r.received_at + HOLD_FOR} for r in seen.held],
     )
 
 

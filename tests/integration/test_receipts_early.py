@@ -1,0 +1,144 @@
+"""Early receipts on the real database: a provider that calls back before its send's answer is recorded (Wahelp,
+which can only call back) ends `delivered`, not ignored; a report no attempt ever takes is ignored after an hour,
+and the status page shows it meanwhile.
+
+The Wahelp stand-in speaks its wire format (tests/integration/channels/test_wahelp.py) and posts the delivered
+callback to our /callbacks/wahelp door before it answers the send. Time is the runtime's clock; nothing sleeps.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+from werkzeug import Request, Response
+
+from connector.channels.base import StatusReport
+from connector.core.model import AttemptStatus, InboundOutcome
+from connector.entrypoints.worker import Worker
+from connector.store.early_receipts import hold
+from connector.store.models import EarlyReceipt, InboundEvent
+from connector.tenants import CascadeStep, demo_tenant
+from connector.web import create_app
+from tests.conftest import DEMO_TOKEN, make_runtime
+from tests.integration.test_delivery import START, Clock, book, confirmation
+from tests.integration.test_receipts_polling import STATUS_AUTH
+
+PROJECT, SECRET = "4242", "cb-secret-0123456789"
+UUIDS = {"whatsapp": "uuid-wa"}
+CASCADE = (CascadeStep("whatsapp", "wahelp", timedelta(minutes=1)),
+           CascadeStep("sms", "sandbox", timedelta(minutes=1)))  # digit 6: the sandbox's SMS is delivered
+
+
+class FakeWahelp:
+    """Login, users and send_message; `early` posts the message's delivered callback before the send's answer."""
+
+    def __init__(self, httpserver, early: bool):
+        self.client = None
+        self.early = early
+        self.sends = 0
+        httpserver.expect_request("/api/app/user/login", method="POST").respond_with_json(
+            {"success": True, "data": {"access_token": "t-1"}})
+        base = f"/api/app/projects/{PROJECT}/channels/{UUIDS['whatsapp']}"
+        httpserver.expect_request(f"{base}/users", method="POST").respond_with_json(
+            {"success": True, "data": {"id": 101}})
+        httpserver.expect_request(f"{base}/send_message/101", method="POST").respond_with_handler(self._send)
+        self.base_url = httpserver.url_for("/api")
+
+    def _send(self, request: Request) -> Response:
+        self.sends += 1
+        message_id = f"m-{self.sends}"
+        if self.early:
+            answer = self.client.post(f"/callbacks/wahelp/demo?secret={SECRET}", json={
+                "event": "channel.message.updated", "data": {"id": message_id, "status": "delivered"}})
+            assert answer.status_code == 200
+        return Response(json.dumps({"success": True, "data": {"id": message_id, "status": "sent"}}),
+                        content_type="application/json")
+
+
+@pytest.fixture
+def setup(database_url, httpserver):
+    held = []
+
+    def build(early: bool):
+        wahelp = FakeWahelp(httpserver, early)
+        tenant = replace(demo_tenant(DEMO_TOKEN), cascade=CASCADE, providers={
+            "wahelp": {"base_url": wahelp.base_url, "login": "clinic", "password": "pw", "project_id": PROJECT,
+                       "channels": UUIDS, "callback_secret": SECRET, "timeout": 2},
+            "sandbox": {"delay": 2}})
+        runtime = make_runtime(database_url, [tenant])
+        clock = runtime.clock = Clock(START)
+        client = wahelp.client = create_app(runtime).test_client()
+        worker = Worker(runtime, concurrency=2, name="early")
+        held.append((runtime, worker))
+        return wahelp, runtime, clock, client, worker
+
+    yield build
+    for runtime, worker in held:
+        worker.close()
+        runtime.engine.dispose()
+
+
+def run(worker: Worker, clock: Clock, seconds: int) -> None:
+    for _ in range(seconds):
+        worker.tick()
+        clock.advance(1)
+
+
+def callbacks(runtime) -> list[tuple[str, str | None]]:
+    with runtime.sessions() as session:
+        return [(e.outcome, e.error) for e in session.scalars(
+            select(InboundEvent).where(InboundEvent.source == "callback:wahelp").order_by(InboundEvent.id))]
+
+
+def test_a_receipt_before_its_send_is_recorded_ends_delivered_with_no_second_channel(setup):
+    wahelp, runtime, clock, client, worker = setup(early=True)
+    book(client, 6, 7100)
+    run(worker, clock, 90)  # past the step's minute: a lost receipt would have sent the SMS
+    job = confirmation(client, 7100)
+    assert job["status"] == "delivered", job["reason"]
+    assert [(a["channel"], a["status"]) for a in job["attempts"]] == [("whatsapp", "delivered")]
+    assert wahelp.sends == 1
+    assert callbacks(runtime) == [("applied", "1 report(s) applied when their attempt got its id")]
+    with runtime.sessions() as session:
+        assert session.scalars(select(EarlyReceipt)).all() == []
+
+
+def test_a_receipt_kept_after_its_groups_lookup_is_applied_by_the_next_pass(setup):
+    # The race the worker pass is for: the callback's report is kept just after the record step looked.
+    wahelp, runtime, clock, client, worker = setup(early=False)
+    book(client, 6, 7200)
+    run(worker, clock, 2)
+    assert confirmation(client, 7200)["status"] == "awaiting_delivery"
+    with runtime.sessions.begin() as session:
+        inbound = InboundEvent(tenant_id="demo", source="callback:wahelp", received_at=clock(), headers={},
+                               body="{}", outcome=InboundOutcome.HELD)
+        session.add(inbound)
+        session.flush()
+        hold(session, [StatusReport(AttemptStatus.DELIVERED, provider_message_id="m-1", raw_status="delivered")],
+             tenant_id="demo", provider="wahelp", inbound=inbound, now=clock())
+    run(worker, clock, 1)
+    job = confirmation(client, 7200)
+    assert (job["status"], [(a["channel"], a["status"]) for a in job["attempts"]]) == (
+        "delivered", [("whatsapp", "delivered")])
+    assert callbacks(runtime)[-1][0] == "applied"
+
+
+def test_a_receipt_no_attempt_takes_is_shown_then_ignored_after_an_hour(setup):
+    wahelp, runtime, clock, client, worker = setup(early=False)
+    answer = client.post(f"/callbacks/wahelp/demo?secret={SECRET}", json={
+        "event": "channel.message.updated", "data": {"id": "m-nobody", "status": "delivered"}})
+    assert answer.status_code == 200
+    assert callbacks(runtime) == [("held", "1 report(s) for message ids not known yet: kept for 1 h")]
+    page = client.get("/status/demo", headers=STATUS_AUTH).get_data(as_text=True)
+    assert "m-nobody" in page
+    clock.advance(59 * 60)
+    run(worker, clock, 1)
+    assert callbacks(runtime)[0][0] == "held"
+    clock.advance(60)
+    run(worker, clock, 1)
+    assert callbacks(runtime) == [("ignored", "1 report(s) for message ids no attempt took within 1 h: ignored")]
+    assert "m-nobody" not in client.get("/status/demo", headers=STATUS_AUTH).get_data(as_text=True)
