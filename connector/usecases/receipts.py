@@ -82,16 +82,14 @@ def handle_callback(session: Session, request: CallbackRequest, *, runtime: Runt
                              now=now, outcome=InboundOutcome.APPLIED)
     matched, unmatched = apply_known(session, result.reports, runtime=runtime, accounts=accounts,
                                      tenant_id=tenant_id, provider=provider, now=now)
-    # A fast provider's receipt may come before its send's answer is recorded: kept until an attempt takes
-    # its id (connector.usecases.early_receipts), never dropped.
+    # A fast provider's receipt may beat its send's record: kept until an attempt takes its id, never dropped.
     held = hold(session, unmatched, tenant_id=tenant_id, provider=provider, inbound=inbound, now=now)
     linked = apply_links(session, tenant, result.links, now, runtime.settings.link_secret)
     if result.status_code >= 400:
         inbound.outcome, inbound.error = InboundOutcome.REJECTED, storable(result.body[:500], 500)
-        return CallbackAnswer(result.status_code, result.body, result.content_type)
-    inbound.outcome = callback_outcome(matched=matched, held=held, linked=linked)
-    if held:
-        inbound.error = held_note(held)
+    else:
+        inbound.outcome = callback_outcome(matched=matched, held=held, linked=linked)
+        inbound.error = held_note(held) if held else None
     return CallbackAnswer(result.status_code, result.body, result.content_type)
 
 

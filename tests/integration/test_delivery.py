@@ -161,7 +161,8 @@ def test_unknown_message_ids_in_callbacks_are_kept(client, runtime, clock):
     response = client.post("/callbacks/sandbox/demo", json={"id": "sbx-nobody", "status": "delivered"})
     assert response.status_code == 200
     events = client.get("/api/v1/demo/inbound-events", headers=AUTH).get_json()["events"]
-    assert events[0]["source"] == "callback:sandbox" and "unknown message" in events[0]["error"]
+    assert events[0]["source"] == "callback:sandbox" and events[0]["outcome"] == "held"
+    assert "message ids not known yet" in events[0]["error"]
 
 
 @pytest.mark.postgres

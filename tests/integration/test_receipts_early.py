@@ -9,6 +9,10 @@ callback to our /callbacks/wahelp door before it answers the send. Time is the r
 from __future__ import annotations
 
 import json
+import random
+import threading
+import time
+from collections import Counter
 from dataclasses import replace
 from datetime import timedelta
 
@@ -142,3 +146,72 @@ def test_a_receipt_no_attempt_takes_is_shown_then_ignored_after_an_hour(setup):
     run(worker, clock, 1)
     assert callbacks(runtime) == [("ignored", "1 report(s) for message ids no attempt took within 1 h: ignored")]
     assert "m-nobody" not in client.get("/status/demo", headers=STATUS_AUTH).get_data(as_text=True)
+
+
+class RacingWahelp(FakeWahelp):
+    """Every send answered at once, its delivered callback posted from another thread a few ms later: it races
+    the worker's record step, as a fast provider's does (17 of 20 came first in the issue's trial)."""
+
+    def __init__(self, httpserver, app):
+        super().__init__(httpserver, early=False)
+        self.app, self.threads = app, []
+        self.lock = threading.Lock()
+
+    def _send(self, request: Request) -> Response:
+        with self.lock:
+            self.sends += 1
+            message_id = f"m-{self.sends}"
+        thread = threading.Thread(target=self._call_back, args=(message_id, random.uniform(0, 0.6)))
+        self.threads.append(thread)
+        thread.start()
+        return Response(json.dumps({"success": True, "data": {"id": message_id, "status": "sent"}}),
+                        content_type="application/json")
+
+    def _call_back(self, message_id: str, delay: float) -> None:
+        time.sleep(delay)
+        self.app.test_client().post(f"/callbacks/wahelp/demo?secret={SECRET}", json={
+            "event": "channel.message.updated", "data": {"id": message_id, "status": "delivered"}})
+
+
+@pytest.mark.postgres
+def test_a_hundred_racing_callbacks_none_lost_none_sent_twice(postgres_database, httpserver):
+    from tests.conftest import truncate_all
+
+    truncate_all(postgres_database)
+    tenant = replace(demo_tenant(DEMO_TOKEN), cascade=CASCADE, providers={
+        "wahelp": {"base_url": httpserver.url_for("/api"), "login": "clinic", "password": "pw",
+                   "project_id": PROJECT, "channels": UUIDS, "callback_secret": SECRET, "timeout": 2},
+        "sandbox": {"delay": 2}})
+    runtime = make_runtime(postgres_database, [tenant])
+    clock = runtime.clock = Clock(START)
+    app = create_app(runtime)
+    wahelp = RacingWahelp(httpserver, app)
+    worker = Worker(runtime, concurrency=8, name="racing")
+    try:
+        jobs = 100
+        for n in range(jobs):
+            book(app.test_client(), 6, 8000 + n)
+        worker.dispatch()
+        for thread in wahelp.threads:
+            thread.join()
+        with runtime.sessions() as session:
+            outcomes = Counter(e.outcome for e in session.scalars(
+                select(InboundEvent).where(InboundEvent.source == "callback:wahelp")))
+            held_at_end_of_pass = len(session.scalars(select(EarlyReceipt)).all())
+        run(worker, clock, 90)  # past the step's minute: a lost receipt would send the SMS
+        client = app.test_client()
+        finals = Counter(confirmation(client, 8000 + n)["status"] for n in range(jobs))
+        second = sum(len(confirmation(client, 8000 + n)["attempts"]) - 1 for n in range(jobs))
+        with runtime.sessions() as session:
+            settled = Counter(e.outcome for e in session.scalars(
+                select(InboundEvent).where(InboundEvent.source == "callback:wahelp")))
+        print(f"\nfault run: {jobs} jobs, {wahelp.sends} wahelp sends, {sum(outcomes.values())} callbacks "
+              f"(at the end of the send pass: {dict(outcomes)}; still held then: {held_at_end_of_pass}); "
+              f"after 90 s: callbacks {dict(settled)}, jobs {dict(finals)}, second-channel sends {second}")
+        assert wahelp.sends == jobs
+        assert finals == {"delivered": jobs}
+        assert second == 0
+        assert settled == {"applied": jobs}
+    finally:
+        worker.close()
+        runtime.engine.dispose()
