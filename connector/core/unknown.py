@@ -50,8 +50,9 @@ def policy_of(steps: Sequence[Step], index: int) -> str:
     return "wait" if index == len(steps) - 1 else "next"
 
 
-def call_again(policy: str, lookup: Lookup, *, lost: int) -> bool:
+def call_again(policy: str | None, lookup: Lookup, *, lost: int) -> bool:
     """After the `lost`-th call on a step whose answer was lost, and what asking said: may one more call go?
+    `policy` is the step's on_unknown as written (None: the default, next or wait, neither of which calls).
 
     Never more than one more call per step, whatever the reason: two lost answers are two messages that may
     both have reached the patient."""

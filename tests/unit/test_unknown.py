@@ -49,6 +49,8 @@ CALL_AGAIN = [
     ("resend", L.NOT_ASKED, 1, True),
     ("resend", L.NOT_ASKED, 2, False),  # exactly one more, not one more each time
     ("resend", L.NO_ANSWER, 2, False),
+    (None, L.NOT_ASKED, 1, False),  # the default never resends
+    (None, L.NOT_FOUND, 1, True),
 ]
 
 
