@@ -19,6 +19,7 @@ import yaml
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates
 
 from connector.channels.settings import PROVIDERS, AccountLimits, ProviderBlocks, ProviderSettings, typed_providers
+from connector.core.cascade import ON_UNKNOWN
 from connector.core.model import Policy, QuietHours
 from connector.sources.settings import DurationSetting, GenericSource, SourceBlocks, YclientsSource, typed_sources
 
@@ -40,6 +41,7 @@ class CascadeStep:
     timeout: timedelta
     until: str = "delivered"  # or "read": the step is done only when the patient has read it
     sent_is_final: bool | None = None  # None: as the provider declares (no receipts → a send is final)
+    on_unknown: str | None = None  # next | wait | resend after a lost answer; None: next, wait on the last step
 
 
 @dataclass(frozen=True)
@@ -165,6 +167,7 @@ class _StepSchema(Schema):
     timeout = DurationSetting(load_default=timedelta(minutes=10))
     until = fields.Str(load_default="delivered", validate=validate.OneOf(("delivered", "read")))
     sent_is_final = fields.Bool(load_default=None, allow_none=True)
+    on_unknown = fields.Str(load_default=None, allow_none=True, validate=validate.OneOf(ON_UNKNOWN))
 
 
 class _TenantSchema(Schema):

@@ -5,7 +5,8 @@ Errors an adapter may raise (everything else from a library is caught at the bou
     ChannelError
     ├── TransientError      a timeout, a 5xx, a 429: worth retrying later in the same step (retry_after honoured)
     │   └── OutcomeUnknownError   the request went out and its answer was lost (read timeout, reset after
-    │                             sending): the provider may have taken it. Retried like any TransientError today.
+    │                             sending): the provider may have taken it. Never retried blindly: the
+    │                             dispatcher asks (`lookup`, where `can_lookup`) or the step's on_unknown decides.
     ├── HttpRefused         a non-2xx answer, neither 429 nor 5xx, to a call that expects JSON (smsc, smsru)
     └── CallbackAuthError   a status callback that does not prove it comes from the provider (answer 401)
 
@@ -42,7 +43,8 @@ class TransientError(ChannelError):
 
 class OutcomeUnknownError(TransientError):
     """The request was sent and no answer came back: the provider may have taken it, so a blind retry may send
-    the same message twice. Still a TransientError, so callers that do not ask treat it as before."""
+    the same message twice. Still a TransientError, so callers that do not ask (polls) treat it as before; the
+    dispatcher tells it apart (connector.core.unknown)."""
 
 
 class HttpRefused(ChannelError):
@@ -130,6 +132,9 @@ class Channel(ABC):
     channels: frozenset[str] = frozenset()  # which of max/telegram/whatsapp/sms it carries
     has_receipts: bool = True  # False: a successful send is final unless the step says otherwise
     can_poll: bool = False
+    # True: the provider keeps the message id we send and answers by it (`lookup`), so a call whose answer was
+    # lost can be asked about before anything is sent again.
+    can_lookup: bool = False
     # How long after a send the provider may still report on it. A message sent on the last step and not yet
     # confirmed is waited for this long (and asked about, where `can_poll`) before its job ends unconfirmed.
     # A day for providers that only call back: a receipt later than that is rare, and is still recorded when
@@ -155,6 +160,12 @@ class Channel(ABC):
     def poll(self, provider_message_ids: Sequence[str]) -> list[StatusReport]:
         """Ask the provider for the current status of messages it has no callback for."""
         raise NotImplementedError(f"{self.name} cannot be polled")
+
+    def lookup(self, message: OutboundMessage) -> SendResult | None:
+        """What the provider holds under our message id: the answer the send would have given (its status and
+        provider id), or None when it has no such message (it was not sent). Raises ChannelError (a
+        TransientError among them) when it cannot say."""
+        raise NotImplementedError(f"{self.name} cannot be asked by our message id")
 
 
 @runtime_checkable

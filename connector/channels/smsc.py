@@ -4,7 +4,7 @@ Wire format (providers.md §5.2; status mapping §6.2; smscentre.com/api/http/se
 smscentre.com/api/http/status_messages/status_answer for the answers):
 
     POST {base_url}/send.php    login+psw | apikey, phones=+<E.164 digits>, mes, fmt=3, charset=utf-8
-                                [, sender] [, id=<our message id> when it is an integer 1…2147483647]
+                                [, sender], id=<client id: our message id, or a number derived from it>
         → {"id": <n>, "cnt": <parts>}
         | {"error": "…", "error_code": N}            (N = 1, 2, 4, 5, 9)
         | {"error": "…", "error_code": N, "id": <n>} (N = 3, 6, 7, 8)
@@ -38,11 +38,14 @@ UNCONFIRMED: the numbering of send errors 5–9 (order from a client enum, consi
 the callback's full field list and whether SMSC signs it (we rely on `?secret=` in the registered URL); `ts`
 in a callback as the unix time of the status; the answer SMSC expects from the callback (we send 200 "OK");
 whether status.php wants the phone with "+" (we send digits, as the official clients do); sending a client
-`id` is per the official clients' docs (32-bit integer), so non-numeric message ids are not sent.
+`id` is per the official clients' docs (32-bit integer 1…2147483647), so a message id that is not one (ours are
+hex) is sent as a number derived from it (`client_id`), and `lookup` asks status.php by phone + that number when
+a send's answer was lost: -3 (or error_code 3) is "not found", i.e. not sent; anything else means SMSC has it.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -72,6 +75,7 @@ from connector.transport.wire import (
 
 DEFAULT_BASE_URL = "https://smsc.ru/sys"
 MAX_CLIENT_ID = 2_147_483_647
+NOT_FOUND = -3  # status.php: no message with this id for this phone
 
 STATUSES: dict[int, S] = {
     -2: S.REJECTED,
@@ -114,6 +118,7 @@ class SmscChannel(Channel):
     channels = frozenset({"sms"})
     has_receipts = True
     can_poll = True
+    can_lookup = True  # status.php answers by phone + the client id we send with every message
     status_window = timedelta(days=3)  # SMS validity runs for days; three is our assumption of its memory
 
     def __init__(self, config: Mapping[str, Any], session: requests.Session | None = None):
@@ -130,8 +135,8 @@ class SmscChannel(Channel):
         data = {**self._auth(), "phones": "+" + digits, "mes": message.text, "fmt": "3", "charset": "utf-8"}
         if self.config.get("sender"):
             data["sender"] = str(self.config["sender"])
-        if _client_id(message.message_id):
-            data["id"] = message.message_id
+        # Our id, so that a send whose answer is lost can be asked about (`lookup`) instead of sent again.
+        data["id"] = client_id(message.message_id)
         try:
             body = self._post("send.php", data)
         except HttpRefused as refused:
@@ -158,23 +163,46 @@ class SmscChannel(Channel):
             smsc_id, _, digits = str(provider_id or "").partition(":")
             if not smsc_id or not digits:
                 continue  # not an id this adapter made: nothing to ask
-            body = self._post("status.php", {**self._auth(), "phone": digits, "id": smsc_id, "fmt": "3"})
-            if "error" in body or "error_code" in body:
-                code = int_or_none(body.get("error_code"))
-                label = STATUS_ERRORS.get(code, "unknown error") if code is not None else "no error_code"
-                if code == 4:
-                    raise TransientError(f"smsc: status error_code {code} ({label})")
-                if code == 9:
-                    raise TransientError(f"smsc: status error_code {code} ({label})", retry_after=60.0)
-                raise ChannelError(f"smsc: status request refused, error_code {code} ({label})")
-            at = None
-            stamp = int_or_none(body.get("last_timestamp"))
-            if stamp:
-                at = datetime.fromtimestamp(stamp, UTC)
-            report = _report(provider_id, int_or_none(body.get("status")), int_or_none(body.get("err")), at)
+            body = self._status(digits, smsc_id)
+            if body is None:
+                continue  # not found: nothing to report
+            report = _report(provider_id, int_or_none(body.get("status")), int_or_none(body.get("err")), _at(body))
             if report is not None:
                 reports.append(report)
         return reports
+
+    # --- lookup: a send whose answer was lost, asked about by the client id we sent ---------------------
+
+    def lookup(self, message: OutboundMessage) -> SendResult | None:
+        digits = phone_digits(message.recipient.phone)
+        if not digits:
+            return None  # send() never called SMSC for it
+        smsc_id = client_id(message.message_id)
+        body = self._status(digits, smsc_id)
+        if body is None:
+            return None
+        code = int_or_none(body.get("status"))
+        report = _report(_provider_id(smsc_id, digits), code, int_or_none(body.get("err")), _at(body))
+        if report is None:
+            # A status we cannot read still says SMSC holds the message: it took it, so it is not resent.
+            return SendResult(S.QUEUED, provider_message_id=_provider_id(smsc_id, digits))
+        return SendResult(report.status, provider_message_id=report.provider_message_id, error=report.error)
+
+    def _status(self, digits: str, smsc_id: str) -> Mapping[str, Any] | None:
+        """status.php's answer for one message; None when SMSC has no such message (status -3, or error_code 3
+        in the multi-message form: both are documented for "not found", so both are read that way)."""
+        body = self._post("status.php", {**self._auth(), "phone": digits, "id": smsc_id, "fmt": "3"})
+        if "error" in body or "error_code" in body:
+            code = int_or_none(body.get("error_code"))
+            if code == 3:
+                return None
+            label = STATUS_ERRORS.get(code, "unknown error") if code is not None else "no error_code"
+            if code == 4:
+                raise TransientError(f"smsc: status error_code {code} ({label})")
+            if code == 9:
+                raise TransientError(f"smsc: status error_code {code} ({label})", retry_after=60.0)
+            raise ChannelError(f"smsc: status request refused, error_code {code} ({label})")
+        return None if int_or_none(body.get("status")) == NOT_FOUND else body
 
     # --- callbacks --------------------------------------------------------------------------------------
 
@@ -222,5 +250,16 @@ def _provider_id(smsc_id: Any, digits: str) -> str:
     return f"{smsc_id}:{digits}"
 
 
-def _client_id(message_id: str) -> bool:
-    return message_id.isascii() and message_id.isdigit() and 1 <= int(message_id) <= MAX_CLIENT_ID
+def _at(body: Mapping[str, Any]) -> datetime | None:
+    stamp = int_or_none(body.get("last_timestamp"))
+    return datetime.fromtimestamp(stamp, UTC) if stamp else None
+
+
+def client_id(message_id: str) -> str:
+    """The SMSC client id (an integer 1…2147483647) for our message id: the id itself when it is one, else a
+    number derived from it (the same every time, so `lookup` finds what `send` sent). Two messages to the same
+    phone sharing one is a chance of about one in two billion; status.php asks by phone and id together."""
+    if message_id.isascii() and message_id.isdigit() and 1 <= int(message_id) <= MAX_CLIENT_ID:
+        return message_id
+    digest = hashlib.sha256(message_id.encode("utf-8")).digest()
+    return str(int.from_bytes(digest[:8], "big") % MAX_CLIENT_ID + 1)

@@ -43,6 +43,7 @@ __all__ = [
 ]
 
 _UNTIL = ("delivered", "read")
+ON_UNKNOWN = ("next", "wait", "resend")  # a step's choices after a call whose outcome is unknown (core.unknown)
 
 # Success ranks: a report only ever moves an attempt up this ladder.
 _RANK = {
@@ -71,11 +72,16 @@ class Step:
     # How long after a send the provider may still report on it (resolved by the caller from the provider):
     # after the last step's deadline the job waits this long from the send before it is called unconfirmed.
     status_window: timedelta = timedelta(0)
+    # What a call whose answer was lost leaves behind (core.unknown): "next", "wait" or "resend"; None: "next",
+    # or "wait" on the last step.
+    on_unknown: str | None = None
 
     def __post_init__(self) -> None:
         # The tenants file validates these too; a Step built by hand must not silently mean something else.
         if self.until not in _UNTIL:
             raise ValueError(f"step until must be one of {_UNTIL}, not {self.until!r}")
+        if self.on_unknown not in (None, *ON_UNKNOWN):
+            raise ValueError(f"step on_unknown must be one of {ON_UNKNOWN}, not {self.on_unknown!r}")
         if self.timeout < timedelta(0):
             raise ValueError(f"step timeout must not be negative: {self.timeout}")
         if self.status_window < timedelta(0):
@@ -218,17 +224,18 @@ def _after_receipt(step: Step, *, job_status: JobStatus, status: AttemptStatus, 
 
 
 def on_timeout(steps: Sequence[Step], index: int, attempt_status: AttemptStatus, now: datetime, *,
-               sent_at: datetime | None = None) -> Decision:
+               sent_at: datetime | None = None, unknown: bool = False) -> Decision:
     """The job when the deadline of step `index` passed while awaiting delivery: the next step, never this one.
 
     `attempt_status` is the status of the attempt on that step as recorded, `sent_at` when it was sent (None:
     the step's deadline is `now`). The last step, still pending, has no next one: the job waits for a receipt
-    until the step's status window has passed since the send (a new deadline), then ends unconfirmed.
+    until the step's status window has passed since the send (a new deadline), then ends unconfirmed. So does a
+    step set `on_unknown: wait` whose call's outcome is `unknown`: it chose waiting over another channel.
     """
     step = _step(steps, index)
     if attempt_status in _PENDING:
         why = f"{_label(step)}: sent_timeout, still {attempt_status} after {step.timeout}"
-        if index + 1 < len(steps):
+        if index + 1 < len(steps) and not (unknown and step.on_unknown == "wait"):
             return _fall_back(steps, index, why)
         sent = sent_at if sent_at is not None else now - step.timeout
         window_end = sent + step.status_window

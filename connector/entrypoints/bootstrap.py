@@ -146,4 +146,4 @@ class Accounts:
             final = not channel.has_receipts
         # A provider without receipts will never report: nothing to wait for after the deadline.
         window = channel.status_window if channel.has_receipts else timedelta(0)
-        return Step(step.channel, step.provider, step.timeout, step.until, final, window)
+        return Step(step.channel, step.provider, step.timeout, step.until, final, window, step.on_unknown)

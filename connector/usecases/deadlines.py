@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from connector.core.cascade import Decision, Step, on_timeout
 from connector.core.model import AttemptStatus, AuditWhat, JobStatus
+from connector.core.unknown import is_unknown
 from connector.entrypoints.bootstrap import Accounts, Runtime
 from connector.store.ledger import apply_decision, audit, note_with, update_attempt, visit_times
 from connector.store.mapping import fallback_scheduled
@@ -42,7 +43,8 @@ def advance_timed_out(session: Session, *, runtime: Runtime, accounts: Accounts,
         attempt = current.get((job.id, job.cascade_step))
         status = AttemptStatus(attempt.status) if attempt else AttemptStatus.SENT
         decision: Decision = on_timeout(steps, job.cascade_step, status, now,
-                                        sent_at=attempt.created_at if attempt else None)
+                                        sent_at=attempt.created_at if attempt else None,
+                                        unknown=attempt is not None and is_unknown(attempt.error))
         waits = decision.job_status == JobStatus.AWAITING_DELIVERY  # the last step, within its status window
         if attempt is not None and status in (AttemptStatus.QUEUED, AttemptStatus.SENT) and not waits:
             update_attempt(attempt, AttemptStatus.EXPIRED, now, error="sent_timeout")

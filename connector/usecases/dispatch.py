@@ -22,13 +22,14 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from connector.channels.base import OutboundMessage, Recipient, SendResult, TransientError
+from connector.channels.base import OutboundMessage, OutcomeUnknownError, Recipient, SendResult, TransientError
 from connector.core.cascade import Step, after_send
 from connector.core.model import AttemptStatus, AuditWhat, JobKind, JobStatus
 from connector.core.preparation import Broken, Defer, Finish, Reach, SendOn, Unusable, prepare
 from connector.core.retry import gives_up, retry_delay
 from connector.core.templates import WordingError
 from connector.core.texts import preparation_for, render_message
+from connector.core.unknown import UNKNOWN_MARK, after_unknown, call_again, is_unknown
 from connector.core.warmup import Allowance
 from connector.entrypoints.bootstrap import Accounts, Runtime
 from connector.store.ledger import (
@@ -49,6 +50,7 @@ from connector.store.queue import claim_due_jobs
 from connector.store.warmup import warmup_caps
 from connector.tenants import Tenant
 from connector.usecases.early_receipts import on_recorded
+from connector.usecases.lost_answers import Unknown, ask_after_lost, gave_up
 from connector.usecases.sandbox_reports import keep_reports
 
 log = logging.getLogger("connector.usecases.dispatch")
@@ -71,6 +73,7 @@ class Sent:
     result: SendResult
     tries: int
     reports: list[tuple[float, str]] = field(default_factory=list)
+    unknown: Unknown | None = None  # set when a call of this step lost its answer
 
 
 class Dispatcher:
@@ -192,6 +195,7 @@ class Dispatcher:
         account = self.accounts.get(send.tenant_id, send.step.provider)
         started = time.monotonic()
         tries = 0
+        unknown: Unknown | None = None  # the last call whose answer was lost, and what asking said
         while True:
             tries += 1
             account.limiter.acquire()
@@ -199,11 +203,16 @@ class Dispatcher:
                 with account.in_flight:
                     result = account.channel.send(send.message)
                 break
+            except OutcomeUnknownError as error:  # it went out; the provider may have it: never resent blindly
+                unknown, found = ask_after_lost(account.channel, send.message, error, unknown)
+                if found is not None or not call_again(send.step.on_unknown, unknown.lookup, lost=unknown.lost):
+                    result = found or SendResult(AttemptStatus.SENT, error=f"{UNKNOWN_MARK} ({unknown.why})")
+                    break
             except TransientError as error:
                 delay = retry_delay(tries, error.retry_after, base=self.retry_base)
                 if gives_up(tries, elapsed=time.monotonic() - started, delay=delay,
                             step_timeout=send.step.timeout.total_seconds()):
-                    result = SendResult(AttemptStatus.FAILED, error=f"gave up after {tries} tries: {error}")
+                    result = gave_up(tries, error, unknown)
                     break
                 time.sleep(delay)
             except Exception as error:  # an adapter bug must cost one step, not the whole batch
@@ -211,7 +220,7 @@ class Dispatcher:
                 result = SendResult(AttemptStatus.FAILED, error=f"adapter error: {type(error).__name__}")
                 break
         reports = account.reporter.reports_after(send.message, result) if account.reporter else []
-        return Sent(send, result, tries, reports)
+        return Sent(send, result, tries, reports, unknown)
 
     # --- 4. record --------------------------------------------------------------------------------------
 
@@ -247,7 +256,7 @@ class Dispatcher:
         attempt.provider_message_id = result.provider_message_id
         update_attempt(attempt, result.status, now, error=result.error)
         audits.append(audit(job, now, AuditWhat.of_attempt(AttemptStatus(attempt.status)),
-                            _attempt_detail(sent.send.step, result, sent.tries), attempt))
+                            _attempt_detail(sent.send.step, result, sent.tries, sent.unknown), attempt))
         if result.status == AttemptStatus.REJECTED:
             # A refusal of the content or the account (credentials, balance, sender name) is the clinic's
             # configuration to fix, not the patient's: say so where operators look.
@@ -256,7 +265,11 @@ class Dispatcher:
         if job.status != JobStatus.SENDING:
             return False  # a receipt already settled it while we were sending
         tenant = self.rt.tenants[job.tenant_id]
-        decision = after_send(self.accounts.steps(tenant), attempt.step, AttemptStatus(attempt.status), now)
+        steps = self.accounts.steps(tenant)
+        if sent.unknown is not None and is_unknown(result.error):  # sent-unknown: the step's on_unknown decides
+            decision = after_unknown(steps, attempt.step, sent.unknown.why, now, resent=sent.unknown.lost > 1)
+        else:
+            decision = after_send(steps, attempt.step, AttemptStatus(attempt.status), now)
         decision = fallback_scheduled(decision, job=job, tenant=tenant, visits=visits, now=now)
         apply_decision(job, decision, now)
         audits.append(audit(job, now, AuditWhat.of_job(decision.job_status),
@@ -286,8 +299,10 @@ def _reason(error: Exception) -> str:
     return f"{type(error).__name__}: {str(error)[:300]}"
 
 
-def _attempt_detail(step: Step, result: SendResult, tries: int) -> str:
+def _attempt_detail(step: Step, result: SendResult, tries: int, unknown: Unknown | None = None) -> str:
     detail = f"{step.channel} via {step.provider}: {result.status}"
     if tries > 1:
         detail += f" after {tries} tries"
+    if unknown is not None and not is_unknown(result.error):  # the answer came by asking, or by a safe retry
+        detail += f" (a call's answer was lost: {unknown.why})"
     return detail + (f" ({result.error})" if result.error else "")

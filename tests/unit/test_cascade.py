@@ -63,6 +63,8 @@ def test_step_defaults_and_validation():
         Step("max", "sandbox", -MIN)
     with pytest.raises(ValueError, match="status window"):
         Step("max", "sandbox", MIN, status_window=-MIN)
+    with pytest.raises(ValueError, match="on_unknown"):
+        Step("max", "sandbox", MIN, on_unknown="retry")
 
 
 # --- merge_status ------------------------------------------------------------------------------------------
@@ -354,6 +356,28 @@ def test_on_timeout_of_the_last_step_waits_for_the_status_window(sent_before, at
     assert (decision.job_status, decision.next_step) == (job, None)
     assert decision.deadline == (None if deadline is None else NOW + deadline)
     assert note in decision.note
+
+
+UNKNOWN_TIMEOUTS = [
+    # (id, the first step's on_unknown, the attempt's outcome was unknown, job, next step)
+    ("wait, unknown: never another channel", "wait", True, J.AWAITING_DELIVERY, None),
+    ("wait, plainly sent: falls back as ever", "wait", False, J.SCHEDULED, 1),
+    ("next, unknown: a timed-out step", "next", True, J.SCHEDULED, 1),
+    ("default, unknown: next", None, True, J.SCHEDULED, 1),
+    ("resend, unknown (its one resend lost too): next", "resend", True, J.SCHEDULED, 1),
+]
+
+
+@pytest.mark.parametrize(("policy", "unknown", "job", "next_step"), [c[1:] for c in UNKNOWN_TIMEOUTS],
+                         ids=[c[0] for c in UNKNOWN_TIMEOUTS])
+def test_on_timeout_of_a_step_whose_outcome_is_unknown(policy, unknown, job, next_step):
+    first = Step("sms", "smsc", timedelta(hours=1), status_window=DAYS3, on_unknown=policy)
+    decision = on_timeout((first, MAX), 0, SENT, NOW, sent_at=NOW - timedelta(hours=1), unknown=unknown)
+    assert (decision.job_status, decision.next_step) == (job, next_step)
+    if job is J.AWAITING_DELIVERY:  # waits out the provider's window, like a last step, then unconfirmed
+        assert decision.deadline == NOW - timedelta(hours=1) + DAYS3
+        later = on_timeout((first, MAX), 0, SENT, NOW + DAYS3, sent_at=NOW - timedelta(hours=1), unknown=True)
+        assert later.job_status is J.UNCONFIRMED
 
 
 def test_on_timeout_of_an_earlier_step_falls_back_whatever_its_window():

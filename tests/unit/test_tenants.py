@@ -62,6 +62,7 @@ def test_reminders_and_notices(tmp_path):
         ("    quiet_hours: {start: '25:00', end: '09:00'}\n", "quiet_hours.start"),
         ("    cascade: [{channel: pigeon, provider: sandbox}]\n", "cascade[0].channel"),
         ("    cascade: [{channel: sms, provider: sandbox, timeout: soon}]\n", "cascade[0].timeout"),
+        ("    cascade: [{channel: sms, provider: sandbox, on_unknown: retry}]\n", "cascade[0].on_unknown"),
         ("    providers: {smsru: {api_id: literal-secret-value}}\n", "providers.smsru.api_id"),
         ("    webhook_secret: whsec_literal\n", "webhook_secret"),
         ("    templates: {reminder: '{{ greeting '}\n", "templates.reminder"),
@@ -71,6 +72,12 @@ def test_a_bad_key_is_named(tmp_path, extra, named):
     with pytest.raises(TenantConfigError) as error:
         load_text(tmp_path, MINIMAL + extra)
     assert named in str(error.value) and "tenants.yaml" in str(error.value)
+
+
+def test_on_unknown_is_carried_as_written(tmp_path):
+    text = MINIMAL + ("    cascade: [{channel: max, provider: sandbox}, "
+                      "{channel: sms, provider: sandbox, on_unknown: resend}]\n")
+    assert [step.on_unknown for step in load_text(tmp_path, text)["clinic"].cascade] == [None, "resend"]
 
 
 def test_a_literal_webhook_token_is_refused(tmp_path):

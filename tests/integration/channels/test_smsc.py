@@ -17,7 +17,7 @@ from connector.channels.base import (
     Recipient,
     TransientError,
 )
-from connector.channels.smsc import SmscChannel
+from connector.channels.smsc import MAX_CLIENT_ID, SmscChannel, client_id
 from connector.core.model import AttemptStatus as S
 
 PHONE = "+79161234567"
@@ -70,7 +70,7 @@ def test_delivered_path_send_poll_and_callback(httpserver):
     assert result.status is S.QUEUED  # accepted by the gateway, not yet with the operator (§6.1)
     assert result.provider_message_id == PROVIDER_ID  # status.php needs the phone: see the module docstring
     assert seen[0] == {"login": "clinic", "psw": "pw", "phones": PHONE, "mes": message().text, "fmt": "3",
-                       "charset": "utf-8", "sender": "CLINIC"}  # no `id`: "m-1" is not an SMSC client id
+                       "charset": "utf-8", "sender": "CLINIC", "id": client_id("m-1")}  # derived: not a number
 
     [report] = smsc.poll([result.provider_message_id])
     assert (report.status, report.provider_message_id, report.raw_status) == (S.DELIVERED, PROVIDER_ID, "1")
@@ -215,3 +215,53 @@ def test_poll_with_bad_login_raises(httpserver):
     with pytest.raises(ChannelError) as caught:
         channel(httpserver).poll([PROVIDER_ID])
     assert not isinstance(caught.value, TransientError)
+
+
+@pytest.mark.parametrize(("message_id", "expected"), [("4242", "4242"), ("2147483647", "2147483647")])
+def test_a_message_id_that_is_a_client_id_is_sent_as_it_is(message_id, expected):
+    assert client_id(message_id) == expected
+
+
+@pytest.mark.parametrize("message_id", ["m-1", "0", "2147483648", "9f86d081884c7d659a2feaa0c55ad015", "١٢"])
+def test_any_other_message_id_gets_a_stable_client_id_in_smscs_range(message_id):
+    derived = client_id(message_id)
+    assert derived == client_id(message_id) and 1 <= int(derived) <= MAX_CLIENT_ID
+    assert client_id(message_id + "x") != derived
+
+
+LOOKUPS = [
+    # (id, status.php's answer, what lookup says: None = not found, else (status, error part))
+    ("queued", {"status": -1, "last_timestamp": 0}, (S.QUEUED, None)),
+    ("delivered", {"status": 1, "last_timestamp": 1700000000}, (S.DELIVERED, None)),
+    ("not deliverable", {"status": 20, "err": 255}, (S.FAILED, "smsc status 20")),
+    ("a status we do not know: SMSC has it all the same", {"status": 77}, (S.QUEUED, None)),
+    ("not found (status -3)", {"status": -3}, None),
+    ("not found (error_code 3)", {"error": "message not found", "error_code": 3}, None),
+]
+
+
+@pytest.mark.parametrize(("body", "expected"), [c[1:] for c in LOOKUPS], ids=[c[0] for c in LOOKUPS])
+def test_lookup_asks_status_by_phone_and_our_client_id(httpserver, body, expected):
+    seen: list[dict] = []
+
+    def status(request: Request) -> Response:
+        seen.append(request.form.to_dict())
+        return answer(body)
+
+    httpserver.expect_request("/sys/status.php", method="POST").respond_with_handler(status)
+    result = channel(httpserver).lookup(message("f00d"))
+    assert seen == [{"login": "clinic", "psw": "pw", "phone": DIGITS, "id": client_id("f00d"), "fmt": "3"}]
+    if expected is None:
+        assert result is None
+    else:
+        assert result is not None and result.status is expected[0]
+        assert result.provider_message_id == f"{client_id('f00d')}:{DIGITS}"
+        assert (result.error is None) if expected[1] is None else (expected[1] in (result.error or ""))
+
+
+@pytest.mark.parametrize(("code", "error"), [(9, TransientError), (4, TransientError), (2, ChannelError)])
+def test_lookup_that_cannot_be_answered_raises(httpserver, code, error):
+    httpserver.expect_request("/sys/status.php", method="POST").respond_with_json(
+        {"error": "no", "error_code": code})
+    with pytest.raises(error):
+        channel(httpserver).lookup(message("f00d"))
