@@ -1,10 +1,11 @@
 """The send window of one worker pass: calls are started in groups, never more than `size` started and not yet
 recorded, so a worker killed mid-pass leaves at most that many attempts whose outcome is unknown.
 
-Each group is marked started (one UPDATE of `started_at`) just before the pool takes it, and refilled when half
-the window is free; the answers that came back are written first (a refill writes them before it starts
-anything), and at the latest `flush_after` seconds after they came. No database transaction is open while a
-call is in flight: `start` and `record` each open and commit their own.
+Each group is marked started (one UPDATE of `started_at`) just before the pool takes it, and the window is
+refilled when a quarter of it is free (at half, a 100 ms provider lost a fifth of the throughput). The answers
+that came back are written first (a refill writes them before it starts anything), and at the latest
+`flush_after` seconds after they came. No database transaction is open while a call is in flight: `start` and
+`record` each open and commit their own.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def send_in_window(sends: Sequence[S], *, size: int, start: Callable[[list[S]], 
     oldest = 0.0  # when the oldest unrecorded answer came
     try:
         while pending or running:
-            if pending and len(running) + len(done) <= size // 2:
+            if pending and len(running) + len(done) <= size - max(1, size // 4):
                 record(done)  # answers held in memory first: they are what a dead worker would lose
                 done = []
                 group = [pending.popleft() for _ in range(min(len(pending), size - len(running)))]
