@@ -104,3 +104,69 @@ def full_backlog() -> Iterator[str]:
         for filler in fillers:
             filler.close()
         listener.close()
+
+
+class TcpProxy:
+    """127.0.0.1:<port> forwarding every connection to `target` (a database server), byte for byte. `arm(down_for)`
+    drops every connection through it at the next bytes a client sends (a statement in flight gets no answer)
+    and then, for `down_for` seconds, hangs up on every new one: the network between a worker and its
+    database failing for a while."""
+
+    def __init__(self, target: tuple[str, int]):
+        self.target = target
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.armed, self.down_until, self.cuts = None, 0.0, 0
+        self.down_for = 0.0
+        self.lock = threading.Lock()
+        self.open: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def arm(self, down_for: float) -> None:
+        self.armed, self.down_for = True, down_for
+
+    def close(self) -> None:
+        self.listener.close()
+        self._drop()
+
+    def _drop(self) -> None:
+        with self.lock:
+            for conn in self.open:
+                try:
+                    conn.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                conn.close()
+            self.open.clear()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if time.monotonic() < self.down_until:
+                client.close()
+                continue
+            upstream = socket.create_connection(self.target)
+            with self.lock:
+                self.open += [client, upstream]
+            threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, from_client: bool) -> None:
+        while True:
+            try:
+                data = source.recv(65536)
+            except OSError:
+                return
+            if not data:
+                return
+            if from_client and self.armed:
+                self.armed, self.down_until, self.cuts = False, time.monotonic() + self.down_for, self.cuts + 1
+                self._drop()
+                return
+            try:
+                sink.sendall(data)
+            except OSError:
+                return

@@ -53,7 +53,8 @@ _RANK = {
     AttemptStatus.READ: 3,
 }
 _FAILURES = frozenset(
-    {AttemptStatus.FAILED, AttemptStatus.NOT_REGISTERED, AttemptStatus.REJECTED, AttemptStatus.EXPIRED}
+    {AttemptStatus.FAILED, AttemptStatus.NOT_REGISTERED, AttemptStatus.REJECTED, AttemptStatus.EXPIRED,
+     AttemptStatus.WITHDRAWN}
 )
 _PENDING = frozenset({AttemptStatus.QUEUED, AttemptStatus.SENT})
 _RECEIPTS = frozenset({AttemptStatus.DELIVERED, AttemptStatus.READ})

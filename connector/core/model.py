@@ -174,6 +174,9 @@ class AttemptStatus(StrEnum):
     NOT_REGISTERED = "not_registered"
     REJECTED = "rejected"
     EXPIRED = "expired"
+    # Written `queued` but its call never began (a worker stopped, or its pass failed, before taking it):
+    # nothing reached the provider, so the job is sent again on the same step as if nothing happened.
+    WITHDRAWN = "withdrawn"
 
 
 class InboundOutcome(StrEnum):
@@ -236,6 +239,7 @@ class AuditWhat(StrEnum):
     ATTEMPT_REJECTED = "attempt.rejected"
     ATTEMPT_EXPIRED = "attempt.expired"
     ATTEMPT_UNKNOWN = "attempt.unknown"  # a worker stopped mid-send: the outcome was never learnt
+    ATTEMPT_WITHDRAWN = "attempt.withdrawn"  # queued, never started: nothing went out
 
     @classmethod
     def of_job(cls, status: JobStatus) -> AuditWhat:

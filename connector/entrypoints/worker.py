@@ -38,7 +38,8 @@ class Worker:
         self.id = name or worker_id()
         self.accounts = Accounts(dict(runtime.tenants), pool_size=concurrency)
         self.pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="send")
-        self.dispatcher = Dispatcher(runtime, self.accounts, self.id, self.pool, retry_base=retry_base, batch=200)
+        self.dispatcher = Dispatcher(runtime, self.accounts, self.id, self.pool, retry_base=retry_base, batch=200,
+                                     window=concurrency)
         self.started_at = datetime.now(UTC)
         self.sent_total = 0
 

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from connector.core.cascade import Decision, Step, merge_status
@@ -65,12 +65,48 @@ def trail_of_preparation(job: NotificationJob, outcome: Outcome, unfinished: Seq
     trail = []
     if outcome.recipient_change is not None:
         trail.append(audit(job, now, AuditWhat.JOB_RECIPIENT, outcome.recipient_change))
-    for attempt in unfinished if outcome.lost else ():
+    for attempt in unfinished:
+        if attempt.started_at is None:  # its call never began: nothing went out, whatever the job does now
+            trail.append(withdraw_attempt(job, attempt, now))
+    for attempt in [attempt for attempt in unfinished if attempt.started_at is not None] if outcome.lost else ():
         update_attempt(attempt, AttemptStatus.FAILED, now, error="outcome unknown: the worker stopped mid-send")
         trail.append(audit(job, now, AuditWhat.ATTEMPT_UNKNOWN, "worker stopped mid-send; moving to the next channel",
                            attempt))
     for index, reason in outcome.skipped:
         trail.append(audit(job, now, AuditWhat.STEP_SKIPPED, f"step {index + 1} ({steps[index].channel}): {reason}"))
+    return trail
+
+
+def withdraw_attempt(job: NotificationJob, attempt: DeliveryAttempt, now: datetime) -> AuditEvent:
+    """A `queued` attempt whose call never began (no `started_at`): withdrawn, and its audit line."""
+    update_attempt(attempt, AttemptStatus.WITHDRAWN, now, error="never started: nothing went to the provider")
+    return audit(job, now, AuditWhat.ATTEMPT_WITHDRAWN, f"step {attempt.step + 1} ({attempt.channel}): the call "
+                 "never began (its worker stopped or its pass failed first); nothing went out", attempt)
+
+
+def mark_started(session: Session, attempt_ids: Sequence[int], now: datetime) -> None:
+    """The attempts whose calls begin now, in one UPDATE: from here a dead worker leaves their outcome unknown."""
+    if attempt_ids:
+        session.execute(update(DeliveryAttempt).where(DeliveryAttempt.id.in_(attempt_ids)).values(started_at=now))
+
+
+def release_jobs(session: Session, job_ids: Iterable[int], *, worker_id: str, reason: str,
+                 now: datetime) -> list[AuditEvent]:
+    """A failed pass hands back the jobs it claimed and did not send: scheduled again at once, lease cleared,
+    their never-started attempts withdrawn, a line each in the trail (the caller adds them)."""
+    jobs = session.scalars(select(NotificationJob).where(
+        NotificationJob.id.in_(list(job_ids)), NotificationJob.lease_owner == worker_id,
+        NotificationJob.status == JobStatus.SENDING).with_for_update()).all()
+    attempts = session.scalars(select(DeliveryAttempt).where(
+        DeliveryAttempt.job_id.in_([job.id for job in jobs]), DeliveryAttempt.status == AttemptStatus.QUEUED,
+        DeliveryAttempt.started_at.is_(None))).all()
+    by_id = {job.id: job for job in jobs}
+    trail = [withdraw_attempt(by_id[attempt.job_id], attempt, now) for attempt in attempts]
+    for job in jobs:
+        job.status, job.updated_at = JobStatus.SCHEDULED, now
+        job.lease_owner = job.lease_until = None
+        trail.append(audit(job, now, AuditWhat.JOB_SCHEDULED, f"released: the worker's pass failed before its send "
+                           f"({reason}); it goes with the next pass"))
     return trail
 
 

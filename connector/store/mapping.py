@@ -67,7 +67,8 @@ def due_job(job: NotificationJob, booking: Booking | None, unfinished: Sequence[
                   booking_state=BookingState(booking.state) if booking else None,
                   visit_start=booking.starts_at if booking else None, planned_patient=job.patient_id,
                   booking_patient=booking.patient_id if booking else None, start_step=job.cascade_step,
-                  lost_steps=tuple(attempt.step for attempt in unfinished))
+                  # Only a call that began may have reached the provider; one never started is withdrawn.
+                  lost_steps=tuple(attempt.step for attempt in unfinished if attempt.started_at is not None))
 
 
 def booking_facts(booking: Booking | None, patient: Patient) -> BookingFacts:

@@ -165,6 +165,9 @@ class DeliveryAttempt(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     read_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())  # when its status last changed
+    # Written just before its call (in groups, as the send pool takes them): a `queued` attempt without it never
+    # reached the provider, one with it may have (its outcome is unknown when its worker died).
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Polling (providers that can be asked): when we last asked, and when to ask next (None: not any more).
     polled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     next_poll_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

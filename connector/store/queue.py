@@ -39,6 +39,14 @@ def claim_due_jobs(session: Session, *, worker_id: str, now: datetime, limit: in
     return ids
 
 
+def renew_leases(session: Session, job_ids: Sequence[int], *, worker_id: str, now: datetime) -> None:
+    """This worker still holds these jobs (answers it could not write yet): their leases from now, so nobody
+    takes them for a dead worker's meanwhile. Jobs no longer ours or no longer sending are left alone."""
+    session.execute(update(NotificationJob).where(
+        NotificationJob.id.in_(job_ids), NotificationJob.lease_owner == worker_id,
+        NotificationJob.status == JobStatus.SENDING).values(lease_until=now + JOB_LEASE))
+
+
 def claim_timed_out(session: Session, *, now: datetime, limit: int) -> Sequence[NotificationJob]:
     """Jobs whose step deadline passed while awaiting delivery, locked for this transaction (no lease: the
     decision is written before the commit, and no provider is called while they are held)."""

@@ -4,18 +4,20 @@ Three short transactions per pass and none open during a provider call:
   1. claim: `SELECT … FOR UPDATE SKIP LOCKED` the due jobs (and those whose lease ran out), write the lease;
   2. prepare: the core decides what to do with each job (connector.core.preparation); this renders the text
      from the current booking and writes each attempt `queued` with our id;
-  3. (no transaction) send concurrently, each account within its rate limit, transient errors retried;
-  4. record: the provider's answers, the cascade's decisions, the audit trail.
-A worker that dies between 2 and 4 leaves a `queued` attempt; whoever reclaims the job does not resend on
-that channel (at-most-once per channel and step) but moves on to the next one.
+  3. (no transaction but one UPDATE per group) send concurrently through a window (connector.usecases.window):
+     each group's attempts are marked started just before the pool takes them;
+  4. record: the provider's answers, the cascade's decisions, the audit trail (retried until it lands).
+A worker that dies between 3 and 4 leaves a started `queued` attempt; whoever reclaims the job does not resend
+on that channel (at-most-once per channel and step) but moves on to the next one. An attempt that was never
+started is withdrawn and its job sent as if nothing happened; a pass that breaks releases its unsent jobs.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -37,8 +39,10 @@ from connector.store.ledger import (
     audit,
     defer_job,
     finish_job,
+    mark_started,
     note_with,
     queue_attempt,
+    release_jobs,
     remember_channels,
     trail_of_preparation,
     update_attempt,
@@ -46,17 +50,15 @@ from connector.store.ledger import (
 )
 from connector.store.mapping import DueBatch, booking_facts, due_job, fallback_scheduled, load_due
 from connector.store.models import AuditEvent, Booking, DeliveryAttempt, NotificationJob, Patient
-from connector.store.queue import claim_due_jobs
+from connector.store.queue import claim_due_jobs, renew_leases
 from connector.store.warmup import warmup_caps
 from connector.tenants import Tenant
 from connector.usecases.early_receipts import on_recorded
 from connector.usecases.lost_answers import Unknown, ask_after_lost, gave_up
 from connector.usecases.sandbox_reports import keep_reports
+from connector.usecases.window import PassFailedError, send_in_window, tried, until_landed
 
 log = logging.getLogger("connector.usecases.dispatch")
-
-RECORD_EVERY = 100  # send results written per transaction
-
 
 @dataclass(frozen=True)
 class Send:
@@ -78,36 +80,58 @@ class Sent:
 
 class Dispatcher:
     def __init__(self, runtime: Runtime, accounts: Accounts, worker_id: str, pool: ThreadPoolExecutor,
-                 retry_base: float = 0.5, batch: int = 500):
+                 retry_base: float = 0.5, batch: int = 500, window: int = 32):
         self.rt, self.accounts, self.worker_id, self.pool = runtime, accounts, worker_id, pool
-        self.retry_base, self.batch = retry_base, batch
+        # window: calls started and not yet recorded at most (the pool's size): what a kill may leave unknown
+        self.retry_base, self.batch, self.window = retry_base, batch, window
 
     # --- the pass ---------------------------------------------------------------------------------------
 
     def run_once(self) -> int:
-        """Claim, prepare, send and record one batch; the number of jobs handled."""
+        """Claim, prepare, send and record one batch; the number of jobs handled. A pass that breaks hands
+        back at once the jobs it did not send (and raises): none waits out its lease in silence."""
         with self.rt.sessions.begin() as session:
             ids = claim_due_jobs(session, worker_id=self.worker_id, now=self.rt.clock(), limit=self.batch)
         if not ids:
             return 0
-        with self.rt.sessions.begin() as session:
-            sends = self._prepare(session, ids, self.rt.clock())
-        # Answers are recorded as they come, in small groups: a slow provider does not hold back the others.
-        futures = [self.pool.submit(self._send, send) for send in sends]
-        done: list[Sent] = []
-        flushed = time.monotonic()
-        for future in as_completed(futures):
-            done.append(future.result())
-            if len(done) >= RECORD_EVERY or time.monotonic() - flushed > 0.5:
-                self._record_now(done)
-                done, flushed = [], time.monotonic()
-        self._record_now(done)
+        try:
+            with self.rt.sessions.begin() as session:
+                sends = self._prepare(session, ids, self.rt.clock())
+            send_in_window(sends, size=self.window, start=self._start, record=lambda done: self._record_now(done, ids),
+                           submit=lambda send: self.pool.submit(self._send, send))
+        except PassFailedError as failed:
+            self._release([send.job_id for send in failed.unsent], failed.__cause__ or failed)
+            raise
+        except Exception as error:  # prepare broke: nothing of this pass was sent
+            self._release(ids, error)
+            raise
         return len(ids)
 
-    def _record_now(self, results: list[Sent]) -> None:
+    def _start(self, group: list[Send]) -> None:
+        with self.rt.sessions.begin() as session:
+            mark_started(session, [send.attempt_id for send in group], self.rt.clock())
+
+    def _record_now(self, results: list[Sent], held: list[int]) -> None:
+        """Write the answers; a write the database did not take (the connection dropped) is tried again, the
+        leases of the pass's jobs renewed in between, until it lands: dropped, they would look like a dead
+        worker's sends and go again on the next channel."""
         if results:
-            with self.rt.sessions.begin() as session:
-                self._record(session, results, self.rt.clock())
+            until_landed(lambda: self._write(lambda session: self._record(session, results, self.rt.clock())),
+                         between=lambda: self._write(lambda session: renew_leases(
+                             session, held, worker_id=self.worker_id, now=self.rt.clock())))
+
+    def _release(self, job_ids: list[int], error: BaseException) -> None:
+        """Hand back what a failed pass did not send. If the database stays away, their leases run out and
+        whoever takes them sends them as if nothing happened (their calls never began)."""
+        log.error("a dispatch pass failed; releasing %d jobs", len(job_ids), exc_info=error)
+        reason = _reason(error) if isinstance(error, Exception) else type(error).__name__
+        if job_ids:
+            tried(lambda: self._write(lambda session: session.add_all(release_jobs(
+                session, job_ids, worker_id=self.worker_id, reason=reason, now=self.rt.clock()))))
+
+    def _write(self, write: Callable[[Session], object]) -> None:
+        with self.rt.sessions.begin() as session:
+            write(session)
 
     def run_until_idle(self, max_passes: int = 50) -> int:
         total = 0

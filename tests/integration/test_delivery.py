@@ -125,7 +125,15 @@ def test_a_job_cancelled_after_it_was_claimed_is_not_sent(client, clock, worker,
     assert job["status"] == "cancelled" and job["attempts"] == []
 
 
-def test_a_worker_killed_mid_send_loses_nothing_and_never_resends_on_that_channel(client, clock, worker, runtime):
+@pytest.mark.parametrize(("started", "path"), [
+    # it died with the call begun: the outcome is unknown, and MAX is never tried twice
+    (True, [("max", "failed"), ("telegram", "delivered")]),
+    # it died before the call began: nothing went out, so MAX goes as if nothing happened (it used to be
+    # counted unknown too, and the patient got the next channel, or nothing on the last step)
+    (False, [("max", "withdrawn"), ("max", "delivered")]),
+])
+def test_a_worker_killed_mid_send_loses_nothing_and_never_resends_on_that_channel(client, clock, worker, runtime,
+                                                                                  started, path):
     book(client, 0, 5000)
     # A worker claimed the job and wrote its attempt as queued, then died before the provider answered.
     dead = Worker(runtime, concurrency=1, name="dead-worker")
@@ -134,15 +142,20 @@ def test_a_worker_killed_mid_send_loses_nothing_and_never_resends_on_that_channe
 
         ids = claim_due_jobs(session, worker_id=dead.id, now=clock(), limit=10)
     with runtime.sessions.begin() as session:
-        dead.dispatcher._prepare(session, ids, clock())
+        sends = dead.dispatcher._prepare(session, ids, clock())
+    if started:
+        dead.dispatcher._start(sends)
     dead.close()
     run(worker, clock, 5)
     assert confirmation(client, 5000)["status"] == "sending"  # still leased to the dead worker
     clock.advance(150)
     run(worker, clock, 30)
     job = confirmation(client, 5000)
-    assert [(a["channel"], a["status"]) for a in job["attempts"]] == [("max", "failed"), ("telegram", "delivered")]
+    assert [(a["channel"], a["status"]) for a in job["attempts"]] == path
     assert job["status"] == "delivered"
+    view = client.get("/api/v1/demo/bookings/yclients/5000", headers=AUTH).get_json()
+    trail = [e["what"] for e in view["events"] if e["job_id"] == job["id"]]
+    assert ("attempt.withdrawn" in trail) is not started and ("attempt.unknown" in trail) is started
 
 
 def test_not_registered_is_remembered_for_the_patient(client, clock, worker, runtime):

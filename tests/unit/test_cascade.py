@@ -26,8 +26,8 @@ from connector.core.model import AttemptStatus, BookingState, JobKind, JobStatus
 A = AttemptStatus
 J = JobStatus
 Q, SENT, DLV, READ = A.QUEUED, A.SENT, A.DELIVERED, A.READ
-FAIL, NREG, REJ, EXP = A.FAILED, A.NOT_REGISTERED, A.REJECTED, A.EXPIRED
-FAILURES = (FAIL, NREG, REJ, EXP)
+FAIL, NREG, REJ, EXP, WDR = A.FAILED, A.NOT_REGISTERED, A.REJECTED, A.EXPIRED, A.WITHDRAWN
+FAILURES = (FAIL, NREG, REJ, EXP, WDR)
 
 NOW = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
 MIN = timedelta(minutes=1)
@@ -81,8 +81,8 @@ MERGES = [
     *[(ok, f, ok) for ok in (DLV, READ) for f in FAILURES],
     # our sent-timeout expiry is upgraded by a late receipt, and only by a receipt
     (EXP, DLV, DLV), (EXP, READ, READ), (EXP, Q, EXP), (EXP, SENT, EXP),
-    # a provider's failure is final, even against a receipt
-    *[(f, ok, f) for f in (FAIL, NREG, REJ) for ok in (Q, SENT, DLV, READ)],
+    # a provider's failure is final, even against a receipt; so is a withdrawal (nothing went out)
+    *[(f, ok, f) for f in (FAIL, NREG, REJ, WDR) for ok in (Q, SENT, DLV, READ)],
     # the first failure sticks
     *[(first, second, first) for first in FAILURES for second in FAILURES],
 ]

@@ -1,0 +1,70 @@
+"""The send window (connector.usecases.window) with a real thread pool: never more than its size started and
+unrecorded (what a kill would leave unknown), answers recorded before a refill, and a broken start hands back
+exactly the sends it never started after recording the ones in flight."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from connector.usecases.window import PassFailedError, send_in_window, tried, until_landed
+
+
+class Ledger:
+    def __init__(self, fail_start_at: int | None = None):
+        self.started: list[int] = []
+        self.recorded: list[int] = []
+        self.widest = 0
+        self.starts = 0
+        self.fail_start_at = fail_start_at
+
+    def start(self, group: list[int]) -> None:
+        self.starts += 1
+        if self.starts == self.fail_start_at:
+            raise RuntimeError("the database went away")
+        self.started += group
+        self.widest = max(self.widest, len(self.started) - len(self.recorded))
+
+    def record(self, answers: list[int]) -> None:
+        self.recorded += answers
+
+
+@pytest.mark.parametrize(("sends", "size"), [(0, 4), (1, 4), (7, 1), (20, 2), (50, 8), (9, 32)])
+def test_every_send_goes_once_and_the_window_holds(sends, size):
+    ledger = Ledger()
+    with ThreadPoolExecutor(size) as pool:
+        send_in_window(list(range(sends)), size=size, start=ledger.start, record=ledger.record,
+                       submit=lambda n: pool.submit(lambda: (time.sleep(0.001 * (n % 3)), n)[1]))
+    assert sorted(ledger.started) == sorted(ledger.recorded) == list(range(sends))
+    assert ledger.widest <= size
+
+
+def test_a_broken_start_returns_the_unstarted_and_records_the_started():
+    ledger = Ledger(fail_start_at=2)
+    with ThreadPoolExecutor(2) as pool, pytest.raises(PassFailedError) as failed:
+        send_in_window(list(range(6)), size=2, start=ledger.start, record=ledger.record,
+                       submit=lambda n: pool.submit(lambda: n))
+    assert sorted(ledger.recorded) == ledger.started == [0, 1]
+    assert failed.value.unsent == [2, 3, 4, 5] and str(failed.value.__cause__) == "the database went away"
+
+
+def test_a_write_is_tried_until_the_database_takes_it(monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    monkeypatch.setattr("connector.usecases.window.time.sleep", lambda seconds: None)
+    tries, renewals = [], []
+
+    def write() -> None:
+        tries.append(1)
+        if len(tries) < 5:
+            raise OperationalError("SELECT 1", {}, Exception("server closed the connection"))
+
+    until_landed(write, between=lambda: renewals.append(1))
+    assert len(tries) == 5 and len(renewals) == 4
+    assert tried(lambda: None) is True
+    tries.clear()
+    assert tried(write, tries=3) is False and len(tries) == 3
+    with pytest.raises(ValueError):  # not the database's: a retry would fail the same way
+        until_landed(lambda: (_ for _ in ()).throw(ValueError("a bug")), between=lambda: None)
