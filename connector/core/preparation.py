@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from connector.core.cascade import Step, choose_step, must_expire, withdrawal
 from connector.core.model import BookingState, JobKind, JobStatus
 from connector.core.recipients import follow_booking
+from connector.core.unknown import policy_of
 from connector.core.warmup import Allowance
 
 # An account whose warm-up settings broke at run time: its jobs wait this long, never past an unknown cap.
@@ -31,6 +32,7 @@ class DueJob:
     booking_patient: int | None  # the booking's patient as it stands now
     start_step: int  # where the cascade stands
     lost_steps: tuple[int, ...] = ()  # steps of sends a worker stopped in the middle of (outcome unknown)
+    unknown_before: tuple[int, ...] = ()  # steps whose calls already ended unknown earlier (no second resend)
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,15 @@ class Defer(_Outcome):
     reason: str
 
 
-Outcome = SendOn | Finish | Defer
+@dataclass(frozen=True)
+class Await(_Outcome):
+    """A send a dead worker lost, on a step whose on_unknown is `wait`: no other message, the job awaits
+    receipts for it (connector.core.unknown.after_unknown says until when, and what then)."""
+
+    step: int
+
+
+Outcome = SendOn | Finish | Defer | Await
 
 
 def prepare(job: DueJob, steps: Sequence[Step] | None, reach: Reach | Broken | None,
@@ -102,10 +112,21 @@ def prepare(job: DueJob, steps: Sequence[Step] | None, reach: Reach | Broken | N
     if isinstance(reach, Broken):
         return Finish(JobStatus.FAILED, f"could not be prepared: {reach.reason}", patient=patient,
                       recipient_change=change)
-    # We never learnt how a lost send ended: do not risk the same text twice on that channel.
-    start = max([job.start_step, *(step + 1 for step in job.lost_steps)])
-    found = _choose(job, steps, reach, caps, start, now)
+    if job.lost_steps and policy_of(steps, max(job.lost_steps)) == "wait":
+        return Await(max(job.lost_steps), patient=patient, recipient_change=change, lost=True)
+    found = _choose(job, steps, reach, caps, _start_after_lost(job, steps), now)
     return _with(found, patient=patient, recipient_change=change, lost=bool(job.lost_steps))
+
+
+def _start_after_lost(job: DueJob, steps: Sequence[Step]) -> int:
+    """Where the cascade goes on after the sends a dead worker lost. We never learnt how they ended: the same
+    text is not risked twice on that channel, unless the step says `resend` and it has not been resent yet."""
+    if not job.lost_steps:
+        return job.start_step
+    last = max(job.lost_steps)
+    if policy_of(steps, last) == "resend" and job.lost_steps.count(last) == 1 and last not in job.unknown_before:
+        return max(job.start_step, last)
+    return max(job.start_step, last + 1)
 
 
 def _choose(job: DueJob, steps: Sequence[Step], reach: Reach, caps: Mapping[str, Allowance | Unusable],

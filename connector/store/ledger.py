@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 
 from connector.core.cascade import Decision, Step, merge_status
 from connector.core.model import AttemptStatus, AuditWhat, InboundOutcome, JobStatus
-from connector.core.preparation import Outcome
+from connector.core.preparation import Await, Outcome, SendOn
+from connector.core.unknown import UNKNOWN_MARK
 from connector.store.models import AuditEvent, Booking, DeliveryAttempt, InboundEvent, NotificationJob, PatientChannel
 from connector.store.queue import JOB_LEASE
 
@@ -69,12 +70,24 @@ def trail_of_preparation(job: NotificationJob, outcome: Outcome, unfinished: Seq
         if attempt.started_at is None:  # its call never began: nothing went out, whatever the job does now
             trail.append(withdraw_attempt(job, attempt, now))
     for attempt in [attempt for attempt in unfinished if attempt.started_at is not None] if outcome.lost else ():
-        update_attempt(attempt, AttemptStatus.FAILED, now, error="outcome unknown: the worker stopped mid-send")
-        trail.append(audit(job, now, AuditWhat.ATTEMPT_UNKNOWN, "worker stopped mid-send; moving to the next channel",
-                           attempt))
+        trail.append(_lost_send(job, attempt, outcome, now))
     for index, reason in outcome.skipped:
         trail.append(audit(job, now, AuditWhat.STEP_SKIPPED, f"step {index + 1} ({steps[index].channel}): {reason}"))
     return trail
+
+
+def _lost_send(job: NotificationJob, attempt: DeliveryAttempt, outcome: Outcome, now: datetime) -> AuditEvent:
+    """A send whose worker stopped mid-call: its outcome is unknown, and its step's on_unknown said what follows
+    (connector.core.preparation): await receipts for it, send once more on the same step, or move on."""
+    error = f"{UNKNOWN_MARK}: the worker stopped mid-send"
+    if isinstance(outcome, Await):
+        update_attempt(attempt, AttemptStatus.SENT, now, error=error)  # it may have gone: receipts may come
+        why = "on_unknown=wait: no other message; awaiting receipts for it"
+    else:
+        update_attempt(attempt, AttemptStatus.FAILED, now, error=error)
+        resend = isinstance(outcome, SendOn) and outcome.step == attempt.step
+        why = "on_unknown=resend: sent once more on the same step" if resend else "moving to the next channel"
+    return audit(job, now, AuditWhat.ATTEMPT_UNKNOWN, f"worker stopped mid-send; {why}", attempt)
 
 
 def withdraw_attempt(job: NotificationJob, attempt: DeliveryAttempt, now: datetime) -> AuditEvent:

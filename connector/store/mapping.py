@@ -16,6 +16,7 @@ from connector.core.model import AttemptStatus, BookingFacts, BookingState, JobK
 from connector.core.model import Patient as PatientFacts
 from connector.core.preparation import DueJob
 from connector.core.quiet_hours import schedule_fallback
+from connector.core.unknown import UNKNOWN_MARK
 from connector.store.models import Booking, DeliveryAttempt, NotificationJob, Patient, PatientChannel, PatientLink
 from connector.tenants import Tenant
 
@@ -29,6 +30,7 @@ class DueBatch:
     channels: dict[int, list[PatientChannel]] = field(default_factory=dict)  # patient id → its channel memory
     links: dict[int, dict[str, str]] = field(default_factory=dict)  # patient id → provider → bot address
     unfinished: dict[int, list[DeliveryAttempt]] = field(default_factory=dict)  # job id → its queued attempts
+    unknown_before: dict[int, list[int]] = field(default_factory=dict)  # job id → steps of earlier unknown calls
 
     def opted_out(self, patient: Patient) -> frozenset[str]:
         return frozenset(row.channel for row in self.channels.get(patient.id, ()) if row.opted_out)
@@ -59,16 +61,22 @@ def load_due(session: Session, ids: Sequence[int]) -> DueBatch:
     for attempt in session.scalars(select(DeliveryAttempt).where(
             DeliveryAttempt.job_id.in_(ids), DeliveryAttempt.status == AttemptStatus.QUEUED)):
         batch.unfinished.setdefault(attempt.job_id, []).append(attempt)
+    for job_id, step in session.execute(select(DeliveryAttempt.job_id, DeliveryAttempt.step).where(
+            DeliveryAttempt.job_id.in_(ids), DeliveryAttempt.status != AttemptStatus.QUEUED,
+            DeliveryAttempt.error.startswith(UNKNOWN_MARK))):
+        batch.unknown_before.setdefault(job_id, []).append(step)
     return batch
 
 
-def due_job(job: NotificationJob, booking: Booking | None, unfinished: Sequence[DeliveryAttempt]) -> DueJob:
+def due_job(job: NotificationJob, booking: Booking | None, unfinished: Sequence[DeliveryAttempt],
+            unknown_before: Sequence[int] = ()) -> DueJob:
     return DueJob(kind=JobKind(job.kind), has_booking=booking is not None,
                   booking_state=BookingState(booking.state) if booking else None,
                   visit_start=booking.starts_at if booking else None, planned_patient=job.patient_id,
                   booking_patient=booking.patient_id if booking else None, start_step=job.cascade_step,
                   # Only a call that began may have reached the provider; one never started is withdrawn.
-                  lost_steps=tuple(attempt.step for attempt in unfinished if attempt.started_at is not None))
+                  lost_steps=tuple(attempt.step for attempt in unfinished if attempt.started_at is not None),
+                  unknown_before=tuple(unknown_before))
 
 
 def booking_facts(booking: Booking | None, patient: Patient) -> BookingFacts:

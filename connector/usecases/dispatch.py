@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from connector.channels.base import OutboundMessage, OutcomeUnknownError, Recipient, SendResult, TransientError
 from connector.core.cascade import Step, after_send
 from connector.core.model import AttemptStatus, AuditWhat, JobKind, JobStatus
-from connector.core.preparation import Broken, Defer, Finish, Reach, SendOn, Unusable, prepare
+from connector.core.preparation import Await, Broken, Defer, Finish, Reach, SendOn, Unusable, prepare
 from connector.core.retry import gives_up, retry_delay
 from connector.core.templates import WordingError
 from connector.core.texts import preparation_for, render_message
@@ -172,13 +172,18 @@ class Dispatcher:
         tenant = self.rt.tenants.get(job.tenant_id)
         steps, reach, recipient = self._reach(tenant, patient, batch, now)
         unfinished = batch.unfinished.get(job.id, [])
-        outcome = prepare(due_job(job, booking, unfinished), steps, reach, caps, now)
+        outcome = prepare(due_job(job, booking, unfinished, batch.unknown_before.get(job.id, ())), steps, reach,
+                          caps, now)
         audits += trail_of_preparation(job, outcome, unfinished, steps or (), now)
         match outcome:
             case Finish():
                 audits.append(finish_job(job, outcome.status, outcome.reason, now))
             case Defer():
                 audits.append(defer_job(job, step=outcome.step, until=outcome.until, reason=outcome.reason, now=now))
+            case Await() if steps:
+                decision = after_unknown(steps, outcome.step, "the worker stopped mid-send", now, resent=False)
+                apply_decision(job, decision, now)
+                audits.append(audit(job, now, AuditWhat.of_job(decision.job_status), decision.note))
             case SendOn() if tenant is not None and patient is not None and recipient is not None and steps:
                 try:
                     job.rendered_text = _render(job, booking, patient, tenant, now)

@@ -12,7 +12,18 @@ import pytest
 
 from connector.core.cascade import Step
 from connector.core.model import BookingState, JobKind, JobStatus, QuietHours
-from connector.core.preparation import UNUSABLE_RETRY, Broken, Defer, DueJob, Finish, Reach, SendOn, Unusable, prepare
+from connector.core.preparation import (
+    UNUSABLE_RETRY,
+    Await,
+    Broken,
+    Defer,
+    DueJob,
+    Finish,
+    Reach,
+    SendOn,
+    Unusable,
+    prepare,
+)
 from connector.core.warmup import Allowance
 
 NOW = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)  # 12:00 in Moscow
@@ -82,8 +93,18 @@ CASES = [
     ("lost send", replace(REMINDER, lost_steps=(0,)), STEPS, ANYONE, {}, SendOn(1, patient=12, lost=True)),
     ("lost sends, the latest counts", replace(REMINDER, start_step=1, lost_steps=(1, 0)), STEPS, ANYONE, {},
      SendOn(2, patient=12, lost=True)),
-    ("lost send on the last step", replace(REMINDER, start_step=3, lost_steps=(3,)), STEPS, ANYONE, {},
+    # the last step's default is on_unknown=wait: it may have reached the patient, so no «failed», no resend
+    ("lost send on the last step awaits its receipts", replace(REMINDER, start_step=3, lost_steps=(3,)), STEPS,
+     ANYONE, {}, Await(3, patient=12, lost=True)),
+    ("on_unknown=wait on an earlier step", replace(REMINDER, lost_steps=(0,)),
+     (replace(STEPS[0], on_unknown="wait"), *STEPS[1:]), ANYONE, {}, Await(0, patient=12, lost=True)),
+    ("on_unknown=next on the last step moves on: nothing left", replace(REMINDER, start_step=3, lost_steps=(3,)),
+     (*STEPS[:3], replace(STEPS[3], on_unknown="next")), ANYONE, {},
      Finish(JobStatus.FAILED, "no channel left to try", patient=12, lost=True)),
+    ("on_unknown=resend sends once more on the same step", replace(REMINDER, lost_steps=(0,)),
+     (replace(STEPS[0], on_unknown="resend"), *STEPS[1:]), ANYONE, {}, SendOn(0, patient=12, lost=True)),
+    ("on_unknown=resend only once", replace(REMINDER, lost_steps=(0,), unknown_before=(0,)),
+     (replace(STEPS[0], on_unknown="resend"), *STEPS[1:]), ANYONE, {}, SendOn(1, patient=12, lost=True)),
     # --- whom the patient can be reached through
     ("opted out and not registered", REMINDER, STEPS, Reach(opted_out=frozenset({"max"}),
                                                             not_registered=frozenset({"telegram"})), {},
