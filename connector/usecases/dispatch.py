@@ -7,31 +7,30 @@ Three short transactions per pass and none open during a provider call:
   3. (no transaction but one UPDATE per group) send concurrently through a window (connector.usecases.window):
      each group's attempts are marked started just before the pool takes them;
   4. record: the provider's answers, the cascade's decisions, the audit trail (retried until it lands).
-A worker that dies between 3 and 4 leaves a started `queued` attempt; whoever reclaims the job does not resend
-on that channel (at-most-once per channel and step) but moves on to the next one. An attempt that was never
-started is withdrawn and its job sent as if nothing happened; a pass that breaks releases its unsent jobs.
+A worker that dies between 3 and 4 leaves a started `queued` attempt, its outcome unknown: whoever reclaims the
+job resolves it by the step's on_unknown (connector.core.preparation): move on to the next channel, await its
+receipts (the last step's default), or send once more. An attempt that was never started is withdrawn and its
+job sent as if nothing happened; a pass that breaks releases its unsent jobs.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from connector.channels.base import OutboundMessage, OutcomeUnknownError, Recipient, SendResult, TransientError
+from connector.channels.base import OutboundMessage, Recipient
 from connector.core.cascade import Step, after_send
 from connector.core.model import AttemptStatus, AuditWhat, JobKind, JobStatus
 from connector.core.preparation import Await, Broken, Defer, Finish, Reach, SendOn, Unusable, prepare
-from connector.core.retry import gives_up, retry_delay
 from connector.core.templates import WordingError
 from connector.core.texts import preparation_for, render_message
-from connector.core.unknown import UNKNOWN_MARK, after_unknown, call_again, is_unknown
+from connector.core.unknown import after_unknown, is_unknown
 from connector.core.warmup import Allowance
 from connector.entrypoints.bootstrap import Accounts, Runtime
 from connector.store.ledger import (
@@ -54,29 +53,11 @@ from connector.store.queue import claim_due_jobs, renew_leases
 from connector.store.warmup import warmup_caps
 from connector.tenants import Tenant
 from connector.usecases.early_receipts import on_recorded
-from connector.usecases.lost_answers import Unknown, ask_after_lost, gave_up
 from connector.usecases.sandbox_reports import keep_reports
+from connector.usecases.sending import Send, Sent, attempt_detail, send_one
 from connector.usecases.window import PassFailedError, send_in_window, tried, until_landed
 
 log = logging.getLogger("connector.usecases.dispatch")
-
-@dataclass(frozen=True)
-class Send:
-    job_id: int
-    attempt_id: int
-    tenant_id: str
-    step: Step
-    message: OutboundMessage
-
-
-@dataclass(frozen=True)
-class Sent:
-    send: Send
-    result: SendResult
-    tries: int
-    reports: list[tuple[float, str]] = field(default_factory=list)
-    unknown: Unknown | None = None  # set when a call of this step lost its answer
-
 
 class Dispatcher:
     def __init__(self, runtime: Runtime, accounts: Accounts, worker_id: str, pool: ThreadPoolExecutor,
@@ -221,35 +202,7 @@ class Dispatcher:
     # --- 3. send (no transaction) -----------------------------------------------------------------------
 
     def _send(self, send: Send) -> Sent:
-        account = self.accounts.get(send.tenant_id, send.step.provider)
-        started = time.monotonic()
-        tries = 0
-        unknown: Unknown | None = None  # the last call whose answer was lost, and what asking said
-        while True:
-            tries += 1
-            account.limiter.acquire()
-            try:
-                with account.in_flight:
-                    result = account.channel.send(send.message)
-                break
-            except OutcomeUnknownError as error:  # it went out; the provider may have it: never resent blindly
-                unknown, found = ask_after_lost(account.channel, send.message, error, unknown)
-                if found is not None or not call_again(send.step.on_unknown, unknown.lookup, lost=unknown.lost):
-                    result = found or SendResult(AttemptStatus.SENT, error=f"{UNKNOWN_MARK} ({unknown.why})")
-                    break
-            except TransientError as error:
-                delay = retry_delay(tries, error.retry_after, base=self.retry_base)
-                if gives_up(tries, elapsed=time.monotonic() - started, delay=delay,
-                            step_timeout=send.step.timeout.total_seconds()):
-                    result = gave_up(tries, error, unknown)
-                    break
-                time.sleep(delay)
-            except Exception as error:  # an adapter bug must cost one step, not the whole batch
-                log.exception("adapter error", extra={"fields": {"provider": send.step.provider}})
-                result = SendResult(AttemptStatus.FAILED, error=f"adapter error: {type(error).__name__}")
-                break
-        reports = account.reporter.reports_after(send.message, result) if account.reporter else []
-        return Sent(send, result, tries, reports, unknown)
+        return send_one(self.accounts.get(send.tenant_id, send.step.provider), send, retry_base=self.retry_base)
 
     # --- 4. record --------------------------------------------------------------------------------------
 
@@ -285,7 +238,7 @@ class Dispatcher:
         attempt.provider_message_id = result.provider_message_id
         update_attempt(attempt, result.status, now, error=result.error)
         audits.append(audit(job, now, AuditWhat.of_attempt(AttemptStatus(attempt.status)),
-                            _attempt_detail(sent.send.step, result, sent.tries, sent.unknown), attempt))
+                            attempt_detail(sent.send.step, result, sent.tries, sent.unknown), attempt))
         if result.status == AttemptStatus.REJECTED:
             # A refusal of the content or the account (credentials, balance, sender name) is the clinic's
             # configuration to fix, not the patient's: say so where operators look.
@@ -326,12 +279,3 @@ def _render(job: NotificationJob, booking: Booking | None, patient: Patient, ten
 def _reason(error: Exception) -> str:
     """An unexpected exception as an audit line: its type (the message alone may not say what broke), short."""
     return f"{type(error).__name__}: {str(error)[:300]}"
-
-
-def _attempt_detail(step: Step, result: SendResult, tries: int, unknown: Unknown | None = None) -> str:
-    detail = f"{step.channel} via {step.provider}: {result.status}"
-    if tries > 1:
-        detail += f" after {tries} tries"
-    if unknown is not None and not is_unknown(result.error):  # the answer came by asking, or by a safe retry
-        detail += f" (a call's answer was lost: {unknown.why})"
-    return detail + (f" ({result.error})" if result.error else "")
