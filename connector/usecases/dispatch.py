@@ -246,6 +246,10 @@ class Dispatcher:
                 "tenant": job.tenant_id, "provider": sent.send.step.provider, "job": job.id}})
         if job.status != JobStatus.SENDING:
             return False  # a receipt already settled it while we were sending
+        if job.lease_owner != self.worker_id or job.cascade_step != attempt.step:
+            # Our lease ran out while this answer waited for the database, and another worker took the job: the
+            # answer stays on its attempt (the proof), the job's next move is that worker's.
+            return False
         tenant = self.rt.tenants[job.tenant_id]
         steps = self.accounts.steps(tenant)
         if sent.unknown is not None and is_unknown(result.error):  # sent-unknown: the step's on_unknown decides

@@ -79,3 +79,26 @@ def test_resend_sends_a_lost_send_once_more_on_its_step(database_url):
     finally:
         worker.close()
         runtime.engine.dispose()
+
+
+def test_an_answer_recorded_after_another_worker_took_the_job_leaves_the_job_to_that_worker(one_step):
+    runtime, client, clock, worker = one_step
+    book(client, 0, 7300)
+    slow = Worker(runtime, concurrency=1, name="slow-worker")
+    try:
+        with runtime.sessions.begin() as session:
+            ids = claim_due_jobs(session, worker_id=slow.id, now=clock(), limit=10)
+        with runtime.sessions.begin() as session:
+            sends = slow.dispatcher._prepare(session, ids, clock())
+        slow.dispatcher._start(sends)
+        answers = [slow.dispatcher._send(send) for send in sends]
+        # The database was away past the lease: another worker claimed the job before the answer could land.
+        clock.advance(150)
+        with runtime.sessions.begin() as session:
+            assert claim_due_jobs(session, worker_id="other-worker", now=clock(), limit=10) == ids
+        slow.dispatcher._record_now(answers, held=ids)
+    finally:
+        slow.close()
+    job = confirmation(client, 7300)
+    assert job["status"] == "sending"  # still the other worker's to decide, not overwritten by the late answer
+    assert [(a["channel"], a["status"]) for a in job["attempts"]] == [("max", "sent")]  # the answer is kept
