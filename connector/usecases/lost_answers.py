@@ -13,7 +13,7 @@ from connector.channels.base import Channel, OutboundMessage, OutcomeUnknownErro
 from connector.core.model import AttemptStatus
 from connector.core.unknown import UNKNOWN_MARK, Lookup
 
-log = logging.getLogger("connector.usecases.dispatch")
+log = logging.getLogger("connector.usecases.lost_answers")
 
 
 @dataclass(frozen=True)
