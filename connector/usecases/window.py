@@ -87,30 +87,31 @@ def _backoff() -> Iterator[float]:
         delay = min(delay * 2, 5.0)
 
 
-def until_landed(write: Callable[[], None], *, between: Callable[[], None]) -> None:
+def until_landed(write: Callable[[], None], *, between: Callable[[], None],
+                 sleep: Callable[[float], None] = time.sleep) -> None:
     """`write` (one transaction) until the database takes it, `between` (best effort) before each new try;
     an error that is not the database's is raised at once (a retry would fail the same way)."""
-    for delay in _backoff():
-        try:
-            write()
-            return
-        except Exception as error:
-            if not unreachable(error):
-                raise
-            log.warning("a write did not land (%s); again in %.1f s", type(error).__name__, delay)
-        time.sleep(delay)
-        tried(between, tries=1)
+    _retried(write, tries=None, between=between, sleep=sleep)
 
 
-def tried(write: Callable[[], None], *, tries: int = 5) -> bool:
+def tried(write: Callable[[], None], *, tries: int = 5, sleep: Callable[[float], None] = time.sleep) -> bool:
     """`write` (one transaction), a few times while the database does not take it; whether it landed."""
-    for _, delay in zip(range(tries), _backoff(), strict=False):
+    return _retried(write, tries=tries, between=None, sleep=sleep)
+
+
+def _retried(write: Callable[[], None], *, tries: int | None, between: Callable[[], None] | None,
+             sleep: Callable[[float], None]) -> bool:
+    for count, delay in enumerate(_backoff(), 1):
         try:
             write()
             return True
         except Exception as error:
             if not unreachable(error):
                 raise
-            log.warning("a write did not land (%s)", type(error).__name__)
-        time.sleep(delay)
-    return False
+            log.warning("a write did not land (%s); again in %.1f s", type(error).__name__, delay)
+        if tries is not None and count >= tries:
+            return False
+        sleep(delay)
+        if between is not None:
+            tried(between, tries=1, sleep=sleep)
+    raise AssertionError("the backoff never ends")  # pragma: no cover - _backoff is an endless generator

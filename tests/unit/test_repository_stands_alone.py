@@ -8,8 +8,10 @@ from pathlib import Path
 from tests.fixtures import SAMPLES, sample
 
 ROOT = Path(__file__).resolve().parents[2]
-# A path that climbs out of the repository: "../shared", parents[2] of a file under tests/, and the like.
-OUTSIDE = re.compile(r"\.\./shared|shared/fixtures|parents\[[3-9]\]")
+# A path that climbs out of the repository to the folder beside it, or a parents[] index past the repository's
+# root. Built from parts, so that this file does not match itself.
+_BESIDE = "shared"
+OUTSIDE = re.compile(r"\.\./" + _BESIDE + "|" + _BESIDE + "/fixtures|parents\\[[3-9]\\]")
 
 
 def test_samples_live_inside_the_repository():

@@ -50,21 +50,21 @@ def test_a_broken_start_returns_the_unstarted_and_records_the_started():
     assert failed.value.unsent == [2, 3, 4, 5] and str(failed.value.__cause__) == "the database went away"
 
 
-def test_a_write_is_tried_until_the_database_takes_it(monkeypatch):
+def test_a_write_is_tried_until_the_database_takes_it():
     from sqlalchemy.exc import OperationalError
 
-    monkeypatch.setattr("connector.usecases.window.time.sleep", lambda seconds: None)
-    tries, renewals = [], []
+    tries, renewals, pauses = [], [], []
 
     def write() -> None:
         tries.append(1)
         if len(tries) < 5:
             raise OperationalError("SELECT 1", {}, Exception("server closed the connection"))
 
-    until_landed(write, between=lambda: renewals.append(1))
+    until_landed(write, between=lambda: renewals.append(1), sleep=pauses.append)
     assert len(tries) == 5 and len(renewals) == 4
+    assert pauses == [0.2, 0.4, 0.8, 1.6]  # backing off, up to 5 s between tries
     assert tried(lambda: None) is True
     tries.clear()
-    assert tried(write, tries=3) is False and len(tries) == 3
+    assert tried(write, tries=3, sleep=pauses.append) is False and len(tries) == 3
     with pytest.raises(ValueError):  # not the database's: a retry would fail the same way
         until_landed(lambda: (_ for _ in ()).throw(ValueError("a bug")), between=lambda: None)
