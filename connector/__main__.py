@@ -1,4 +1,4 @@
-"""Command line: `python -m connector release|worker|check`."""
+"""Command line: `python -m connector release|worker|check|replay|demo`."""
 
 from __future__ import annotations
 
@@ -34,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "release":
         return _release(settings, runtime)
+    if args.command == "replay":
+        return _replay(runtime, args.ids)
     return _work(runtime)
 
 
@@ -43,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("release", help="migrate the database and check the configuration (run before each deploy)")
     sub.add_parser("check", help="validate the tenants file and the mappings, then exit")
     sub.add_parser("worker", help="run the scheduler: dispatch due jobs, advance cascades, poll statuses")
+    replay = sub.add_parser("replay", help="apply rejected inbound events again, their bodies parsed anew")
+    replay.add_argument("ids", nargs="+", type=int, metavar="inbound_event_id")
     demo = sub.add_parser("demo", help="post one booking per last digit to a running service and watch them")
     demo.add_argument("--url", default="http://127.0.0.1:8000")
     return parser
@@ -57,6 +61,16 @@ def _release(settings: Settings, runtime: Runtime) -> int:
         where = "$CONNECTOR_DEMO_TOKEN" if os.environ.get("CONNECTOR_DEMO_TOKEN") else "instance/demo_token"
         print(f"demo tenant webhook: POST /webhooks/yclients/demo?token=<the token in {where}>", flush=True)
     return 0
+
+
+def _replay(runtime: Runtime, ids: list[int]) -> int:
+    """One line per event: its id, its outcome now, and why (exit 1 when any is still not applied)."""
+    from connector.usecases.replay import replay
+
+    results = replay(runtime, ids)
+    for result in results:
+        print(f"{result.event_id}\t{result.outcome}" + (f"\t{result.detail}" if result.detail else ""), flush=True)
+    return 0 if all(result.outcome != "rejected" for result in results) else 1
 
 
 def _work(runtime: Runtime) -> int:

@@ -35,6 +35,8 @@ class Settings:
     # A scheduled job this far past due means the workers are not keeping up (/metrics, the status page).
     late_after: timedelta = timedelta(minutes=5)
     worker_tick_seconds: float = 1.0  # between worker passes (dispatch, timeouts, polls)
+    # between intake passes when nothing wakes the worker (PostgreSQL's NOTIFY does at once; SQLite cannot)
+    intake_seconds: float = 0.5
     worker_concurrency: int = 32  # sends in flight per worker
     sync_interval_seconds: float = 600.0  # between YCLIENTS read-backs (connector.usecases.sync)
 
@@ -61,6 +63,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         stale_after_seconds=_positive(environ, "CONNECTOR_STALE_AFTER_SECONDS", 60, int),
         late_after=timedelta(seconds=_positive(environ, "CONNECTOR_LATE_AFTER_SECONDS", 300, int)),
         worker_tick_seconds=_positive(environ, "WORKER_TICK_SECONDS", 1.0, float),
+        intake_seconds=_positive(environ, "WORKER_INTAKE_SECONDS", 0.5, float),
         worker_concurrency=_positive(environ, "WORKER_CONCURRENCY", 32, int),
         sync_interval_seconds=_positive(environ, "SYNC_INTERVAL_SECONDS", 600.0, float),
     )

@@ -182,6 +182,7 @@ class AttemptStatus(StrEnum):
 class InboundOutcome(StrEnum):
     """What became of one inbound event (a webhook, a callback, a synced item)."""
 
+    PENDING = "pending"  # stored by the web process; the worker's intake has not applied it yet
     APPLIED = "applied"
     DUPLICATE = "duplicate"  # seen before, or nothing changed
     STALE = "stale"  # older than the version we hold
@@ -207,6 +208,7 @@ class AuditWhat(StrEnum):
     BOOKING_ATTENDED = "booking.attended"
     BOOKING_NO_SHOW = "booking.no_show"
 
+    INBOUND_PENDING = "inbound.pending"
     INBOUND_APPLIED = "inbound.applied"
     INBOUND_DUPLICATE = "inbound.duplicate"
     INBOUND_STALE = "inbound.stale"

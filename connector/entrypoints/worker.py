@@ -10,17 +10,20 @@ import logging
 import os
 import signal
 import socket
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from connector.entrypoints.bootstrap import Accounts, Runtime
+from connector.entrypoints.wakeup import listen_for_intake
 from connector.logs import configure_logging
 from connector.store.models import WorkerHeartbeat
 from connector.usecases.deadlines import advance_timed_out
 from connector.usecases.dispatch import Dispatcher
 from connector.usecases.early_receipts import settle_held
+from connector.usecases.intake import drain
 from connector.usecases.polls import ask, deadline_questions, due_questions
 from connector.usecases.refusals import purge_unauthenticated
 from connector.usecases.sandbox_reports import deliver_due_reports
@@ -42,6 +45,15 @@ class Worker:
                                      window=concurrency)
         self.started_at = datetime.now(UTC)
         self.sent_total = 0
+        self.wake_dispatch: Callable[[], None] | None = None  # set by run_worker: its scheduler runs dispatch now
+
+    def intake(self) -> int:
+        """Apply pending inbound events (connector.usecases.intake); a notice due at once is sent without
+        waiting for the next dispatch tick."""
+        result = drain(self.rt)
+        if result.due_now and self.wake_dispatch is not None:
+            self.wake_dispatch()
+        return result.settled
 
     def dispatch(self) -> int:
         handled = self.dispatcher.run_until_idle()
@@ -105,6 +117,7 @@ class Worker:
 
     def tick(self) -> None:
         """Everything once, in order; tests and the benchmark drive the worker with this."""
+        self.intake()
         self.deliver_sandbox_reports()
         self.settle_early_receipts()
         self.poll()
@@ -146,10 +159,13 @@ def run_worker(runtime: Runtime) -> None:
                                                               "misfire_grace_time": 30})
     now = datetime.now(UTC)
     sync_every = runtime.settings.sync_interval_seconds
-    for job, seconds in ((worker.dispatch, tick), (worker.advance, tick), (worker.deliver_sandbox_reports, tick),
+    for job, seconds in ((worker.intake, runtime.settings.intake_seconds), (worker.dispatch, tick),
+                         (worker.advance, tick), (worker.deliver_sandbox_reports, tick),
                          (worker.settle_early_receipts, tick), (worker.poll, tick), (worker.heartbeat, 10 * tick),
                          (worker.sync, sync_every), (worker.purge, 3600 * tick)):
         scheduler.add_job(_guarded(job), "interval", seconds=seconds, id=job.__name__, next_run_time=now)
+    worker.wake_dispatch = lambda: _run_now(scheduler, "dispatch")
+    listener = listen_for_intake(runtime, lambda: _run_now(scheduler, "intake"))
     # A stop lets the pass in flight finish (sends are bounded by their timeouts), so no attempt is left
     # "queued" with its outcome unknown; a platform's grace period (30 s on most) covers it.
     signal.signal(signal.SIGTERM, lambda *_: scheduler.shutdown(wait=True))
@@ -157,7 +173,18 @@ def run_worker(runtime: Runtime) -> None:
     try:
         scheduler.start()
     finally:
+        if listener is not None:
+            listener.stop()
         worker.close()
+
+
+def _run_now(scheduler: BlockingScheduler, job_id: str) -> None:
+    """Bring a periodic job's next run forward to now (skipped by APScheduler if it is running: it then
+    finds the new work itself, since its passes go on until nothing is left)."""
+    try:
+        scheduler.modify_job(job_id, next_run_time=datetime.now(UTC))
+    except Exception:  # the scheduler is stopping
+        log.debug("could not wake %s", job_id)
 
 
 def _guarded(job):

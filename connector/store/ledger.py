@@ -10,6 +10,7 @@ import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -232,12 +233,24 @@ def record_inbound(
     idempotency_key: str | None = None,
     reason: str | None = None,
 ) -> InboundEvent:
-    """Store one body as received. Bytes a text column cannot hold (not UTF-8, or a NUL, which PostgreSQL
+    """Store one body as received (connector.store.ledger.inbound_values says how), as an ORM row."""
+    event = InboundEvent(**inbound_values(
+        tenant_id=tenant_id, source=source, body=body, headers=headers, now=now, outcome=outcome, error=error,
+        truncated=truncated, idempotency_key=idempotency_key, reason=reason))
+    session.add(event)
+    session.flush()
+    return event
+
+
+def inbound_values(*, tenant_id: str, source: str, body: str | bytes, headers: Mapping[str, str], now: datetime,
+                   outcome: InboundOutcome, error: str | None = None, truncated: bool = False,
+                   idempotency_key: str | None = None, reason: str | None = None) -> dict[str, Any]:
+    """One inbound event's columns. Bytes a text column cannot hold (not UTF-8, or a NUL, which PostgreSQL
     text refuses) are kept exactly in `body_raw`, next to a readable form; the other columns are fitted
     to their sizes, so nothing a sender writes can make the insert fail."""
     data = body if isinstance(body, bytes) else body.encode("utf-8", errors="surrogatepass")
     text, exact = readable_body(data)
-    event = InboundEvent(
+    return dict(
         tenant_id=storable(tenant_id, 64),
         source=storable(source, 32),
         received_at=now,
@@ -250,9 +263,6 @@ def record_inbound(
         error=storable(error, 4000) if error else None,
         reason=storable(reason, 32) if reason else None,
     )
-    session.add(event)
-    session.flush()
-    return event
 
 
 def readable_body(data: bytes) -> tuple[str, bytes | None]:

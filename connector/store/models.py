@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -27,6 +28,9 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+PENDING = text("outcome = 'pending'")
 
 
 class Base(DeclarativeBase):
@@ -54,14 +58,25 @@ class InboundEvent(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(128))
     external_id: Mapped[str | None] = mapped_column(String(128))
     booking_id: Mapped[int | None] = mapped_column(ForeignKey("booking.id"))
-    outcome: Mapped[str] = mapped_column(String(16))  # applied, duplicate, stale, ignored, rejected
+    # pending (stored by the web, not applied yet), applied, duplicate, stale, ignored, held, rejected
+    outcome: Mapped[str] = mapped_column(String(16))
     error: Mapped[str | None] = mapped_column(Text)
     reason: Mapped[str | None] = mapped_column(String(32))
+    # The parsed event (connector.core.event_records) the intake applies, and the source's own change time,
+    # which orders one booking's events; when the intake settled it.
+    parsed: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    source_version: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     __table_args__ = (
         Index(None, "tenant_id", "received_at"),
         Index(None, "tenant_id", "source", "idempotency_key"),
         Index(None, "reason", "received_at"),
+        Index(None, "tenant_id", "source", "external_id"),
+        # Partial: they follow the pending events, not the millions applied (the intake's claim).
+        Index("ix_inbound_event_pending", "id", postgresql_where=PENDING, sqlite_where=PENDING),
+        Index("ix_inbound_event_pending_key", "tenant_id", "source", "external_id",
+              postgresql_where=PENDING, sqlite_where=PENDING),
     )
 
 

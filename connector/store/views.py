@@ -136,6 +136,12 @@ def inbound_events(session: Session, *, tenant_id: str, outcome: str | None, lim
     return session.scalars(query.order_by(InboundEvent.id.desc()).limit(limit)).all()
 
 
+def inbound_event(session: Session, *, tenant_id: str, event_id: int) -> InboundEvent | None:
+    """One of the tenant's inbound events."""
+    return session.scalars(select(InboundEvent).where(InboundEvent.tenant_id == tenant_id,
+                                                      InboundEvent.id == event_id)).one_or_none()
+
+
 def patient_by_phone(session: Session, *, tenant_id: str, phone: str) -> Patient | None:
     """The tenant's patient with this E.164 phone."""
     return session.scalars(select(Patient).where(Patient.tenant_id == tenant_id, Patient.phone == phone)

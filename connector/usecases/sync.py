@@ -1,6 +1,7 @@
 """Use case: the safety-net sync. YCLIENTS never retries a webhook that failed (our outage, a network blip),
-so the worker reads the records changed since its last pass through the REST API and feeds each through
-the same ingest as a webhook: what we already hold is a `duplicate`, what we missed is applied.
+so the worker reads the records changed since its last pass through the REST API and stores each as the
+webhook YCLIENTS would have sent, for the same intake (connector.usecases.intake): what we already hold is a
+`duplicate`, what we missed is applied.
 
 One worker at a time per tenant (a lease on sync_state); the HTTP reads happen outside any transaction; the
 cursor only moves once a window is fully read and stored, and each pass re-reads a little of the previous
@@ -27,11 +28,12 @@ from connector.sources.errors import PayloadError
 from connector.sources.settings import YclientsSource
 from connector.sources.yclients import parse_record_webhook
 from connector.sources.yclients_api import YclientsApi, YclientsApiError
-from connector.store.ledger import record_inbound
+from connector.store.inbound import event_row, outcomes_of, store_many
+from connector.store.ledger import inbound_values
 from connector.store.models import SyncState
 from connector.store.queue import claim_sync
 from connector.tenants import Tenant
-from connector.usecases.ingest import ingest_event
+from connector.usecases.intake import drain
 
 log = logging.getLogger("connector.usecases.sync")
 
@@ -88,17 +90,26 @@ def sync_tenant(runtime: Runtime, tenant: Tenant, worker_id: str,
 
 def _ingest_all(runtime: Runtime, tenant: Tenant, records: list[tuple[str, dict[str, Any]]],
                 window_start: datetime) -> dict[str, int]:
-    outcomes: dict[str, int] = {}
+    """Store the records as pending events (one statement per chunk), let the intake apply them (with whatever
+    else is pending), and count what became of them."""
+    ids: list[int] = []
     for start in range(0, len(records), CHUNK):
+        now = runtime.clock()
+        rows = [_event_row(tenant, company, record, window_start=window_start, now=now)
+                for company, record in records[start:start + CHUNK]]
         with runtime.sessions.begin() as session:
-            for company, record in records[start:start + CHUNK]:
-                outcome = _ingest(session, tenant, company, record, window_start=window_start, now=runtime.clock())
-                outcomes[outcome] = outcomes.get(outcome, 0) + 1
-    return outcomes
+            ids.extend(store_many(session, rows))
+    if not ids:
+        return {}
+    drain(runtime)
+    with runtime.sessions() as session:
+        return outcomes_of(session, ids)
 
 
-def _ingest(session: Session, tenant: Tenant, company: str, record: dict[str, Any], *, window_start: datetime,
-            now: datetime) -> str:
+def _event_row(tenant: Tenant, company: str, record: dict[str, Any], *, window_start: datetime,
+               now: datetime) -> dict[str, Any]:
+    """One record as the webhook YCLIENTS would have sent for it: pending with its parsed event, or rejected
+    with why it could not be read."""
     deleted = record.get("deleted") in (True, 1, "1", "true")
     # The company id as YCLIENTS' own webhooks write it: a number.
     body = {"company_id": int(company), "resource": "record", "resource_id": record.get("id"),
@@ -107,12 +118,11 @@ def _ingest(session: Session, tenant: Tenant, company: str, record: dict[str, An
     try:
         event = parse_record_webhook(body, default_tz=tenant.timezone)
     except PayloadError as error:
-        record_inbound(session, tenant_id=tenant.id, source=SOURCE, body=text, headers=VIA_SYNC, now=now,
-                       outcome=InboundOutcome.REJECTED, error=f"invalid_payload: {error}")
-        return InboundOutcome.REJECTED
-    receipt = ingest_event(session, tenant=tenant, source=SOURCE, event=event, body=text, headers=VIA_SYNC, now=now,
-                           confirm_new=_created_within(record, window_start))
-    return receipt.outcome
+        return {**inbound_values(tenant_id=tenant.id, source=SOURCE, body=text, headers=VIA_SYNC, now=now,
+                                 outcome=InboundOutcome.REJECTED, error=f"invalid_payload: {error}"),
+                "parsed": None, "external_id": None, "source_version": None}
+    return event_row(tenant_id=tenant.id, source=SOURCE, body=text, headers=VIA_SYNC, now=now, event=event,
+                     confirm_new=_created_within(record, window_start))
 
 
 def _created_within(record: dict[str, Any], window_start: datetime) -> bool:

@@ -73,10 +73,21 @@ def inbound_events(tenant_id: str) -> ResponseReturnValue:
     return jsonify(events=[_inbound_event(row) for row in rows])
 
 
+@bp.get("/<tenant_id>/inbound-events/<int:event_id>")
+def inbound_event(tenant_id: str, event_id: int) -> ResponseReturnValue:
+    """One inbound event: `pending` until the worker's intake applies it, then its outcome and booking."""
+    with current_runtime().sessions() as session:
+        row = views.inbound_event(session, tenant_id=tenant_id, event_id=event_id)
+    if row is None:
+        abort(404, "no such inbound event for this tenant")
+    return jsonify(_inbound_event(row))
+
+
 def _inbound_event(row: InboundEvent) -> dict[str, Any]:
     return {
         "id": row.id, "source": row.source, "received_at": utc_iso(row.received_at), "outcome": row.outcome,
-        "error": row.error, "external_id": row.external_id, "booking_id": row.booking_id,
+        "error": row.error, "external_id": row.external_id, "booking_id": row.booking_id, "booking": row.booking_id,
+        "applied_at": utc_iso(row.applied_at) if row.applied_at else None,
         "body_truncated": row.body_truncated, "body": row.body,
         # The exact bytes, where the readable body is not them (not UTF-8, or a NUL): for replay.
         **({"body_base64": base64.b64encode(row.body_raw).decode()} if row.body_raw is not None else {}),

@@ -1,5 +1,9 @@
 """Webhook doors: YCLIENTS and generic JSON. A thin shell that maps each failure to a precise status.
 
+A webhook is authenticated and parsed here (pure functions: every 4xx is precise and immediate), stored as a
+`pending` inbound event with its parsed facts in one INSERT, and answered `accepted`; the worker's intake
+applies it (connector.usecases.intake). The answer waits on nothing but that INSERT.
+
 Every body that reaches these URLs is stored as an inbound event with its outcome, rejected ones too (of
 unauthenticated ones, the first few kB: connector.usecases.refusals). Bad input of any kind is a 4xx; only a database
 that cannot be reached is a 503, so the source may retry, never 200.
@@ -14,15 +18,15 @@ from datetime import datetime
 from typing import cast
 
 from flask import Blueprint, jsonify, request
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from connector.sources import SOURCES
 from connector.sources.errors import PayloadError
 from connector.sources.signatures import AuthError, check_standard_signature, check_token
 from connector.store.db import unreachable
+from connector.store.inbound import NOT_A_BOOKING, event_row, store_pending
 from connector.store.ledger import storable
 from connector.tenants import Tenant
-from connector.usecases.ingest import Receipt, ingest_event
 from connector.usecases.refusals import UNAUTHENTICATED, record_refused
 from connector.web.context import current_runtime
 
@@ -58,24 +62,22 @@ def receive(source: str, tenant_id: str):
     except _Rejection as rejection:
         return _reject(rt, tenant_id, source, raw, headers, now, truncated, rejection)
 
-    for attempt in (1, 2):
-        try:
-            with rt.sessions.begin() as session:
-                receipt = ingest_event(session, tenant=tenant, source=source, event=event, body=raw,
-                                       headers=headers, now=now, idempotency_key=idempotency_key)
-            break
-        except IntegrityError:
-            # Two deliveries of one new booking raced to insert it; the second pass finds it.
-            if attempt == 2:
-                return _unprocessable(rt, tenant_id, source, raw, headers, now, "the booking could not be saved")
-        except Exception as error:
-            if unreachable(error):
-                log.exception("webhook could not be stored", extra=_fields(tenant_id, source, None))
-                return _unavailable()
-            # A value the ledger refuses is bad input: a retry would fail alike, so no 503 (see store.db).
-            return _unprocessable(rt, tenant_id, source, raw, headers, now, type(error).__name__)
-    log.info("webhook %s", receipt.outcome, extra=_fields(tenant_id, source, receipt))
-    return jsonify(_answer(receipt)), 200
+    row = event_row(tenant_id=tenant.id, source=source, body=raw, headers=headers, now=now, event=event,
+                    idempotency_key=idempotency_key)
+    try:
+        with rt.engine.begin() as connection:
+            inbound_id = store_pending(connection, row)
+    except Exception as error:
+        if unreachable(error):
+            log.exception("webhook could not be stored", extra=_fields(tenant_id, source, None))
+            return _unavailable()
+        # A value the ledger refuses is bad input: a retry would fail alike, so no 503 (see store.db).
+        return _unprocessable(rt, tenant_id, source, raw, headers, now, type(error).__name__)
+    log.info("webhook accepted", extra=_fields(tenant_id, source, inbound_id))
+    answer: dict[str, object] = {"outcome": "accepted", "inbound_event_id": inbound_id}
+    if event is None:
+        answer["detail"] = NOT_A_BOOKING
+    return jsonify(answer), 200
 
 
 def _authenticate(tenant: Tenant, source: str, raw: bytes, now: datetime) -> str | None:
@@ -146,17 +148,8 @@ def _unavailable():
     return jsonify(error="database_unavailable", message="the event could not be stored; please retry"), 503
 
 
-def _answer(receipt: Receipt) -> dict[str, object]:
-    answer: dict[str, object] = {"outcome": receipt.outcome, "inbound_event_id": receipt.inbound_event_id}
-    if receipt.booking_id is not None:
-        answer["booking_id"] = receipt.booking_id
-    if receipt.detail:
-        answer["detail"] = receipt.detail
-    return answer
-
-
-def _fields(tenant_id: str, source: str, receipt: Receipt | None) -> dict:
+def _fields(tenant_id: str, source: str, inbound_id: int | None) -> dict:
     fields: dict[str, object] = {"tenant": tenant_id, "source": source}
-    if receipt is not None:
-        fields.update(inbound_event=receipt.inbound_event_id, booking=receipt.booking_id)
+    if inbound_id is not None:
+        fields.update(inbound_event=inbound_id)
     return {"fields": fields}

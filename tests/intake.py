@@ -1,0 +1,26 @@
+"""Webhooks as a source sends them, then the worker's intake, as the worker runs it: what a test needs to see
+a webhook's final outcome (the web process only answers `accepted`)."""
+
+from __future__ import annotations
+
+from connector.usecases.intake import drain
+
+API_TOKEN = "api-token-0123456789abcdef"  # tests.conftest.API_TOKEN (imported there from here would cycle)
+
+
+def deliver(client, runtime, url: str, **request) -> dict:
+    """POST a webhook, let the intake apply it, and return the inbound event as the API shows it then."""
+    response = client.post(url, **request)
+    answer = response.get_json()
+    assert response.status_code == 200, answer
+    assert answer["outcome"] == "accepted", answer
+    drain(runtime)
+    return event_of(client, url, answer["inbound_event_id"])
+
+
+def event_of(client, url: str, event_id: int) -> dict:
+    tenant = url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+    response = client.get(f"/api/v1/{tenant}/inbound-events/{event_id}",
+                          headers={"Authorization": f"Bearer {API_TOKEN}"})
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
