@@ -21,12 +21,9 @@ import os
 import random
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
@@ -42,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.floor_app import FLOOR, create_table  # noqa: E402
+from bench.procfile_web import free_port, serving  # noqa: E402
 from bench.wrk_load import (  # noqa: E402
     INSTALL_HINT,
     Load,
@@ -88,63 +86,10 @@ def server_env(database_url: str, run: Run) -> dict[str, str]:
     env = {**os.environ, "DATABASE_URL": database_url, "CONNECTOR_DEMO_TOKEN": run.token,
            # set, so that no process writes generated secrets under instance/
            "CONNECTOR_API_TOKEN": secrets.token_urlsafe(18), "CONNECTOR_LINK_SECRET": secrets.token_urlsafe(18),
-           "PORT": str(_free_port()), "WEB_CONCURRENCY": "2"}
+           "PORT": str(free_port()), "WEB_CONCURRENCY": "2"}
     env.pop("CONNECTOR_CONFIG", None)  # the demo tenant, whose token is ours
     env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"  # the venv's gunicorn and python
     return env
-
-
-def web_line(app: str) -> str:
-    procfile = dict(line.split(": ", 1) for line in (ROOT / "Procfile").read_text().splitlines() if ": " in line)
-    if " wsgi:app " not in procfile["web"]:
-        raise SystemExit(f"the Procfile's web line no longer serves wsgi:app: {procfile['web']}")
-    return procfile["web"].replace(" wsgi:app ", f" {app} ", 1)
-
-
-@contextmanager
-def serving(app: str, env: dict[str, str], log: Path) -> Iterator[str]:
-    """http://127.0.0.1:<port> of the Procfile's web line serving `app`; gunicorn and its workers stopped after."""
-    with log.open("w") as out:
-        process = subprocess.Popen(["bash", "-c", f"exec {web_line(app)}"], cwd=ROOT, env=env, stdout=out,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        base_url = f"http://127.0.0.1:{env['PORT']}"
-        if not _ready(base_url, process):
-            raise RuntimeError(f"{app} did not start; its log: {log}")
-        yield base_url
-    finally:
-        _stop(process)
-
-
-def _ready(base_url: str, process: subprocess.Popen, within: float = 60) -> bool:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            if requests.get(base_url + "/healthz", timeout=2).status_code == 200:
-                return True
-        except (requests.ConnectionError, requests.Timeout):
-            pass
-        time.sleep(0.1)
-    return False
-
-
-def _stop(process: subprocess.Popen) -> None:
-    # Its own session: the group is gunicorn's master and its workers, and nothing else. TERM lets a request
-    # still in hand finish, so the rows counted after are final.
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    except ProcessLookupError:
-        process.wait()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def rows(database_url: str, table: str | None) -> int:
