@@ -125,25 +125,48 @@ def run(base_url: str, timeout: float = 180, out: TextIO | None = None) -> int:
     return 1
 
 
+INTAKE_WAIT = 30.0  # seconds for the worker to apply the posted webhooks
+
+
 def _run(base_url: str, timeout: float, out: TextIO) -> int:
     _check(requests.get(f"{base_url}/healthz", timeout=10), "is the service healthy? (/healthz)")
     token, api = _secret("CONNECTOR_DEMO_TOKEN", "demo_token"), _secret("CONNECTOR_API_TOKEN", "api_token")
-    run_id = _post_bookings(base_url, token=token)
-    print(f"posted 10 bookings ({run_id}..{run_id + 9}); watching their confirmations (Ctrl+C to stop)\n", file=out)
+    run_id, events = _post_bookings(base_url, token=token)
+    print(f"posted 10 bookings ({run_id}..{run_id + 9}); waiting for the worker to apply them", file=out)
+    _await_intake(base_url, api_token=api, events=events, timeout=INTAKE_WAIT)
+    print("applied; watching their confirmations (Ctrl+C to stop)\n", file=out)
     return _watch(base_url, api_token=api, run_id=run_id, timeout=timeout, out=out)
 
 
-def _post_bookings(base_url: str, *, token: str) -> int:
-    """One booking per last digit, the day after tomorrow at 9:00 UTC; the run's id (its bookings' first id)."""
+def _post_bookings(base_url: str, *, token: str) -> tuple[int, list[int]]:
+    """One booking per last digit, the day after tomorrow at 9:00 UTC; the run's id (its bookings' first id)
+    and the inbound events the webhooks were stored as."""
     now = datetime.now(UTC)
     visit = (now + timedelta(days=2)).replace(hour=9, minute=0, second=0, microsecond=0)
     run_id = int(now.timestamp()) % 100_000 * 10
+    events = []
     for digit in range(10):
         # new numbers each run: "not in MAX" is remembered for a patient, and would shorten the paths
         body = sample_record(run_id + digit, f"+7916{run_id // 10 % 1_000_000:06d}{digit}", visit, now)
-        _check(requests.post(f"{base_url}/webhooks/yclients/demo", params={"token": token}, json=body, timeout=10),
-               "did it refuse the demo token in instance/demo_token?")
-    return run_id
+        answer = requests.post(f"{base_url}/webhooks/yclients/demo", params={"token": token}, json=body, timeout=10)
+        events.append(_check(answer, "did it refuse the demo token in instance/demo_token?").json()["inbound_event_id"])
+    return run_id, events
+
+
+def _await_intake(base_url: str, *, api_token: str, events: Sequence[int], timeout: float) -> None:
+    """The webhooks are answered once stored; the worker's intake makes them bookings. Wait for it."""
+    deadline = time.monotonic() + timeout
+    for event_id in events:
+        while True:
+            answer = requests.get(f"{base_url}/api/v1/demo/inbound-events/{event_id}",
+                                  headers={"Authorization": f"Bearer {api_token}"}, timeout=10)
+            event = _check(answer, "did it refuse the API token in instance/api_token?").json()
+            if event["outcome"] != "pending":
+                break
+            if time.monotonic() > deadline:
+                raise DemoError(f"the webhooks are stored but still pending after {timeout:.0f} s: is the worker "
+                                "running? (`make run` starts it beside the web)")
+            time.sleep(0.2)
 
 
 def _watch(base_url: str, *, api_token: str, run_id: int, timeout: float, out: TextIO) -> int:

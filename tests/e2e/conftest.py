@@ -36,6 +36,17 @@ class Service:
         response.raise_for_status()
         return response.json()
 
+    def applied(self, tenant: str, answer: requests.Response, timeout: float = 30) -> dict:
+        """The webhook `answer`'s inbound event once the worker's intake settled it (the web only stores it)."""
+        assert answer.status_code == 200 and answer.json()["outcome"] == "accepted", answer.text
+        deadline = time.monotonic() + timeout
+        while True:
+            event = self.api(f"/api/v1/{tenant}/inbound-events/{answer.json()['inbound_event_id']}")
+            if event["outcome"] != "pending" or time.monotonic() > deadline:
+                assert event["outcome"] == "applied", (event, self.tail())
+                return event
+            time.sleep(0.1)
+
 
 def free_port() -> int:
     with socket.socket() as sock:

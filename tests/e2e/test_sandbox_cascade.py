@@ -40,7 +40,7 @@ def test_every_last_digit_ends_as_the_table_says(service):
         body["data"]["last_change_date"] = datetime.now(UTC).isoformat()
         response = requests.post(f"{service.base_url}/webhooks/yclients/demo?token={DEMO_TOKEN}", json=body,
                                  timeout=10)
-        assert response.status_code == 200, response.text
+        service.applied("demo", response)
 
     # Digit 9's late receipt arrives 1.5 step lengths after MAX's send: wait for it too.
     deadline = time.monotonic() + 90
