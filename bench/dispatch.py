@@ -26,15 +26,15 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.bookings import apply_bookings  # noqa: E402
 from connector.config import Settings  # noqa: E402
-from connector.core.model import BookingFacts, EventAction, Patient, Policy, SourceEvent  # noqa: E402
+from connector.core.model import BookingFacts, Patient, Policy  # noqa: E402
 from connector.entrypoints.bootstrap import MAPPINGS_DIR, Runtime  # noqa: E402
 from connector.entrypoints.worker import Worker  # noqa: E402
 from connector.sources.generic import load_mappings  # noqa: E402
 from connector.store.db import make_engine, make_sessionmaker  # noqa: E402
 from connector.store.migrate import upgrade  # noqa: E402
 from connector.tenants import CascadeStep, Tenant  # noqa: E402
-from connector.usecases.ingest import ingest_event  # noqa: E402
 
 
 def _serve(port_queue, delay: float) -> None:
@@ -99,12 +99,9 @@ def worker_rate(base_url: str, count: int, database_url: str | None, concurrency
     settings = Settings(database_url, None, "api", "demo", 65536, "WARNING", False)
     runtime = Runtime(settings, {"bench": tenant}, load_mappings(MAPPINGS_DIR), engine, make_sessionmaker(engine))
     now = datetime.now(UTC)
-    with runtime.sessions.begin() as session:
-        for n in range(count):
-            facts = BookingFacts(external_id=str(n), starts_at=now + timedelta(days=2),
-                                 patient=Patient(phone=f"+7916{n:07d}", first_name="Иван"))
-            ingest_event(session, tenant=tenant, source="generic", body="{}", headers={}, now=now,
-                         event=SourceEvent(EventAction.UPSERT, str(n), None, facts))
+    apply_bookings(runtime, tenant, [BookingFacts(external_id=str(n), starts_at=now + timedelta(days=2),
+                                                  patient=Patient(phone=f"+7916{n:07d}", first_name="Иван"))
+                                     for n in range(count)], now)
     worker = Worker(runtime, concurrency=concurrency, name="bench")
     started = time.perf_counter()
     handled = worker.dispatcher.run_until_idle(max_passes=10_000)

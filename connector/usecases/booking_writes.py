@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from connector.core.intake import Change, booking_change, content_hash
@@ -14,9 +15,8 @@ from connector.core.model import AuditWhat, BookingState, InboundOutcome, JobSta
 from connector.core.recipients import follow_booking
 from connector.core.versions import newest
 from connector.store.intake import HeldJobs, cancel_jobs, hand_jobs, upsert_patients
-from connector.store.ledger import booking_audit
 from connector.store.mapping import copy_facts
-from connector.store.models import AuditEvent, Booking, NotificationJob
+from connector.store.models import AuditEvent, Booking, InboundEvent, NotificationJob
 
 if TYPE_CHECKING:
     from connector.usecases.intake import Plan
@@ -27,7 +27,7 @@ _SOON = timedelta(seconds=5)  # a job due within this is "due now": the dispatch
 class BookingWrites:
     def __init__(self, session: Session, now: datetime):
         self.session, self.now = session, now
-        self.trail: list[AuditEvent] = []
+        self.trail: list[dict[str, Any]] = []  # audit rows, inserted in one statement at the end
 
     def apply(self, plans: Sequence[Plan], jobs: HeldJobs) -> bool:
         """Write the round; whether a job due at once was planned."""
@@ -37,9 +37,15 @@ class BookingWrites:
         self._cancel(changed, jobs)
         self._follow(changed, jobs)
         due_now = self._add(changed)
-        self.session.add_all(self.trail)
+        if self.trail:
+            self.session.execute(insert(AuditEvent), self.trail)
         self.session.flush()
         return due_now
+
+    def _line(self, booking: Booking, row: InboundEvent, now: datetime, what: AuditWhat, detail: str | None,
+              job_id: int | None = None) -> dict[str, Any]:
+        return {"tenant_id": booking.tenant_id, "booking_id": booking.id, "job_id": job_id, "attempt_id": None,
+                "inbound_event_id": row.id, "at": now, "what": AuditWhat(what).value, "detail": detail}
 
     def _bookings(self, plans: Sequence[Plan], changed: Sequence[Plan]) -> None:
         """Patients upserted, bookings written (new ones inserted): one flush for all."""
@@ -80,7 +86,7 @@ class BookingWrites:
                 what, detail = AuditWhat.BOOKING_CANCELLED, "deleted at the source"
             else:
                 what, detail = AuditWhat.of_inbound(InboundOutcome(verdict.outcome)), verdict.detail
-            self.trail.append(booking_audit(booking, row, self.now, what, detail))
+            self.trail.append(self._line(booking, row, self.now, what, detail))
 
     def _cancel(self, changed: Sequence[Plan], jobs: HeldJobs) -> None:
         """The plans' cancellations of jobs still waiting, one UPDATE per reason (a job a worker claimed
@@ -102,7 +108,7 @@ class BookingWrites:
             for job_id in sorted(cancel_jobs(self.session, ids, reason=reason, now=self.now)):
                 plan = whose[job_id]
                 assert plan.booking is not None
-                self.trail.append(booking_audit(plan.booking, plan.row, self.now, AuditWhat.JOB_CANCELLED, reason,
+                self.trail.append(self._line(plan.booking, plan.row, self.now, AuditWhat.JOB_CANCELLED, reason,
                                                 job_id))
                 jobs.cancelled.add(job_id)
 
@@ -122,7 +128,7 @@ class BookingWrites:
             if notes:
                 for job_id in sorted(hand_jobs(self.session, list(notes), patient_id=booking.patient_id,
                                                now=self.now)):
-                    self.trail.append(booking_audit(booking, plan.row, self.now, AuditWhat.JOB_RECIPIENT,
+                    self.trail.append(self._line(booking, plan.row, self.now, AuditWhat.JOB_RECIPIENT,
                                                     notes[job_id], job_id))
 
     def _add(self, changed: Sequence[Plan]) -> bool:
@@ -132,19 +138,19 @@ class BookingWrites:
             booking = plan.booking
             assert booking is not None
             for planned in plan.diff.add:
-                job = NotificationJob(
+                job = dict(
                     tenant_id=booking.tenant_id, booking_id=booking.id, patient_id=booking.patient_id,
-                    kind=planned.kind, plan_key=planned.key, planned_at=planned.due_at, due_at=planned.due_at,
-                    status=planned.status, status_reason=planned.note, cascade_step=0, created_at=self.now,
-                    updated_at=self.now)
+                    kind=planned.kind.value, plan_key=planned.key, planned_at=planned.due_at, due_at=planned.due_at,
+                    status=planned.status.value, status_reason=planned.note, cascade_step=0, created_at=self.now,
+                    updated_at=self.now, step_deadline=None, rendered_text=None, lease_owner=None, lease_until=None)
                 added.append((plan, planned, job))
-        self.session.add_all([job for _, _, job in added])
-        self.session.flush()
-        for plan, planned, job in added:
+        ids = list(self.session.scalars(insert(NotificationJob).returning(
+            NotificationJob.id, sort_by_parameter_order=True), [job for _, _, job in added])) if added else []
+        for (plan, planned, _), job_id in zip(added, ids, strict=True):
             what = AuditWhat.JOB_SKIPPED if planned.status == JobStatus.SKIPPED else AuditWhat.JOB_PLANNED
             detail = f"{planned.kind} due {planned.due_at.isoformat()}" + (f"; {planned.note}" if planned.note else "")
             assert plan.booking is not None
-            self.trail.append(booking_audit(plan.booking, plan.row, self.now, what, detail, job.id))
+            self.trail.append(self._line(plan.booking, plan.row, self.now, what, detail, job_id))
         soon = self.now + _SOON
         return any(planned.status == JobStatus.SCHEDULED and planned.due_at <= soon for _, planned, _ in added)
 

@@ -22,7 +22,8 @@ FULL = BookingFacts(
 
 @pytest.mark.parametrize("event", [
     SourceEvent(EventAction.UPSERT, "987654321", datetime(2026, 11, 27, 8, 2, tzinfo=UTC), FULL),
-    SourceEvent(EventAction.UPSERT, "1", None, BookingFacts(external_id="1", starts_at=datetime(2027, 1, 1, tzinfo=UTC))),
+    SourceEvent(EventAction.UPSERT, "1", None,
+                BookingFacts(external_id="1", starts_at=datetime(2027, 1, 1, tzinfo=UTC))),
     SourceEvent(EventAction.DELETE, "987654321", datetime(2026, 11, 29, tzinfo=UTC), None),
 ])
 @pytest.mark.parametrize("confirm_new", [True, False])

@@ -1,7 +1,6 @@
-"""Use case: one received webhook body becomes ledger rows (event, booking, patient, jobs, audit) in one go.
-
-The caller owns the transaction: everything here runs inside it, so a booking and its re-planned jobs are
-written together or not at all. Queries are per booking, never per job.
+"""The baseline the intake is measured against: the per-webhook path the web process ran before the intake
+(issue 9), kept as it was: one webhook body becomes ledger rows (event, booking, patient, jobs, audit) in one
+transaction, with a query or a flush per row. Not used by the service.
 """
 
 from __future__ import annotations
