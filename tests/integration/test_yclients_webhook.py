@@ -12,7 +12,7 @@ from connector.store.inbound import NOT_A_BOOKING
 from connector.usecases.intake import drain
 from tests.conftest import API_TOKEN, DEMO_TOKEN
 from tests.fixtures import sample
-from tests.intake import accept, deliver, event_of
+from tests.intake import accept, deliver, event_of, post_all
 
 URL = f"/webhooks/yclients/demo?token={DEMO_TOKEN}"
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
@@ -110,12 +110,37 @@ def test_yclients_repeats_one_update_four_times(client, runtime):
     assert sorted(kinds) == ["confirmation", "reminder", "reminder", "reschedule"]
 
 
+def test_repeats_waiting_in_one_pass_apply_once(client, runtime):
+    moved = load("record_update_time_moved")
+    at_source_time(runtime, moved)
+    events = post_all(client, runtime, URL, [load("record_create")] + [moved] * 4)
+    assert [event["outcome"] for event in events] == ["applied", "applied"] + ["duplicate"] * 3
+    kinds = [job["kind"] for job in booking(client)["jobs"] if job["status"] == "scheduled"]
+    assert sorted(kinds) == ["confirmation", "reminder", "reminder", "reschedule"]
+
+
 def test_an_older_update_arriving_late_is_stale(client, runtime):
     post(client, runtime, load("record_create"))
     post(client, runtime, load("record_update_confirmed"))
     late = load("record_update_time_moved")  # changed at 09:47, before the 10:05 confirmation
     assert post(client, runtime, late)["outcome"] == "stale"
     assert booking(client)["starts_at"] == "2026-12-03T10:00:00+03:00"
+
+
+def test_one_pass_applies_a_bookings_waiting_events_in_the_sources_order(client, runtime):
+    """Waiting together, an older update that came last is applied in its place, before the newer one: the
+    booking ends as the source left it, as if each had been applied the moment it was made."""
+    bodies = [load("record_create"), load("record_update_confirmed"), load("record_update_time_moved")]
+    at_source_time(runtime, bodies[1])
+    events = post_all(client, runtime, URL, bodies)
+    assert [event["outcome"] for event in events] == ["applied", "applied", "applied"]
+    view = booking(client)
+    assert view["starts_at"] == "2026-12-03T10:00:00+03:00"  # the 10:05 confirmation's time, not 09:47's
+    assert [event["what"] for event in view["events"] if event["what"].startswith("booking.")] == [
+        "booking.created", "booking.time_moved", "booking.time_moved"]
+    scheduled = sorted((job["kind"], job["due_at"]) for job in view["jobs"] if job["status"] == "scheduled")
+    assert scheduled == [("confirmation", "2026-11-28T07:05:05Z"), ("reminder", "2026-12-02T07:00:00Z"),
+                         ("reminder", "2026-12-03T06:00:00Z"), ("reschedule", "2026-11-28T07:05:05Z")]
 
 
 def test_comment_change_replans_without_duplicates(client, runtime):
