@@ -24,3 +24,21 @@ def event_of(client, url: str, event_id: int) -> dict:
                           headers={"Authorization": f"Bearer {API_TOKEN}"})
     assert response.status_code == 200, response.get_json()
     return response.get_json()
+
+
+def accept(client, url: str, **request) -> int:
+    """POST a webhook and check the web process stored it (`accepted`); its inbound event id. Nothing is applied
+    yet: a test that means to show events waiting together drains them itself."""
+    response = client.post(url, **request)
+    answer = response.get_json()
+    assert response.status_code == 200, answer
+    assert answer["outcome"] == "accepted", answer
+    return answer["inbound_event_id"]
+
+
+def post_all(client, runtime, url: str, bodies: list, **request) -> list[dict]:
+    """POST several JSON bodies (all pending at once), run the intake once, and return their events as the API
+    shows them then, in the order posted."""
+    ids = [accept(client, url, json=body, **request) for body in bodies]
+    drain(runtime)
+    return [event_of(client, url, event_id) for event_id in ids]

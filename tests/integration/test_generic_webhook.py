@@ -1,4 +1,5 @@
-"""The generic JSON door: a mapping file, the tenant's token, or a Standard Webhooks signature."""
+"""The generic JSON door: a mapping file, the tenant's token, or a Standard Webhooks signature; what it accepts,
+the worker's intake applies (tests.intake.deliver)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ import pytest
 
 from connector.sources.signatures import sign_standard
 from connector.tenants import demo_tenant
+from connector.usecases.intake import drain
 from connector.web import create_app
 from tests.conftest import API_TOKEN, DEMO_TOKEN, make_runtime
 from tests.fixtures import sample as sample_path
+from tests.intake import accept, deliver, event_of
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 SECRET = "whsec_" + base64.b64encode(b"a-very-secret-key-of-32-bytes!!!").decode()
@@ -24,12 +27,21 @@ def sample() -> dict:
     return json.loads(sample_path("generic", "booking_created.json").read_text(encoding="utf-8"))
 
 
+URL = "/webhooks/generic/demo"
+TOKEN = {"X-Connector-Token": DEMO_TOKEN}
+
+
 @pytest.fixture
-def signed_client(database_url):
+def signed_runtime(database_url):
     runtime = make_runtime(database_url, [replace(demo_tenant(DEMO_TOKEN), webhook_secret=SECRET)])
     runtime.clock = lambda: NOW
-    yield create_app(runtime).test_client()
+    yield runtime
     runtime.engine.dispose()
+
+
+@pytest.fixture
+def signed_client(signed_runtime):
+    return create_app(signed_runtime).test_client()
 
 
 def signed_headers(body: bytes, msg_id: str = "msg_2Kx1", at: float | None = None) -> dict[str, str]:
@@ -40,9 +52,10 @@ def signed_headers(body: bytes, msg_id: str = "msg_2Kx1", at: float | None = Non
 
 def test_the_sample_maps_to_a_booking(client, runtime):
     runtime.clock = lambda: NOW
-    response = client.post("/webhooks/generic/demo", json=sample(), headers={"X-Connector-Token": DEMO_TOKEN})
-    assert response.status_code == 200 and response.get_json()["outcome"] == "applied"
+    event = deliver(client, runtime, URL, json=sample(), headers=TOKEN)
+    assert event["outcome"] == "applied", event["error"]
     view = client.get("/api/v1/demo/bookings/generic/B-1001", headers=AUTH).get_json()
+    assert event["booking_id"] == view["id"] and event["external_id"] == "B-1001"
     assert view["starts_at"] == "2026-12-03T10:00:00+03:00"
     assert view["doctor"] == "Иванов Сергей Петрович" and view["patient"]["phone"] == "+7 916 ***-**-66"
     assert sorted(job["kind"] for job in view["jobs"]) == ["confirmation", "reminder", "reminder"]
@@ -50,12 +63,11 @@ def test_the_sample_maps_to_a_booking(client, runtime):
 
 def test_cancellation_event(client, runtime):
     runtime.clock = lambda: NOW
-    client.post("/webhooks/generic/demo", json=sample(), headers={"X-Connector-Token": DEMO_TOKEN})
+    deliver(client, runtime, URL, json=sample(), headers=TOKEN)
     cancelled = sample()
     cancelled["event"] = "booking.cancelled"
     cancelled["booking"]["updated_at"] = "2026-11-27T12:30:00+03:00"
-    response = client.post("/webhooks/generic/demo", json=cancelled, headers={"X-Connector-Token": DEMO_TOKEN})
-    assert response.get_json()["outcome"] == "applied"
+    assert deliver(client, runtime, URL, json=cancelled, headers=TOKEN)["outcome"] == "applied"
     view = client.get("/api/v1/demo/bookings/generic/B-1001", headers=AUTH).get_json()
     assert view["state"] == "cancelled"
     assert [job["status"] for job in view["jobs"] if job["kind"] == "cancellation"] == ["scheduled"]
@@ -69,20 +81,36 @@ def test_missing_start_names_the_field(client, runtime):
     assert response.get_json()["field"] == "starts_at"
 
 
-def test_a_signed_delivery_is_accepted(signed_client):
+def test_a_signed_delivery_is_accepted(signed_client, signed_runtime):
     body = json.dumps(sample()).encode()
-    response = signed_client.post("/webhooks/generic/demo", data=body, headers=signed_headers(body))
-    assert response.status_code == 200 and response.get_json()["outcome"] == "applied"
+    assert deliver(signed_client, signed_runtime, URL, data=body, headers=signed_headers(body))["outcome"] == "applied"
 
 
-def test_the_same_webhook_id_again_is_a_duplicate(signed_client):
+def test_the_same_webhook_id_again_is_a_duplicate(signed_client, signed_runtime):
     first = json.dumps(sample()).encode()
-    signed_client.post("/webhooks/generic/demo", data=first, headers=signed_headers(first))
+    event = deliver(signed_client, signed_runtime, URL, data=first, headers=signed_headers(first))
+    assert event["outcome"] == "applied"
     changed = sample()
     changed["doctor"]["name"] = "Петрова Анна Сергеевна"
     again = json.dumps(changed).encode()  # a retry of the same message id is the same message
-    response = signed_client.post("/webhooks/generic/demo", data=again, headers=signed_headers(again))
-    assert response.get_json()["outcome"] == "duplicate"
+    event = deliver(signed_client, signed_runtime, URL, data=again, headers=signed_headers(again))
+    assert event["outcome"] == "duplicate"
+    view = signed_client.get("/api/v1/demo/bookings/generic/B-1001", headers=AUTH).get_json()
+    assert view["doctor"] == "Иванов Сергей Петрович"
+
+
+def test_a_retry_waiting_beside_its_first_delivery_is_a_duplicate(signed_client, signed_runtime):
+    """Both deliveries of one message id are pending when the intake runs: the first applies, the retry not."""
+    first = json.dumps(sample()).encode()
+    changed = sample()
+    changed["doctor"]["name"] = "Петрова Анна Сергеевна"
+    again = json.dumps(changed).encode()
+    ids = [accept(signed_client, URL, data=body, headers=signed_headers(body)) for body in (first, again)]
+    drain(signed_runtime)
+    events = [event_of(signed_client, URL, event_id) for event_id in ids]
+    assert [event["outcome"] for event in events] == ["applied", "duplicate"]
+    view = signed_client.get("/api/v1/demo/bookings/generic/B-1001", headers=AUTH).get_json()
+    assert view["doctor"] == "Иванов Сергей Петрович"
 
 
 @pytest.mark.parametrize(
@@ -123,7 +151,7 @@ def test_a_branch_in_another_zone_keeps_its_own_quiet_hours(client, runtime):
     body = sample()
     body["booking"]["start"] = "2026-12-03T10:00:00"  # no offset: read in the booking's own zone
     body["booking"]["timezone"] = "Asia/Yekaterinburg"
-    client.post("/webhooks/generic/demo", json=body, headers={"X-Connector-Token": DEMO_TOKEN})
+    assert deliver(client, runtime, URL, json=body, headers=TOKEN)["outcome"] == "applied"
     view = client.get("/api/v1/demo/bookings/generic/B-1001", headers=AUTH).get_json()
     assert view["starts_at"] == "2026-12-03T10:00:00+05:00"
     dues = sorted(job["due_at"] for job in view["jobs"] if job["kind"] == "reminder")

@@ -1,5 +1,6 @@
 """The support engineer's status page, end to end through Flask on SQLite and PostgreSQL: YCLIENTS webhooks
-in, a worker pass, then the HTML pages read back, with every phone and the patient's name masked."""
+in, a worker pass (its intake applies them first), then the HTML pages read back, with every phone and the
+patient's name masked."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from sqlalchemy import event
 from connector.entrypoints.worker import Worker
 from tests.conftest import API_TOKEN, DEMO_TOKEN
 from tests.fixtures import sample
+from tests.intake import accept, deliver, event_of
 
 WEBHOOK = f"/webhooks/yclients/demo?token={DEMO_TOKEN}"
 START = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)  # 12:00 in Moscow, outside quiet hours
@@ -60,21 +62,21 @@ def ledger(client, runtime):
     """One booking made, delivered through MAX by a worker, and one rejected webhook; returns their ids."""
     clock = Clock(START)
     runtime.clock = clock
-    created = client.post(WEBHOOK, json=load("record_create")).get_json()
-    assert created["outcome"] == "applied"
+    created_id = accept(client, WEBHOOK, json=load("record_create"))
     broken = b'{"client": {"name": "X", "phone": "+7 (916) 123-45-60"'
     rejected = client.post(WEBHOOK, data=broken, headers={"Content-Type": "application/json"}).get_json()
     assert rejected["error"] == "malformed_json"
     worker = Worker(runtime, concurrency=2, name="t")
     try:
-        worker.tick()  # sends the confirmation through MAX
+        worker.tick()  # its intake applies the webhook, then it sends the confirmation through MAX
         clock.now += timedelta(seconds=30)
         worker.tick()  # the sandbox reports it delivered
         worker.heartbeat()
     finally:
         worker.close()
-    return {"booking": created["booking_id"], "event": created["inbound_event_id"],
-            "rejected": rejected["inbound_event_id"]}
+    created = event_of(client, WEBHOOK, created_id)
+    assert created["outcome"] == "applied" and created["booking_id"] is not None
+    return {"booking": created["booking_id"], "event": created_id, "rejected": rejected["inbound_event_id"]}
 
 
 def test_every_page_asks_for_the_api_token_as_basic_password(client, ledger):
@@ -174,7 +176,7 @@ def test_booking_page_reads_with_a_few_queries_however_many_jobs(client, runtime
         before = queries()
         runtime.clock = lambda: START + timedelta(hours=1)
         moved = load("record_update_time_moved")  # more jobs: new reminders, a reschedule notice
-        assert client.post(WEBHOOK, json=moved).get_json()["outcome"] == "applied"
+        assert deliver(client, runtime, WEBHOOK, json=moved)["outcome"] == "applied"
         after = queries()
     finally:
         event.remove(runtime.engine, "before_cursor_execute", count)
