@@ -33,8 +33,9 @@ from connector.web.context import current_runtime
 bp = Blueprint("webhooks", __name__)
 log = logging.getLogger("connector.webhooks")
 
-_KEPT_HEADERS = ("Content-Type", "Content-Length", "User-Agent", "X-Forwarded-For", "X-Hook-Id",
+_KEPT_HEADERS: tuple[str, ...] = ("Content-Type", "Content-Length", "User-Agent", "X-Forwarded-For", "X-Hook-Id",
                  "webhook-id", "webhook-timestamp")
+_KEPT = frozenset(name.lower() for name in _KEPT_HEADERS)
 
 
 class _Rejection(Exception):
@@ -48,7 +49,7 @@ def receive(source: str, tenant_id: str):
     rt = current_runtime()
     now = rt.clock()
     raw, truncated = _read_capped(rt.settings.max_body_bytes)
-    headers = {name: request.headers[name] for name in _KEPT_HEADERS if name in request.headers}
+    headers = {name: value for name, value in request.headers.items() if name.lower() in _KEPT}
     tenant = rt.tenants.get(tenant_id)
     try:
         if source not in SOURCES:
@@ -73,7 +74,8 @@ def receive(source: str, tenant_id: str):
             return _unavailable()
         # A value the ledger refuses is bad input: a retry would fail alike, so no 503 (see store.db).
         return _unprocessable(rt, tenant_id, source, raw, headers, now, type(error).__name__)
-    log.info("webhook accepted", extra=_fields(tenant_id, source, inbound_id))
+    # The access log already has a line per request; the intake logs what each batch applied.
+    log.debug("webhook accepted", extra=_fields(tenant_id, source, inbound_id))
     answer: dict[str, object] = {"outcome": "accepted", "inbound_event_id": inbound_id}
     if event is None:
         answer["detail"] = NOT_A_BOOKING
