@@ -69,7 +69,8 @@ class Dispatcher:
     # --- the pass ---------------------------------------------------------------------------------------
 
     def run_once(self) -> int:
-        """Claim, prepare, send and record one batch; the number of jobs handled. A pass that breaks hands
+        """Claim, prepare, send and record one batch; the number of jobs handled (`run_until_idle` is the
+        worker's pass: batch after batch without the pool waiting between them). A pass that breaks hands
         back at once the jobs it did not send (and raises): none waits out its lease in silence."""
         with self.rt.sessions.begin() as session:
             ids = claim_due_jobs(session, worker_id=self.worker_id, now=self.rt.clock(), limit=self.batch)
@@ -114,14 +115,19 @@ class Dispatcher:
         with self.rt.sessions.begin() as session:
             write(session)
 
-    def run_until_idle(self, max_passes: int = 50) -> int:
-        total = 0
-        for _ in range(max_passes):
-            handled = self.run_once()
-            total += handled
-            if handled == 0:
-                break
-        return total
+    def run_until_idle(self, max_passes: int | None = None) -> int:
+        """Batches until nothing is due (at most `max_passes`), as one stream: the next batch is claimed and
+        prepared while the last window of the previous one is in flight (the lease makes that safe), so the
+        send pool never waits for the ledger between batches, and a burst of any size goes in one run."""
+        stream = _Stream(self, max_passes)
+        try:
+            send_in_window([], size=self.window, start=self._start, more=stream.next_batch,
+                           record=lambda done: self._record_now(done, stream.in_flight(done)),
+                           submit=lambda send: self.pool.submit(self._send, send))
+        except PassFailedError as failed:
+            self._release([send.job_id for send in failed.unsent], failed.__cause__ or failed)
+            raise
+        return stream.claimed
 
     # --- 2. prepare: the core decides (connector.core.preparation), this writes --------------------------
 
@@ -261,6 +267,41 @@ class Dispatcher:
         audits.append(audit(job, now, AuditWhat.of_job(decision.job_status),
                             note_with(decision.note, decision.waiting)))
         return True
+
+
+class _Stream:
+    """The batches of one run_until_idle: each claimed and prepared when the window asks for more."""
+
+    def __init__(self, dispatcher: Dispatcher, max_batches: int | None):
+        self.dispatcher, self.left = dispatcher, max_batches
+        self.claimed = 0
+        self.held: set[int] = set()  # claimed and not yet recorded: whose leases a stalled write renews
+
+    def next_batch(self) -> list[Send]:
+        d = self.dispatcher
+        while self.left is None or self.left > 0:
+            if self.left is not None:
+                self.left -= 1
+            with d.rt.sessions.begin() as session:
+                ids = claim_due_jobs(session, worker_id=d.worker_id, now=d.rt.clock(), limit=d.batch)
+            if not ids:
+                return []
+            self.claimed += len(ids)
+            try:
+                with d.rt.sessions.begin() as session:
+                    sends = d._prepare(session, ids, d.rt.clock())
+            except Exception as error:  # prepare broke: nothing of this batch was sent
+                d._release(ids, error)
+                raise
+            if sends:  # else every job of the batch finished or waits: claim the next
+                self.held.update(send.job_id for send in sends)
+                return sends
+        return []
+
+    def in_flight(self, done: list[Sent]) -> list[int]:
+        """The jobs still held once `done` is recorded (their leases are renewed if the write must wait)."""
+        self.held.difference_update(sent.send.job_id for sent in done)
+        return sorted(self.held | {sent.send.job_id for sent in done})
 
 
 @dataclass(frozen=True)

@@ -38,13 +38,15 @@ class PassFailedError(Exception, Generic[S]):
 
 def send_in_window(sends: Sequence[S], *, size: int, start: Callable[[list[S]], None],
                    submit: Callable[[S], Future[R]], record: Callable[[list[R]], None],
-                   flush_after: float = 0.5) -> None:
+                   flush_after: float = 0.5, more: Callable[[], Sequence[S]] | None = None) -> None:
     """Send every one of `sends` (`start` marks a group started, `submit` hands one to the pool, `record` writes
-    answers). Raises PassFailedError when `start` or `record` failed, after the calls in flight have ended."""
+    answers), and what `more` gives (the next batch, asked for while the last window of this one is still in
+    flight, so the pool never waits for it; an empty batch: nothing more). Raises PassFailedError when `start`,
+    `record` or `more` failed, after the calls in flight have ended."""
     pending, running, done = deque(sends), set[Future[R]](), list[R]()
     oldest = 0.0  # when the oldest unrecorded answer came
     try:
-        while pending or running:
+        while pending or running or more is not None:
             if pending and len(running) + len(done) <= size - max(1, size // 4):
                 record(done)  # answers held in memory first: they are what a dead worker would lose
                 done = []
@@ -55,6 +57,13 @@ def send_in_window(sends: Sequence[S], *, size: int, start: Callable[[list[S]], 
                     pending.extendleft(reversed(group))  # not started: none of them was handed to the pool
                     raise
                 running |= {submit(send) for send in group}
+            if more is not None and len(pending) < size:  # asked while this window's calls are in flight
+                batch = more()
+                pending.extend(batch)
+                if not batch:
+                    more = None
+                if not running:
+                    continue
             finished, running = wait(running, timeout=flush_after, return_when=FIRST_COMPLETED)
             if finished and not done:
                 oldest = time.monotonic()

@@ -68,3 +68,42 @@ def test_a_write_is_tried_until_the_database_takes_it():
     assert tried(write, tries=3, sleep=pauses.append) is False and len(tries) == 3
     with pytest.raises(ValueError):  # not the database's: a retry would fail the same way
         until_landed(lambda: (_ for _ in ()).throw(ValueError("a bug")), between=lambda: None)
+
+
+@pytest.mark.parametrize(("batches", "size"), [([0], 4), ([5, 7], 2), ([3, 3, 3, 3], 8), ([40, 1, 40], 32)])
+def test_the_next_batch_comes_while_the_last_window_is_in_flight(batches, size):
+    ledger = Ledger()
+    queue = list(batches) + [0]
+    made = iter(range(10_000))
+    asked_while_running: list[int] = []
+
+    def more() -> list[int]:
+        asked_while_running.append(len(ledger.started) - len(ledger.recorded))
+        return [next(made) for _ in range(queue.pop(0))] if queue else []
+
+    with ThreadPoolExecutor(size) as pool:
+        send_in_window([], size=size, start=ledger.start, record=ledger.record, more=more,
+                       submit=lambda n: pool.submit(lambda: (time.sleep(0.01), n)[1]))
+    total = sum(batches)
+    assert sorted(ledger.started) == sorted(ledger.recorded) == list(range(total))
+    assert ledger.widest <= size
+    assert queue == [] or queue == [0]  # asked until a batch came back empty
+    if len(batches) > 1 and batches[0] >= size:  # the next batch was asked for with calls of the first in flight
+        assert max(asked_while_running[1:]) > 0
+
+
+def test_a_broken_batch_hands_back_what_was_not_started():
+    ledger = Ledger()
+    batches = [[0, 1, 2], [3, 4]]
+
+    def more() -> list[int]:
+        if not batches:
+            raise RuntimeError("the claim failed")
+        return batches.pop(0)
+
+    with ThreadPoolExecutor(2) as pool, pytest.raises(PassFailedError) as failed:
+        send_in_window([], size=2, start=ledger.start, record=ledger.record, more=more,
+                       submit=lambda n: pool.submit(lambda: (time.sleep(0.01), n)[1]))
+    assert sorted(ledger.recorded) == sorted(ledger.started)
+    assert sorted(ledger.started + failed.value.unsent) == [0, 1, 2, 3, 4]
+    assert str(failed.value.__cause__) == "the claim failed"
