@@ -4,6 +4,7 @@ a webhook's final outcome (the web process only answers `accepted`)."""
 from __future__ import annotations
 
 from connector.usecases.intake import drain
+from connector.web.context import RUNTIME_KEY
 
 API_TOKEN = "api-token-0123456789abcdef"  # tests.conftest.API_TOKEN (imported there from here would cycle)
 
@@ -24,3 +25,9 @@ def event_of(client, url: str, event_id: int) -> dict:
                           headers={"Authorization": f"Bearer {API_TOKEN}"})
     assert response.status_code == 200, response.get_json()
     return response.get_json()
+
+
+def runtime_of(client):
+    """The Runtime a test client's app was built with: a helper that takes only a client (`book`) can still
+    run the intake."""
+    return client.application.extensions[RUNTIME_KEY]
