@@ -4,6 +4,7 @@ a webhook's final outcome (the web process only answers `accepted`)."""
 from __future__ import annotations
 
 from connector.usecases.intake import drain
+from connector.web.context import RUNTIME_KEY
 
 API_TOKEN = "api-token-0123456789abcdef"  # tests.conftest.API_TOKEN (imported there from here would cycle)
 
@@ -42,3 +43,9 @@ def post_all(client, runtime, url: str, bodies: list, **request) -> list[dict]:
     ids = [accept(client, url, json=body, **request) for body in bodies]
     drain(runtime)
     return [event_of(client, url, event_id) for event_id in ids]
+
+
+def runtime_of(client):
+    """The Runtime a test client's app was built with: a helper that takes only a client (`book`) can still
+    run the intake."""
+    return client.application.extensions[RUNTIME_KEY]

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from connector.core.cascade import Decision, Step, merge_status
@@ -181,20 +182,29 @@ def remember_channels(session: Session, now: datetime, facts: Iterable[tuple[int
         AttemptStatus.NOT_REGISTERED, AttemptStatus.DELIVERED, AttemptStatus.READ)]
     if not kept:
         return
+    _add_channel_rows(session, {(pid, channel) for pid, channel, _ in kept if pid is not None}, now)
     rows = session.scalars(select(PatientChannel).where(
         PatientChannel.patient_id.in_({pid for pid, _, _ in kept}))).all()
     known = {(row.patient_id, row.channel): row for row in rows}
     for pid, channel, status in kept:
-        row = known.get((pid, channel))
-        if row is None:
-            row = known[(pid, channel)] = PatientChannel(patient_id=pid, channel=channel, opted_out=False)
-            session.add(row)
+        row = known[(pid, channel)]
         if status == AttemptStatus.NOT_REGISTERED:
             row.not_registered_until = now + remember
         else:
             row.not_registered_until = None
             row.last_delivered_at = now
         row.updated_at = now
+
+
+def _add_channel_rows(session: Session, pairs: set[tuple[int, str]], now: datetime) -> None:
+    """A row for each (patient, channel) not held yet. Two receipts of one patient's first delivery on a channel
+    come at once from a fast provider (two callbacks, or a callback and the worker's record): a SELECT then an
+    INSERT would let both insert, and the second's unique-key error would lose its receipt."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    rows = [{"patient_id": pid, "channel": channel, "opted_out": False, "updated_at": now}
+            for pid, channel in sorted(pairs)]  # one order for every writer: no deadlock between two
+    session.execute(dialect.insert(PatientChannel).on_conflict_do_nothing(index_elements=["patient_id", "channel"]),
+                    rows)
 
 
 def audit(job: NotificationJob, now: datetime, what: AuditWhat, detail: str | None,

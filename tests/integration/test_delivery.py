@@ -12,6 +12,7 @@ from connector.entrypoints.worker import Worker
 from connector.store.models import DeliveryAttempt, NotificationJob
 from tests.conftest import API_TOKEN, DEMO_TOKEN
 from tests.fixtures import sample
+from tests.intake import deliver, runtime_of
 
 START = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)  # 12:00 in Moscow: outside quiet hours
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
@@ -44,13 +45,16 @@ class Clock:
         self.now += timedelta(seconds=seconds)
 
 
-def book(client, digit: int, record_id: int, visit: str = "2026-12-03T10:00:00+03:00") -> None:
+def book(client, digit: int, record_id: int, visit: str = "2026-12-03T10:00:00+03:00") -> dict:
+    """A new booking, applied by the intake at once (as a worker running beside the web would): its jobs are
+    planned at the clock's now. The inbound event as the API shows it."""
     body = json.loads(sample("yclients", "record_create.json").read_text(encoding="utf-8"))
     body["resource_id"] = body["data"]["id"] = record_id
     body["data"]["client"]["phone"] = f"+7916123456{digit}"
     body["data"]["datetime"] = visit
-    response = client.post(f"/webhooks/yclients/demo?token={DEMO_TOKEN}", json=body)
-    assert response.status_code == 200, response.get_json()
+    event = deliver(client, runtime_of(client), f"/webhooks/yclients/demo?token={DEMO_TOKEN}", json=body)
+    assert event["outcome"] == "applied", event
+    return event
 
 
 def confirmation(client, record_id: int) -> dict:
@@ -101,8 +105,9 @@ def test_late_receipt_is_recorded_and_restarts_nothing(client, clock, worker, ru
 
 
 def test_reminder_due_after_the_visit_started_expires(client, clock, worker):
-    book(client, 0, 3000, visit="2026-11-27T15:00:00+03:00")  # 3 h ahead: confirmation + the 2 h reminder
-    clock.now = datetime(2026, 11, 27, 12, 1, tzinfo=UTC)  # the worker was down until after the visit began
+    # 3 h ahead: confirmation + the 2 h reminder, planned by the intake as the webhook came
+    book(client, 0, 3000, visit="2026-11-27T15:00:00+03:00")
+    clock.now = datetime(2026, 11, 27, 12, 1, tzinfo=UTC)  # then the worker was down until after the visit began
     run(worker, clock, 3)
     view = client.get("/api/v1/demo/bookings/yclients/3000", headers=AUTH).get_json()
     assert {job["kind"]: job["status"] for job in view["jobs"]} == {"confirmation": "expired", "reminder": "expired"}
@@ -118,7 +123,8 @@ def test_a_job_cancelled_after_it_was_claimed_is_not_sent(client, clock, worker,
     body = json.loads(sample("yclients", "record_delete.json").read_text(encoding="utf-8"))
     body["resource_id"] = body["data"]["id"] = 4000
     clock.advance(1)
-    assert client.post(f"/webhooks/yclients/demo?token={DEMO_TOKEN}", json=body).status_code == 200
+    cancelled = deliver(client, runtime, f"/webhooks/yclients/demo?token={DEMO_TOKEN}", json=body)
+    assert cancelled["outcome"] == "applied", cancelled
     clock.advance(200)  # the other worker died; its lease ran out
     run(worker, clock, 5)
     job = confirmation(client, 4000)
@@ -183,20 +189,25 @@ def test_two_workers_send_each_job_exactly_once(postgres_database):
     from concurrent.futures import ThreadPoolExecutor
 
     from connector.core.model import BookingFacts, EventAction, Patient, SourceEvent
-    from connector.usecases.ingest import ingest_event
+    from connector.store.inbound import event_row, outcomes_of, store_many
+    from connector.usecases.intake import drain
     from tests.conftest import make_runtime, truncate_all
 
     truncate_all(postgres_database)
     runtime = make_runtime(postgres_database)
     clock = Clock(START)
     runtime.clock = clock
-    tenant = runtime.tenants["demo"]
+    rows = []
+    for n in range(1500):
+        facts = BookingFacts(external_id=str(n), starts_at=datetime(2026, 12, 3, 7, tzinfo=UTC),
+                             patient=Patient(phone=f"+7916{n:06d}0"))
+        rows.append(event_row(tenant_id="demo", source="yclients", body="{}", headers={}, now=clock(),
+                              event=SourceEvent(EventAction.UPSERT, str(n), None, facts)))
     with runtime.sessions.begin() as session:
-        for n in range(1500):
-            facts = BookingFacts(external_id=str(n), starts_at=datetime(2026, 12, 3, 7, tzinfo=UTC),
-                                 patient=Patient(phone=f"+7916{n:06d}0"))
-            ingest_event(session, tenant=tenant, source="yclients", body="{}", headers={}, now=clock(),
-                         event=SourceEvent(EventAction.UPSERT, str(n), None, facts))
+        ids = store_many(session, rows)
+    drain(runtime)  # the intake plans the 1500 confirmations before either worker dispatches
+    with runtime.sessions() as session:
+        assert outcomes_of(session, ids) == {"applied": 1500}
     workers = [Worker(runtime, concurrency=8, name=f"w{i}") for i in range(2)]
     with ThreadPoolExecutor(2) as pool:
         handled = list(pool.map(lambda w: w.dispatcher.run_until_idle(max_passes=100), workers))
@@ -385,7 +396,7 @@ def test_metrics_come_from_the_ledger(client, clock, worker):
     book(client, 2, 6300)
     run(worker, clock, 10)
     clock.advance(600)
-    book(client, 0, 6301)  # due now; nobody runs the worker: overdue after five minutes
+    book(client, 0, 6301)  # due now; no worker dispatches it: overdue after five minutes
     clock.advance(400)
     text = client.get("/metrics", headers=AUTH).get_data(as_text=True)
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value

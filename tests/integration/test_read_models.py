@@ -7,29 +7,32 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from connector.store import views
+from tests.intake import deliver
 from tests.integration.test_status_page import START, WEBHOOK, Clock, load
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 
 
 def booked(client, runtime) -> dict:
+    """The fixture's booking, applied by the intake at START; its inbound event as the API shows it."""
     runtime.clock = Clock(START)
-    answer = client.post(WEBHOOK, json=load("record_create")).get_json()
-    assert answer["outcome"] == "applied"
-    return answer
+    event = deliver(client, runtime, WEBHOOK, json=load("record_create"))
+    assert event["outcome"] == "applied" and event["booking_id"] is not None, event
+    return event
 
 
 def test_a_booking_or_event_of_another_tenant_is_not_found(client, runtime):
-    answer = booked(client, runtime)
+    event = booked(client, runtime)
     with runtime.sessions() as session:
-        mine = views.booking_trail_by_id(session, tenant_id="demo", booking_id=answer["booking_id"])
+        mine = views.booking_trail_by_id(session, tenant_id="demo", booking_id=event["booking_id"])
         assert mine is not None and mine.jobs and mine.audit and mine.inbound
         assert views.booking_trail(session, tenant_id="demo", source="yclients",
                                    external_id=mine.booking.external_id) is not None
-        assert views.booking_trail_by_id(session, tenant_id="other", booking_id=answer["booking_id"]) is None
+        assert views.booking_trail_by_id(session, tenant_id="other", booking_id=event["booking_id"]) is None
         assert views.booking_trail(session, tenant_id="other", source="yclients",
                                    external_id=mine.booking.external_id) is None
-        assert views.event_trail(session, tenant_id="other", event_id=answer["inbound_event_id"]) is None
+        assert views.event_trail(session, tenant_id="demo", event_id=event["id"]) is not None
+        assert views.event_trail(session, tenant_id="other", event_id=event["id"]) is None
         assert views.inbound_events(session, tenant_id="other", outcome=None, limit=50) == []
         assert views.overview(session, tenant_id="other", now=START, zone=MOSCOW,
                               late_after=timedelta(minutes=5)).bookings == []

@@ -16,6 +16,7 @@ from connector.entrypoints.worker import Worker
 from connector.tenants import CascadeStep, demo_tenant
 from tests.conftest import API_TOKEN, DEMO_TOKEN, make_runtime
 from tests.fixtures import sample
+from tests.intake import deliver, runtime_of
 
 START = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)  # 12:00 in Moscow, the visit is on 3 December at 10:00
 REMINDER_DAY_BEFORE = datetime(2026, 12, 2, 7, 0, 1, tzinfo=UTC)
@@ -61,6 +62,7 @@ def sms(database_url, httpserver):
 
 
 def post(client, clock, status: str, phone: str | None) -> None:
+    """A YCLIENTS webhook for the record, applied by the intake at once (at the clock's now)."""
     body = json.loads(sample("yclients", "record_create.json").read_text(encoding="utf-8"))
     body["status"] = status
     body["resource_id"] = body["data"]["id"] = RECORD
@@ -69,8 +71,8 @@ def post(client, clock, status: str, phone: str | None) -> None:
         body["data"]["client"] = None
     else:
         body["data"]["client"]["phone"] = phone
-    response = client.post(f"/webhooks/yclients/demo?token={DEMO_TOKEN}", json=body)
-    assert response.get_json()["outcome"] == "applied", response.get_json()
+    event = deliver(client, runtime_of(client), f"/webhooks/yclients/demo?token={DEMO_TOKEN}", json=body)
+    assert event["outcome"] == "applied", event
 
 
 def run(worker: Worker, clock: Clock, passes: int = 3) -> None:
