@@ -33,6 +33,7 @@ NAMING = {
 PENDING = text("outcome = 'pending'")
 REFUSED = text("reason IS NOT NULL")
 KEYED = text("idempotency_key IS NOT NULL")
+IN_FLIGHT = text("status IN ('queued', 'sent', 'expired') AND provider_message_id IS NOT NULL")
 
 
 class Base(DeclarativeBase):
@@ -151,8 +152,14 @@ class NotificationJob(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
+    # Partial: each follows one live state (the worker's claims, connector.store.live), not the history.
     __table_args__ = (
-        Index(None, "status", "due_at"),
+        Index("ix_notification_job_due", "due_at", postgresql_where=text("status = 'scheduled'"),
+              sqlite_where=text("status = 'scheduled'")),
+        Index("ix_notification_job_leased", "lease_until", postgresql_where=text("status = 'sending'"),
+              sqlite_where=text("status = 'sending'")),
+        Index("ix_notification_job_deadline", "step_deadline", postgresql_where=text("status = 'awaiting_delivery'"),
+              sqlite_where=text("status = 'awaiting_delivery'")),
         Index(None, "booking_id"),
     )
 
@@ -194,7 +201,9 @@ class DeliveryAttempt(Base):
     __table_args__ = (
         Index(None, "job_id"),
         Index(None, "provider", "provider_message_id"),
-        Index(None, "status", "created_at"),  # the poll pass, every tick: messages in flight, recent ones
+        # The poll pass, every tick: messages in flight (partial: not the history), recent ones.
+        Index("ix_delivery_attempt_in_flight", "created_at", postgresql_where=IN_FLIGHT, sqlite_where=IN_FLIGHT),
+        Index(None, "provider", "created_at"),  # the warm-up count: today's attempts of one account
     )
 
 

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, defer
 from connector.core.model import JobStatus
 from connector.core.phones import normalise_phone
 from connector.store.early_receipts import held_list
+from connector.store.live import state_is
 from connector.store.models import (
     AuditEvent,
     Booking,
@@ -174,7 +175,7 @@ def overview(session: Session, *, tenant_id: str, now: datetime, zone: ZoneInfo,
         .where(NotificationJob.tenant_id == tenant_id, planned_time() >= day_start,
                planned_time() < day_start + timedelta(days=1))
         .group_by(NotificationJob.status)).all())
-    overdue_where = (NotificationJob.tenant_id == tenant_id, NotificationJob.status == JobStatus.SCHEDULED,
+    overdue_where = (NotificationJob.tenant_id == tenant_id, state_is(NotificationJob.status, JobStatus.SCHEDULED),
                      NotificationJob.due_at < now - late_after)
     overdue_count = session.scalar(select(func.count()).select_from(NotificationJob).where(*overdue_where))
     overdue = session.scalars(select(NotificationJob).where(*overdue_where)
@@ -244,7 +245,7 @@ def overdue_counts(session: Session, *, now: datetime, late_after: timedelta) ->
     """(tenant, scheduled jobs more than `late_after` past due)."""
     return [(tenant, count) for tenant, count in session.execute(
         select(NotificationJob.tenant_id, func.count())
-        .where(NotificationJob.status == JobStatus.SCHEDULED, NotificationJob.due_at < now - late_after)
+        .where(state_is(NotificationJob.status, JobStatus.SCHEDULED), NotificationJob.due_at < now - late_after)
         .group_by(NotificationJob.tenant_id))]
 
 

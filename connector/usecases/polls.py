@@ -27,6 +27,7 @@ from connector.core.cascade import Step
 from connector.core.model import AttemptStatus, JobStatus
 from connector.core.polling import next_poll, poll_due
 from connector.entrypoints.bootstrap import Accounts, Runtime
+from connector.store.live import state_is
 from connector.store.models import DeliveryAttempt, NotificationJob
 from connector.usecases.receipts import apply_reports
 
@@ -62,7 +63,7 @@ def due_questions(session: Session, runtime: Runtime, accounts: Accounts, now: d
     longest = max(pollable.values())
     rows = session.execute(
         _select_questions()
-        .where(DeliveryAttempt.status.in_(_ASKABLE),
+        .where(state_is(DeliveryAttempt.status, *_ASKABLE),
                DeliveryAttempt.provider.in_({provider for _, provider in pollable}),
                DeliveryAttempt.created_at >= now - longest,
                # next_poll_at is the cadence written down at the last question; never asked: the rule decides
@@ -87,7 +88,7 @@ def deadline_questions(session: Session, runtime: Runtime, accounts: Accounts, n
         return []
     rows = session.execute(
         _select_questions()
-        .where(NotificationJob.status == JobStatus.AWAITING_DELIVERY, NotificationJob.step_deadline <= now,
+        .where(state_is(NotificationJob.status, JobStatus.AWAITING_DELIVERY), NotificationJob.step_deadline <= now,
                DeliveryAttempt.step == NotificationJob.cascade_step, DeliveryAttempt.status.in_(_PENDING),
                DeliveryAttempt.provider.in_({provider for _, provider in pollable}))
         .order_by(DeliveryAttempt.id).limit(limit)).all()
