@@ -16,6 +16,7 @@ job sent as if nothing happened; a pass that breaks releases its unsent jobs.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -276,6 +277,7 @@ class _Stream:
         self.dispatcher, self.left = dispatcher, max_batches
         self.claimed = 0
         self.held: set[int] = set()  # claimed and not yet recorded: whose leases a stalled write renews
+        self.lock = threading.Lock()  # the claim and the recorder run on two threads
 
     def next_batch(self) -> list[Send]:
         d = self.dispatcher
@@ -294,14 +296,17 @@ class _Stream:
                 d._release(ids, error)
                 raise
             if sends:  # else every job of the batch finished or waits: claim the next
-                self.held.update(send.job_id for send in sends)
+                with self.lock:
+                    self.held.update(send.job_id for send in sends)
                 return sends
         return []
 
     def in_flight(self, done: list[Sent]) -> list[int]:
         """The jobs still held once `done` is recorded (their leases are renewed if the write must wait)."""
-        self.held.difference_update(sent.send.job_id for sent in done)
-        return sorted(self.held | {sent.send.job_id for sent in done})
+        answered = {sent.send.job_id for sent in done}
+        with self.lock:
+            self.held -= answered
+            return sorted(self.held | answered)
 
 
 @dataclass(frozen=True)

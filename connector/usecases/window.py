@@ -2,10 +2,10 @@
 recorded, so a worker killed mid-pass leaves at most that many attempts whose outcome is unknown.
 
 Each group is marked started (one UPDATE of `started_at`) just before the pool takes it, and the window is
-refilled when a quarter of it is free (at half, a 100 ms provider lost a fifth of the throughput). The answers
-that came back are written first (a refill writes them before it starts anything), and at the latest
-`flush_after` seconds after they came. No database transaction is open while a call is in flight: `start` and
-`record` each open and commit their own.
+refilled when a quarter of it is free (at half, a 100 ms provider lost a fifth of the throughput). Answers are
+written by a recorder thread as they come, and the next batch is claimed by another, so the pool never waits
+for the ledger. No database transaction is open while a call is in flight: `start`, `record` and the claim
+each open and commit their own.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, wait
-from typing import Generic, TypeVar
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Any, Generic, TypeVar
 
 from connector.store.db import unreachable
 
@@ -23,9 +23,6 @@ log = logging.getLogger("connector.usecases.window")
 
 S = TypeVar("S")  # a send
 R = TypeVar("R")  # its answer
-
-RECORD_EVERY = 100  # answers written per transaction at most
-
 
 class PassFailedError(Exception, Generic[S]):
     """The pass broke before it started every send: those it did not start (their calls never began), and why
@@ -40,50 +37,95 @@ def send_in_window(sends: Sequence[S], *, size: int, start: Callable[[list[S]], 
                    submit: Callable[[S], Future[R]], record: Callable[[list[R]], None],
                    flush_after: float = 0.5, more: Callable[[], Sequence[S]] | None = None) -> None:
     """Send every one of `sends` (`start` marks a group started, `submit` hands one to the pool, `record` writes
-    answers), and what `more` gives (the next batch, asked for while the last window of this one is still in
-    flight, so the pool never waits for it; an empty batch: nothing more). Raises PassFailedError when `start`,
-    `record` or `more` failed, after the calls in flight have ended."""
-    pending, running, done = deque(sends), set[Future[R]](), list[R]()
-    oldest = 0.0  # when the oldest unrecorded answer came
-    try:
-        while pending or running or more is not None:
-            if pending and len(running) + len(done) <= size - max(1, size // 4):
-                record(done)  # answers held in memory first: they are what a dead worker would lose
-                done = []
-                group = [pending.popleft() for _ in range(min(len(pending), size - len(running)))]
-                try:
-                    start(group)
-                except Exception:
-                    pending.extendleft(reversed(group))  # not started: none of them was handed to the pool
-                    raise
-                running |= {submit(send) for send in group}
-            if more is not None and len(pending) < size:  # asked while this window's calls are in flight
-                batch = more()
-                pending.extend(batch)
-                if not batch:
-                    more = None
-                if not running:
-                    continue
-            finished, running = wait(running, timeout=flush_after, return_when=FIRST_COMPLETED)
-            if finished and not done:
-                oldest = time.monotonic()
-            done += [future.result() for future in finished]
-            if done and (len(done) >= RECORD_EVERY or not running or time.monotonic() - oldest >= flush_after):
-                record(done)
-                done = []
-    except Exception as error:
-        _land(running, done, record)
-        raise PassFailedError(list(pending)) from error
+    answers), and what `more` gives (the next batch; an empty one: nothing more). Raises PassFailedError when
+    `start`, `record` or `more` failed, after the calls in flight have ended and their answers are recorded.
+
+    The ledger's work runs beside the calls, never in their way: answers are written by a recorder thread (one
+    write at a time, whatever came meanwhile), and the next batch is claimed and prepared by another while this
+    one's calls are in flight. Answers still being written count in the window, so a kill leaves at most `size`
+    calls whose outcome is unknown however far the writes lag."""
+    window = _Window(deque(sends), size, start, submit, record, more)
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="ledger") as ledger:
+        try:
+            window.run(ledger, flush_after)
+        except Exception as error:
+            window.land()
+            raise PassFailedError(list(window.pending)) from error
 
 
-def _land(running: set[Future[R]], done: list[R], record: Callable[[list[R]], None]) -> None:
-    """The pass broke: the calls in flight still end, and their answers are recorded (record retries a
-    database that went away) before the pass gives up."""
-    done = done + [future.result() for future in running]
-    try:
-        record(done)
-    except Exception:  # not the database (record retries that): these jobs wait out their lease, unknown
-        log.exception("answers of a failed pass could not be recorded", extra={"fields": {"answers": len(done)}})
+class _Window(Generic[S, R]):
+    def __init__(self, pending: deque[S], size: int, start: Callable[[list[S]], None],
+                 submit: Callable[[S], Future[R]], record: Callable[[list[R]], None],
+                 more: Callable[[], Sequence[S]] | None):
+        self.pending, self.size, self.start, self.submit, self.record, self.more = (
+            pending, size, start, submit, record, more)
+        self.running: set[Future[R]] = set()
+        self.done: list[R] = []
+        self.recording: Future[None] | None = None
+        self.recording_count = 0
+        self.claiming: Future[Sequence[S]] | None = None
+
+    def run(self, ledger: ThreadPoolExecutor, flush_after: float) -> None:
+        while self.pending or self.running or self.done or self.recording or self.claiming or self.more:
+            self._collect()
+            if self.more is not None and self.claiming is None and len(self.pending) < self.size:
+                self.claiming = ledger.submit(self.more)
+            if self.done and self.recording is None:
+                self.recording, self.recording_count = ledger.submit(self.record, self.done), len(self.done)
+                self.done = []
+            if self.pending and self._free() >= max(1, self.size // 4):
+                self._start_group()
+                continue
+            waiting: set[Future[Any]] = {*self.running, *(f for f in (self.recording, self.claiming) if f is not None)}
+            if waiting:
+                wait(waiting, timeout=flush_after, return_when=FIRST_COMPLETED)
+
+    def _free(self) -> int:
+        """Room in the window: calls started and not yet recorded (in flight, answered, being written) count."""
+        return self.size - len(self.running) - len(self.done) - self.recording_count
+
+    def _collect(self) -> None:
+        """What finished: answers, a write (its error raised), a batch (its error raised; empty: no more)."""
+        finished = {future for future in self.running if future.done()}
+        self.running -= finished
+        self.done += [future.result() for future in finished]
+        if self.recording is not None and self.recording.done():
+            recording, self.recording, self.recording_count = self.recording, None, 0
+            recording.result()
+        if self.claiming is not None and self.claiming.done():
+            claiming, self.claiming = self.claiming, None
+            batch = claiming.result()
+            self.pending.extend(batch)
+            if not batch:
+                self.more = None
+
+    def _start_group(self) -> None:
+        group = [self.pending.popleft() for _ in range(min(len(self.pending), self._free()))]
+        try:
+            self.start(group)
+        except Exception:
+            self.pending.extendleft(reversed(group))  # not started: none of them was handed to the pool
+            raise
+        self.running |= {self.submit(send) for send in group}
+
+    def land(self) -> None:
+        """The pass broke: a batch being claimed is kept for the caller to release, the calls in flight still
+        end, and their answers are recorded (record retries a database that went away) before it gives up."""
+        if self.claiming is not None:
+            try:
+                self.pending.extend(self.claiming.result())
+            except Exception:  # the claim itself broke: its caller released what it had claimed
+                pass
+        if self.recording is not None:
+            try:
+                self.recording.result()
+            except Exception:
+                log.exception("answers of a failed pass could not be recorded")
+        done = self.done + [future.result() for future in self.running]
+        try:
+            self.record(done)
+        except Exception:  # not the database (record retries that): these jobs wait out their lease, unknown
+            log.exception("answers of a failed pass could not be recorded", extra={"fields": {"answers": len(done)}})
 
 
 # --- writes that must land ---------------------------------------------------------------------------------

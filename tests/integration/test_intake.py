@@ -22,7 +22,7 @@ from connector.usecases import intake
 from connector.usecases.intake import drain, take_batch
 from connector.usecases.replay import replay
 from connector.web import create_app
-from tests.conftest import API_TOKEN, DEMO_TOKEN, make_runtime
+from tests.conftest import API_TOKEN, DEMO_TOKEN, make_runtime, truncate_all
 from tests.fixtures import sample
 from tests.intake import deliver
 
@@ -44,10 +44,12 @@ def record(record_id: int, version: int, *, moved_hours: int = 0, status: str = 
 
 
 @pytest.fixture
-def two_clinics(database_url):
-    """The same clinic twice: `demo` takes events shuffled, `ref` in the source's order."""
+def two_clinics(postgres_database):
+    """The same clinic twice: `demo` takes events shuffled, `ref` in the source's order (on PostgreSQL: several
+    intake workers share the work there only)."""
+    truncate_all(postgres_database)
     tenants = [demo_tenant(DEMO_TOKEN), replace(demo_tenant("ref-token-0123456789abcdef"), id="ref")]
-    runtime = make_runtime(database_url, tenants)
+    runtime = make_runtime(postgres_database, tenants)
     runtime.clock = lambda: NOW
     yield runtime
     runtime.engine.dispose()
@@ -70,8 +72,6 @@ def ledger(runtime, tenant: str) -> tuple[list, list]:
 @pytest.mark.postgres
 def test_two_workers_on_shuffled_events_end_as_the_source_order_does(two_clinics):
     runtime = two_clinics
-    if runtime.engine.url.get_backend_name() != "postgresql":
-        pytest.skip("several intake workers share the work on PostgreSQL only")
     bodies = [record(5000 + n, version) for n in range(50) for version in range(4)]
     client = create_app(runtime).test_client()
     for body in bodies:  # the reference: each event applied before the next arrives
@@ -154,10 +154,18 @@ def test_a_refused_stranger_is_never_replayed(runtime, client):
         assert session.scalars(select(Booking)).all() == []
 
 
+@pytest.fixture
+def pg_runtime(postgres_database):
+    truncate_all(postgres_database)
+    runtime = make_runtime(postgres_database)
+    yield runtime
+    runtime.engine.dispose()
+
+
 @pytest.mark.postgres
-def test_a_value_the_database_refuses_rejects_that_event_only(runtime, client):
-    if runtime.engine.url.get_backend_name() != "postgresql":
-        pytest.skip("SQLite keeps text of any length")
+def test_a_value_the_database_refuses_rejects_that_event_only(pg_runtime):
+    """(PostgreSQL: SQLite keeps text of any length.)"""
+    runtime, client = pg_runtime, create_app(pg_runtime).test_client()
     runtime.clock = lambda: NOW
     # The parsers fit every text to its column (connector.sources.limits); a parser that missed one is a bug
     # the batch must survive: this event carries what such a parser would have stored.
