@@ -27,6 +27,7 @@ from typing import Any, Protocol, runtime_checkable
 import requests
 
 from connector.core.model import AttemptStatus
+from connector.transport.sessions import new_session
 
 DEFAULT_TIMEOUT = (5.0, 15.0)  # connect, read (seconds): every outbound call carries one
 
@@ -143,7 +144,7 @@ class Channel(ABC):
 
     def __init__(self, config: Mapping[str, Any], session: requests.Session | None = None):
         self.config = config
-        self.http = session or requests.Session()
+        self.http = session or new_session()
 
     @abstractmethod
     def send(self, message: OutboundMessage) -> SendResult:

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import requests
 from requests.adapters import HTTPAdapter
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -27,6 +26,7 @@ from connector.core.cascade import Step
 from connector.sources.generic import load_mappings
 from connector.store.db import make_engine, make_sessionmaker
 from connector.tenants import CascadeStep, Tenant, TenantConfigError, demo_tenant, load_tenants, parse_quiet_hours
+from connector.transport.sessions import new_session
 
 MAPPINGS_DIR = ROOT / "mappings"
 
@@ -125,7 +125,7 @@ class Accounts:
             if key not in self._accounts:
                 tenant = self.tenants[tenant_id]
                 limits = tenant.limits(provider)
-                session = requests.Session()
+                session = new_session()
                 adapter = HTTPAdapter(pool_connections=4, pool_maxsize=self.pool_size)
                 session.mount("http://", adapter)
                 session.mount("https://", adapter)

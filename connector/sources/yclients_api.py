@@ -29,6 +29,7 @@ import requests
 
 from connector.channels.base import TransientError
 from connector.transport import wire
+from connector.transport.sessions import new_session
 from connector.transport.wire import int_or_none, json_or_none, request_timeout, retry_after_seconds
 
 __all__ = ["DEFAULT_BASE_URL", "YclientsApi", "YclientsApiError"]
@@ -111,7 +112,7 @@ class YclientsApi:
         self._authorization = f"Bearer {partner_token}" + (f", User {user_token}" if user_token else "")
         self.base_url = str(config.get("base_url") or DEFAULT_BASE_URL).rstrip("/")
         self.timeout = request_timeout(config.get("timeout"), "yclients")
-        self.http = session or requests.Session()
+        self.http = session or new_session()
         if sleep is None and clock is None:
             self._throttle = _SHARED_THROTTLE
         else:

@@ -52,6 +52,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from urllib3.exceptions import ClosedPoolError, MaxRetryError, ProtocolError, ReadTimeoutError
@@ -63,6 +64,7 @@ from connector.channels.base import (
     OutcomeUnknownError,
     TransientError,
 )
+from connector.transport.sessions import environment
 
 Timeout = float | tuple[float, float]
 
@@ -218,6 +220,11 @@ def request(http: requests.Session, method: str, url: str, *, provider: str, wha
     them. Every other answer is returned as it is: what a 4xx means is the provider's vocabulary.
     """
     failure: TransientError | None = None
+    if not http.trust_env:  # a new_session(): the environment's settings, read once for this origin
+        parts = urlsplit(url)
+        proxies, verify = environment(f"{parts.scheme}://{parts.netloc}/")
+        kwargs.setdefault("proxies", proxies)
+        kwargs.setdefault("verify", verify)
     try:
         response = http.request(method, url, timeout=timeout, **kwargs)
     except requests.RequestException as error:
