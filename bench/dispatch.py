@@ -22,8 +22,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs
 
-import requests
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.bookings import apply_bookings  # noqa: E402
@@ -35,6 +33,7 @@ from connector.sources.generic import load_mappings  # noqa: E402
 from connector.store.db import make_engine, make_sessionmaker  # noqa: E402
 from connector.store.migrate import upgrade  # noqa: E402
 from connector.tenants import CascadeStep, Tenant  # noqa: E402
+from connector.transport.sessions import new_session  # noqa: E402
 
 
 def _serve(port_queue, delay: float) -> None:
@@ -74,8 +73,8 @@ def start_standin(delay: float) -> tuple[multiprocessing.Process, str]:
 
 
 def bare_loop(base_url: str, count: int) -> float:
-    """The baseline: the same POSTs, one after another, on one session; messages per second."""
-    session = requests.Session()
+    """The baseline: the same POSTs, one after another, on one session of the kind ours use; messages per second."""
+    session = new_session()
     started = time.perf_counter()
     for n in range(count):
         response = session.post(f"{base_url}/sms/send", data={"api_id": "bench", "to": f"7916{n:07d}",
