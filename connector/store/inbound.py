@@ -12,12 +12,14 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, insert, select, text, tuple_
+from sqlalchemy import Connection, Table, insert, select, text
 from sqlalchemy.orm import Session
 
 from connector.core.event_records import to_record
 from connector.core.model import ACCEPTED_OUTCOMES, InboundOutcome, SourceEvent
+from connector.store.intake import by_source
 from connector.store.ledger import inbound_values
+from connector.store.live import state_is
 from connector.store.models import InboundEvent
 
 Key = tuple[str, str, str]  # tenant, source, external id: one booking at its source
@@ -73,7 +75,7 @@ def claim_pending(session: Session, *, limit: int) -> list[InboundEvent]:
     # Another worker may hold the oldest bookings: look further, and take the first `limit` free ones.
     heads = session.execute(
         select(InboundEvent.tenant_id, InboundEvent.source, InboundEvent.external_id)
-        .where(InboundEvent.outcome == InboundOutcome.PENDING).order_by(InboundEvent.id)
+        .where(state_is(InboundEvent.outcome, InboundOutcome.PENDING)).order_by(InboundEvent.id)
         .limit(limit * SCAN_FACTOR if postgres else limit)
     ).all()
     keys = list(dict.fromkeys((row.tenant_id, row.source, row.external_id) for row in heads))
@@ -86,9 +88,8 @@ def pending_of(session: Session, keys: Sequence[Key], ids: Sequence[int] | None 
     """The pending events of these bookings (of these ids only, if given), oldest first."""
     if not keys:
         return []
-    query = select(InboundEvent).where(InboundEvent.outcome == InboundOutcome.PENDING,
-                                       tuple_(InboundEvent.tenant_id, InboundEvent.source,
-                                              InboundEvent.external_id).in_(keys))
+    query = select(InboundEvent).where(state_is(InboundEvent.outcome, InboundOutcome.PENDING),
+                                       by_source(InboundEvent, keys))
     if ids is not None:
         query = query.where(InboundEvent.id.in_(ids))
     return list(session.scalars(query.order_by(InboundEvent.id)))

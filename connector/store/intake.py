@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Row, case, func, select, tuple_, update
+from sqlalchemy import Row, and_, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -25,9 +25,18 @@ def held_bookings(session: Session, keys: Sequence[Key]) -> dict[Key, Booking]:
     """The bookings we hold for these keys (the claim's key locks keep other workers' intakes off them)."""
     if not keys:
         return {}
-    rows = session.scalars(select(Booking).where(
-        tuple_(Booking.tenant_id, Booking.source, Booking.external_id).in_(list(set(keys)))))
+    rows = session.scalars(select(Booking).where(by_source(Booking, keys)))
     return {(booking.tenant_id, booking.source, booking.external_id): booking for booking in rows}
+
+
+def by_source(entity, keys: Sequence[Key]):
+    """`(tenant, source, external id) in keys`, written per tenant and source (usually one): `external_id IN (…)`
+    under two equalities plans as one index scan, where a list of 500 row values took 60 ms to plan."""
+    groups: dict[tuple[str, str], set[str]] = {}
+    for tenant_id, source, external_id in keys:
+        groups.setdefault((tenant_id, source), set()).add(external_id)
+    return or_(*(and_(entity.tenant_id == tenant_id, entity.source == source,
+                      entity.external_id.in_(sorted(ids))) for (tenant_id, source), ids in groups.items()))
 
 
 @dataclass
