@@ -10,9 +10,9 @@ import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -219,6 +219,17 @@ def booking_audit(booking: Booking, inbound: InboundEvent, now: datetime, what: 
     """A line of a booking's trail caused by an inbound event (and about one of its jobs, when given)."""
     return audit_row(tenant_id=booking.tenant_id, at=now, what=what, detail=detail, booking_id=booking.id,
                      job_id=job_id, inbound_event_id=inbound.id)
+
+
+_AUDIT_COLUMNS = ("tenant_id", "booking_id", "job_id", "attempt_id", "inbound_event_id", "at", "what", "detail")
+
+
+def insert_trail(session: Session, lines: Sequence[AuditEvent]) -> None:
+    """Append audit lines in one INSERT, outside the unit of work: the trail is append-only, nothing reads the
+    rows back in the transaction, and the ORM's bookkeeping per row cost more than the row."""
+    if lines:
+        session.execute(insert(cast(Table, AuditEvent.__table__)), [{name: getattr(line, name) for name in _AUDIT_COLUMNS}
+                                                       for line in lines])
 
 
 def audit_row(*, tenant_id: str, at: datetime, what: AuditWhat, detail: str | None, booking_id: int | None = None,

@@ -39,6 +39,7 @@ from connector.store.ledger import (
     audit,
     defer_job,
     finish_job,
+    insert_trail,
     mark_started,
     note_with,
     queue_attempt,
@@ -151,7 +152,7 @@ class Dispatcher:
         for plan in plans:
             audits.append(audit(plan.job, now, AuditWhat.ATTEMPT_QUEUED, f"step {plan.attempt.step + 1}: "
                                 f"{plan.step.channel} via {plan.step.provider}", plan.attempt))
-        session.add_all(audits)
+        insert_trail(session, audits)
         return [Send(plan.job.id, plan.attempt.id, plan.job.tenant_id, plan.step, plan.message) for plan in plans]
 
     def _prepare_one(self, job: NotificationJob, booking: Booking | None, patient: Patient | None, batch: DueBatch,
@@ -231,7 +232,7 @@ class Dispatcher:
                 keep_reports(session, tenant_id=job.tenant_id, reports=sent.reports, now=now)
         for tenant_id, facts in memory.items():
             remember_channels(session, now, facts, self.rt.tenants[tenant_id].remember_not_registered)
-        session.add_all(audits)
+        insert_trail(session, audits)
         # Receipts that came before these ids were written (a fast provider): applied now, in one lookup.
         on_recorded(session, [(jobs[s.send.job_id].tenant_id, attempts[s.send.attempt_id]) for s in results],
                     runtime=self.rt, accounts=self.accounts, now=now)
