@@ -3,7 +3,9 @@
 A local stand-in speaks SMS.ru's wire format (`POST /sms/send`, json=1), in its own process so that it does
 not share our interpreter. Two rounds: the stand-in answering at once (the ratio is the figure: what the
 ledger, the cascade and the audit trail cost per message), and answering after 100 ms like a real provider
-(messages per second per worker is the figure: what the bounded send pool buys over a serial loop).
+(messages per second per worker is the figure: what the bounded send pool buys over a serial loop). With a
+PostgreSQL URL also two worker processes on one ledger against one (the figure: their ratio, and that no job
+was sent twice).
 
     python bench/dispatch.py [--jobs 2000] [--delay-jobs 1000] [--concurrency 32] [--database-url URL]
 """
@@ -83,32 +85,72 @@ def bare_loop(base_url: str, count: int) -> float:
     return count / (time.perf_counter() - started)
 
 
-def worker_rate(base_url: str, count: int, database_url: str | None, concurrency: int) -> float:
-    """One worker draining `count` due confirmations through an SMS.ru step; messages per second."""
-    if database_url is None:
-        database_url = f"sqlite:///{tempfile.mkdtemp()}/bench.db"
-    else:
-        _reset(database_url)
-    upgrade(database_url)
+def _runtime(database_url: str, base_url: str) -> Runtime:
     tenant = Tenant(id="bench", name="Клиника", timezone="Europe/Moscow", webhook_token="x" * 16,
                     policy=Policy(quiet_hours=None, reminder_offsets=()),
                     cascade=(CascadeStep("sms", "smsru", timedelta(hours=1)),),
                     providers={"smsru": {"base_url": base_url, "api_id": "bench"}})
     engine = make_engine(database_url)
     settings = Settings(database_url, None, "api", "demo", 65536, "WARNING", False)
-    runtime = Runtime(settings, {"bench": tenant}, load_mappings(MAPPINGS_DIR), engine, make_sessionmaker(engine))
+    return Runtime(settings, {"bench": tenant}, load_mappings(MAPPINGS_DIR), engine, make_sessionmaker(engine))
+
+
+def _ledger(base_url: str, count: int, database_url: str | None) -> str:
+    """A new ledger with `count` confirmations due now; its URL."""
+    if database_url is None:
+        database_url = f"sqlite:///{tempfile.mkdtemp()}/bench.db"
+    else:
+        _reset(database_url)
+    upgrade(database_url)
+    runtime = _runtime(database_url, base_url)
     now = datetime.now(UTC)
-    apply_bookings(runtime, tenant, [BookingFacts(external_id=str(n), starts_at=now + timedelta(days=2),
-                                                  patient=Patient(phone=f"+7916{n:07d}", first_name="Иван"))
-                                     for n in range(count)], now)
-    worker = Worker(runtime, concurrency=concurrency, name="bench")
-    started = time.perf_counter()
-    handled = worker.dispatcher.run_until_idle(max_passes=10_000)
-    elapsed = time.perf_counter() - started
+    apply_bookings(runtime, runtime.tenants["bench"], [
+        BookingFacts(external_id=str(n), starts_at=now + timedelta(days=2),
+                     patient=Patient(phone=f"+7916{n:07d}", first_name="Иван")) for n in range(count)], now)
+    runtime.engine.dispose()
+    return database_url
+
+
+def _drain(database_url: str, base_url: str, concurrency: int, name: str) -> int:
+    runtime = _runtime(database_url, base_url)
+    worker = Worker(runtime, concurrency=concurrency, name=name)
+    handled = worker.dispatcher.run_until_idle()
     worker.close()
-    engine.dispose()
+    runtime.engine.dispose()
+    return handled
+
+
+def worker_rate(base_url: str, count: int, database_url: str | None, concurrency: int) -> float:
+    """One worker draining `count` due confirmations through an SMS.ru step; messages per second."""
+    database_url = _ledger(base_url, count, database_url)
+    started = time.perf_counter()
+    handled = _drain(database_url, base_url, concurrency, "bench")
+    elapsed = time.perf_counter() - started
     assert handled == count, (handled, count)
     return count / elapsed
+
+
+def workers_rate(base_url: str, count: int, database_url: str, concurrency: int, workers: int
+                 ) -> tuple[float, int]:
+    """`workers` worker processes on one PostgreSQL ledger; messages per second, and jobs sent more than once."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from sqlalchemy import text
+
+    database_url = _ledger(base_url, count, database_url)
+    with ProcessPoolExecutor(workers) as pool:
+        list(pool.map(time.sleep, [0.0] * workers))  # the processes up before the clock starts
+        started = time.perf_counter()
+        handled = sum(pool.map(_drain, *zip(*[(database_url, base_url, concurrency, f"bench-{n}")
+                                              for n in range(workers)], strict=True)))
+        elapsed = time.perf_counter() - started
+    engine = make_engine(database_url)
+    with engine.connect() as connection:
+        twice = connection.execute(text("SELECT count(*) FROM (SELECT job_id FROM delivery_attempt GROUP BY job_id "
+                                        "HAVING count(*) > 1) AS t")).scalar_one()
+    engine.dispose()
+    assert handled == count, (handled, count)
+    return count / elapsed, int(twice)
 
 
 def _reset(database_url: str) -> None:
@@ -139,12 +181,17 @@ def main() -> None:
     process, url = start_standin(0.1)
     bare = bare_loop(url, min(args.delay_jobs, 100))
     ours = worker_rate(url, args.delay_jobs, args.database_url, args.concurrency)
-    process.terminate()
     print(f"stand-in answering after 100 ms, {args.delay_jobs} messages:")
     print(f"  bare loop (one session, serial): {bare:8.1f} msg/s")
     print(f"  one worker, {args.concurrency} sends in flight:  {ours:8.1f} msg/s   ratio {ours / bare:.2f}")
     print(f"  a 09:00 burst of 10 000 reminders: {10_000 / ours / 60:.1f} min with one worker, "
           f"{10_000 / bare / 60:.1f} min serially")
+    if args.database_url and args.database_url.startswith("postgresql"):
+        two, twice = workers_rate(url, args.delay_jobs * 2, args.database_url, args.concurrency, 2)
+        one = worker_rate(url, args.delay_jobs * 2, args.database_url, args.concurrency)
+        print(f"  two worker processes on PostgreSQL: {two:8.1f} msg/s = {two / one:.2f}x one ({one:.1f}); "
+              f"jobs sent twice: {twice}")
+    process.terminate()
 
 
 if __name__ == "__main__":
