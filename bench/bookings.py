@@ -15,9 +15,17 @@ from connector.usecases.intake import drain
 
 def apply_bookings(runtime: Runtime, tenant: Tenant, bookings: Sequence[BookingFacts], now: datetime,
                    source: str = "generic") -> None:
+    """Stored, then applied here by one intake (no worker runs beside it)."""
+    store_bookings(runtime, tenant, bookings, now, source)
+    drain(runtime)
+
+
+def store_bookings(runtime: Runtime, tenant: Tenant, bookings: Sequence[BookingFacts], now: datetime,
+                   source: str = "generic") -> None:
+    """Stored as pending only, for a running worker's intake to apply (on SQLite a second intake beside it would
+    claim the same events: one worker per file)."""
     rows = [event_row(tenant_id=tenant.id, source=source, body="{}", headers={}, now=now,
                       event=SourceEvent(EventAction.UPSERT, facts.external_id, None, facts)) for facts in bookings]
     for start in range(0, len(rows), 1000):
         with runtime.sessions.begin() as session:
             store_many(session, rows[start:start + 1000])
-    drain(runtime)
