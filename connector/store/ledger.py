@@ -228,8 +228,8 @@ def insert_trail(session: Session, lines: Sequence[AuditEvent]) -> None:
     """Append audit lines in one INSERT, outside the unit of work: the trail is append-only, nothing reads the
     rows back in the transaction, and the ORM's bookkeeping per row cost more than the row."""
     if lines:
-        session.execute(insert(cast(Table, AuditEvent.__table__)), [{name: getattr(line, name) for name in _AUDIT_COLUMNS}
-                                                       for line in lines])
+        rows = [{name: getattr(line, name) for name in _AUDIT_COLUMNS} for line in lines]
+        session.execute(insert(cast(Table, AuditEvent.__table__)), rows)
 
 
 def audit_row(*, tenant_id: str, at: datetime, what: AuditWhat, detail: str | None, booking_id: int | None = None,
