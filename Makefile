@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN = $(VENV)/bin
 
-.PHONY: install run test demo bench clean
+.PHONY: install run test demo bench bench-full clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +31,21 @@ test: install
 demo: install
 	$(BIN)/python -m connector demo --url http://127.0.0.1:$${PORT:-8000}
 
+# Every benchmark, each printing its figures as ratios against a baseline measured in the same run: a few minutes
+# (PostgreSQL on 127.0.0.1 and wrk needed; `make bench-full` for the sizes the README's table quotes).
 bench: install
-	$(BIN)/python bench/dispatch.py
+	$(BIN)/python bench/dispatch.py --quick
+	$(BIN)/python bench/ingest.py --quick
+	$(BIN)/python bench/naive.py --quick
+	$(BIN)/python bench/backlog.py --quick
+	$(BIN)/python bench/lateness.py --quick
+
+bench-full: install
+	$(BIN)/python bench/dispatch.py --postgresql
+	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/naive.py
+	$(BIN)/python bench/backlog.py --history 1000000
+	$(BIN)/python bench/lateness.py
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache

@@ -7,7 +7,7 @@ ledger, the cascade and the audit trail cost per message), and answering after 1
 PostgreSQL URL also two worker processes on one ledger against one (the figure: their ratio, and that no job
 was sent twice).
 
-    python bench/dispatch.py [--jobs 2000] [--delay-jobs 1000] [--concurrency 32] [--database-url URL]
+    python bench/dispatch.py [--jobs 2000] [--delay-jobs 1000] [--concurrency 32] [--database-url URL] [--quick]
 """
 
 from __future__ import annotations
@@ -168,8 +168,22 @@ def main() -> None:
     parser.add_argument("--delay-jobs", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--database-url", default=None, help="default: a new SQLite file")
+    parser.add_argument("--postgresql", action="store_true", help="a new database on the local server, dropped after")
+    parser.add_argument("--quick", action="store_true", help="CI-sized: 500 and 300 messages")
     args = parser.parse_args()
+    if args.quick:
+        args.jobs, args.delay_jobs = min(args.jobs, 500), min(args.delay_jobs, 300)
+    if args.postgresql and not args.database_url:
+        from bench.ingest import postgres_database
 
+        with postgres_database(None) as url:
+            args.database_url = url
+            run(args)
+    else:
+        run(args)
+
+
+def run(args: argparse.Namespace) -> None:
     process, url = start_standin(0.0)
     bare = bare_loop(url, args.jobs)
     ours = worker_rate(url, args.jobs, args.database_url, args.concurrency)

@@ -37,6 +37,9 @@ class Settings:
     worker_tick_seconds: float = 1.0  # between worker passes (dispatch, timeouts, polls)
     # between intake passes when nothing wakes the worker (PostgreSQL's NOTIFY does at once; SQLite cannot)
     intake_seconds: float = 0.5
+    # between dispatch passes: a job falls due between two, so this is how late a job may start (an idle pass
+    # is two index lookups that follow the live work: a millisecond or two)
+    dispatch_seconds: float = 0.25
     worker_concurrency: int = 32  # sends in flight per worker
     sync_interval_seconds: float = 600.0  # between YCLIENTS read-backs (connector.usecases.sync)
 
@@ -64,6 +67,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         late_after=timedelta(seconds=_positive(environ, "CONNECTOR_LATE_AFTER_SECONDS", 300, int)),
         worker_tick_seconds=_positive(environ, "WORKER_TICK_SECONDS", 1.0, float),
         intake_seconds=_positive(environ, "WORKER_INTAKE_SECONDS", 0.5, float),
+        dispatch_seconds=_positive(environ, "WORKER_DISPATCH_SECONDS", 0.25, float),
         worker_concurrency=_positive(environ, "WORKER_CONCURRENCY", 32, int),
         sync_interval_seconds=_positive(environ, "SYNC_INTERVAL_SECONDS", 600.0, float),
     )

@@ -159,7 +159,8 @@ def run_worker(runtime: Runtime) -> None:
                                                               "misfire_grace_time": 30})
     now = datetime.now(UTC)
     sync_every = runtime.settings.sync_interval_seconds
-    for job, seconds in ((worker.intake, runtime.settings.intake_seconds), (worker.dispatch, tick),
+    for job, seconds in ((worker.intake, runtime.settings.intake_seconds),
+                         (worker.dispatch, runtime.settings.dispatch_seconds),
                          (worker.advance, tick), (worker.deliver_sandbox_reports, tick),
                          (worker.settle_early_receipts, tick), (worker.poll, tick), (worker.heartbeat, 10 * tick),
                          (worker.sync, sync_every), (worker.purge, 3600 * tick)):

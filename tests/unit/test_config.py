@@ -47,19 +47,22 @@ def test_the_support_thresholds_come_from_the_environment_with_their_defaults():
 SECRETS = {"CONNECTOR_API_TOKEN": "a", "CONNECTOR_DEMO_TOKEN": "d", "CONNECTOR_LINK_SECRET": "l"}
 
 
-def worker_settings(env: dict[str, str]) -> tuple[float, int, float]:
+def worker_settings(env: dict[str, str]) -> tuple[float, int, float, float, float]:
     from connector.config import load_settings
 
     settings = load_settings({**SECRETS, **env})
-    return settings.worker_tick_seconds, settings.worker_concurrency, settings.sync_interval_seconds
+    return (settings.worker_tick_seconds, settings.worker_concurrency, settings.sync_interval_seconds,
+            settings.intake_seconds, settings.dispatch_seconds)
 
 
 @pytest.mark.parametrize(
     ("env", "expected"),
     [
-        ({}, (1.0, 32, 600.0)),
-        ({"WORKER_TICK_SECONDS": "0.3", "WORKER_CONCURRENCY": "4", "SYNC_INTERVAL_SECONDS": "60"}, (0.3, 4, 60.0)),
-        ({"WORKER_CONCURRENCY": " 8 ", "SYNC_INTERVAL_SECONDS": ""}, (1.0, 8, 600.0)),  # blank: the default
+        ({}, (1.0, 32, 600.0, 0.5, 0.25)),
+        ({"WORKER_TICK_SECONDS": "0.3", "WORKER_CONCURRENCY": "4", "SYNC_INTERVAL_SECONDS": "60"},
+         (0.3, 4, 60.0, 0.5, 0.25)),
+        ({"WORKER_CONCURRENCY": " 8 ", "SYNC_INTERVAL_SECONDS": ""}, (1.0, 8, 600.0, 0.5, 0.25)),  # blank: default
+        ({"WORKER_INTAKE_SECONDS": "2", "WORKER_DISPATCH_SECONDS": "0.1"}, (1.0, 32, 600.0, 2.0, 0.1)),
     ],
 )
 def test_worker_settings_are_read_once_with_their_defaults(env, expected):
@@ -78,6 +81,8 @@ def test_worker_settings_are_read_once_with_their_defaults(env, expected):
         ("WORKER_CONCURRENCY", "lots"),
         ("SYNC_INTERVAL_SECONDS", "inf"),
         ("SYNC_INTERVAL_SECONDS", "10m"),
+        ("WORKER_INTAKE_SECONDS", "0"),
+        ("WORKER_DISPATCH_SECONDS", "soon"),
     ],
 )
 def test_a_bad_worker_setting_is_refused_by_name(name, value):
