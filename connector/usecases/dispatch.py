@@ -65,7 +65,7 @@ class Dispatcher:
     def __init__(self, runtime: Runtime, accounts: Accounts, worker_id: str, pool: ThreadPoolExecutor,
                  retry_base: float = 0.5, batch: int = 500, window: int = 32):
         self.rt, self.accounts, self.worker_id, self.pool = runtime, accounts, worker_id, pool
-        # window: calls started and not yet recorded at most (the pool's size): what a kill may leave unknown
+        # window: calls in flight at most (the pool's size); twice it is what a kill may leave unknown
         self.retry_base, self.batch, self.window = retry_base, batch, window
 
     # --- the pass ---------------------------------------------------------------------------------------

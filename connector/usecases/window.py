@@ -1,8 +1,10 @@
-"""The send window of one worker pass: calls are started in groups, never more than `size` started and not yet
-recorded, so a worker killed mid-pass leaves at most that many attempts whose outcome is unknown.
+"""The send window of one worker pass: calls are started in groups, never more than `size` in flight and `size`
+answered but not yet recorded, so a worker killed mid-pass leaves at most 2 × `size` attempts whose outcome is
+unknown.
 
 Each group is marked started (one UPDATE of `started_at`) just before the pool takes it, and the window is
-refilled when a quarter of it is free (at half, a 100 ms provider lost a fifth of the throughput). Answers are
+refilled when an eighth of it is free (at a quarter, a 100 ms provider lost a tenth of the throughput; at half,
+a fifth). Answers are
 written by a recorder thread as they come, and the next batch is claimed by another, so the pool never waits
 for the ledger. No database transaction is open while a call is in flight: `start`, `record` and the claim
 each open and commit their own.
@@ -42,8 +44,8 @@ def send_in_window(sends: Sequence[S], *, size: int, start: Callable[[list[S]], 
 
     The ledger's work runs beside the calls, never in their way: answers are written by a recorder thread (one
     write at a time, whatever came meanwhile), and the next batch is claimed and prepared by another while this
-    one's calls are in flight. Answers still being written count in the window, so a kill leaves at most `size`
-    calls whose outcome is unknown however far the writes lag."""
+    one's calls are in flight. At most `size` calls are in flight and at most `size` answers wait to be written,
+    so a kill leaves at most 2 × `size` outcomes unknown however far the writes lag."""
     window = _Window(deque(sends), size, start, submit, record, more)
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="ledger") as ledger:
         try:
@@ -73,7 +75,7 @@ class _Window(Generic[S, R]):
             if self.done and self.recording is None:
                 self.recording, self.recording_count = ledger.submit(self.record, self.done), len(self.done)
                 self.done = []
-            if self.pending and self._free() >= max(1, self.size // 4):
+            if self.pending and self._free() >= max(1, self.size // 8):
                 self._start_group()
                 continue
             waiting: set[Future[Any]] = {*self.running, *(f for f in (self.recording, self.claiming) if f is not None)}
@@ -81,8 +83,10 @@ class _Window(Generic[S, R]):
                 wait(waiting, timeout=flush_after, return_when=FIRST_COMPLETED)
 
     def _free(self) -> int:
-        """Room in the window: calls started and not yet recorded (in flight, answered, being written) count."""
-        return self.size - len(self.running) - len(self.done) - self.recording_count
+        """Room in the window: at most `size` calls in flight, and at most `size` answers waiting to be written
+        (a write that lags holds the next calls back, so a kill leaves at most 2 × `size` outcomes unknown)."""
+        unwritten = len(self.done) + self.recording_count
+        return min(self.size - len(self.running), 2 * self.size - len(self.running) - unwritten)
 
     def _collect(self) -> None:
         """What finished: answers, a write (its error raised), a batch (its error raised; empty: no more)."""

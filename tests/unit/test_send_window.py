@@ -1,9 +1,10 @@
-"""The send window (connector.usecases.window) with a real thread pool: never more than its size started and
-unrecorded (what a kill would leave unknown), answers recorded before a refill, and a broken start hands back
-exactly the sends it never started after recording the ones in flight."""
+"""The send window (connector.usecases.window) with a real thread pool: never more than its size in flight nor
+twice its size started and unrecorded (what a kill would leave unknown), and a broken start hands back exactly
+the sends it never started after recording the ones in flight."""
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -34,11 +35,24 @@ class Ledger:
 @pytest.mark.parametrize(("sends", "size"), [(0, 4), (1, 4), (7, 1), (20, 2), (50, 8), (9, 32)])
 def test_every_send_goes_once_and_the_window_holds(sends, size):
     ledger = Ledger()
-    with ThreadPoolExecutor(size) as pool:
+    flight = {"now": 0, "most": 0}
+    lock = threading.Lock()
+
+    def call(n: int) -> int:
+        with lock:
+            flight["now"] += 1
+            flight["most"] = max(flight["most"], flight["now"])
+        time.sleep(0.001 * (n % 3))
+        with lock:
+            flight["now"] -= 1
+        return n
+
+    with ThreadPoolExecutor(2 * size) as pool:  # a pool larger than the window: the window is what holds
         send_in_window(list(range(sends)), size=size, start=ledger.start, record=ledger.record,
-                       submit=lambda n: pool.submit(lambda: (time.sleep(0.001 * (n % 3)), n)[1]))
+                       submit=lambda n: pool.submit(call, n))
     assert sorted(ledger.started) == sorted(ledger.recorded) == list(range(sends))
-    assert ledger.widest <= size
+    assert flight["most"] <= size
+    assert ledger.widest <= 2 * size  # in flight, and answered but not yet written
 
 
 def test_a_broken_start_returns_the_unstarted_and_records_the_started():
@@ -86,7 +100,7 @@ def test_the_next_batch_comes_while_the_last_window_is_in_flight(batches, size):
                        submit=lambda n: pool.submit(lambda: (time.sleep(0.01), n)[1]))
     total = sum(batches)
     assert sorted(ledger.started) == sorted(ledger.recorded) == list(range(total))
-    assert ledger.widest <= size
+    assert ledger.widest <= 2 * size  # in flight, and answered but not yet written
     assert queue == [] or queue == [0]  # asked until a batch came back empty
     if len(batches) > 1 and batches[0] >= size:  # the next batch was asked for with calls of the first in flight
         assert max(asked_while_running[1:]) > 0
