@@ -64,6 +64,7 @@ class Figures:
     idle_ms: dict[str, Pair]  # dispatch, advance, poll: medians of IDLE_RUNS (after IDLE_WARMUP)
     due_ms: Pair  # medians of DUE_RUNS passes, each sending DUE_JOBS
     intake_per_s: Pair
+    booking_ms: Pair  # one booking's page read (connector.store.views.booking_trail: the API and status page)
     rss_mb: float
     peak_rss_mb: float
     claim: ClaimPlan
@@ -93,11 +94,39 @@ def measure(reference_url: str, database_url: str, base_url: str, intake: int) -
             _intake_seconds(ledger, 50)
         chunk = min(intake, BATCH)  # the intake's own batches, alternated between the ledgers
         seconds = paired(ledgers, lambda ledger: _intake_seconds(ledger, chunk), max(intake // chunk, 1))
+        keys = [_some_bookings(ledger) for ledger in ledgers]
+        turn = count()
+        booking = paired(ledgers, lambda ledger: _booking_ms(ledger, keys[ledgers.index(ledger)], next(turn)),
+                         IDLE_RUNS, IDLE_WARMUP)
         rss, peak = memory_mb()
     finally:
         for ledger in ledgers:
             ledger.close()
-    return Figures(idle, due, Pair(chunk / seconds.value, chunk / seconds.reference), rss, peak, claim)
+    return Figures(idle, due, Pair(chunk / seconds.value, chunk / seconds.reference), booking, rss, peak, claim)
+
+
+def _some_bookings(ledger: Ledger) -> list[tuple[str, str]]:
+    """(source, external id) of bookings spread over the ledger, finished ones included."""
+    from sqlalchemy import text
+
+    with ledger.runtime.engine.connect() as connection:
+        return [tuple(row) for row in connection.execute(text(
+            "SELECT source, external_id FROM booking TABLESAMPLE SYSTEM (1) LIMIT 100"))] or \
+            [tuple(row) for row in connection.execute(text("SELECT source, external_id FROM booking LIMIT 100"))]
+
+
+def _booking_ms(ledger: Ledger, keys: list[tuple[str, str]], turn: int) -> float:
+    """One booking's page as the API and the status page read it: the booking, its jobs, attempts and trail."""
+    from connector.store.views import booking_trail
+
+    source, external_id = keys[turn % len(keys)]
+    started = time.perf_counter()
+    with ledger.runtime.sessions() as session:
+        trail = booking_trail(session, tenant_id=TENANT, source=source, external_id=external_id)
+    elapsed = time.perf_counter() - started
+    if trail is None:
+        raise RuntimeError("a sampled booking was not found")
+    return elapsed * 1000
 
 
 def paired(ledgers: tuple[Ledger, Ledger], once: Callable[[Ledger], float], runs: int, warmup: int = 0) -> Pair:

@@ -92,8 +92,12 @@ class Dispatcher:
         return len(ids)
 
     def _start(self, group: list[Send]) -> None:
-        with self.rt.sessions.begin() as session:
-            mark_started(session, [send.attempt_id for send in group], self.rt.clock())
+        """Mark the group started; a database that blinked is given some 6 s (the group's calls wait meanwhile;
+        far inside their lease, so nobody else takes them), one that stays away breaks the pass, which then
+        releases what it did not send."""
+        ids = [send.attempt_id for send in group]
+        if not tried(lambda: self._write(lambda session: mark_started(session, ids, self.rt.clock())), tries=6):
+            raise PassFailedError(list(group))
 
     def _record_now(self, results: list[Sent], held: list[int]) -> None:
         """Write the answers; a write the database did not take (the connection dropped) is tried again, the

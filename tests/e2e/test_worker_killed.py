@@ -83,7 +83,7 @@ def wait_for(predicate, within: float, what: str, service) -> None:
     pytest.fail(f"{what} did not happen within {within} s\n{service.tail()}")
 
 
-def test_a_worker_killed_mid_batch_leaves_only_its_calls_in_flight_unknown(tmp_path, postgres_database):
+def test_a_worker_killed_mid_batch_leaves_only_a_window_unknown(tmp_path, postgres_database):
     truncate_all(postgres_database)
     smsru = SlowSmsRu(ENV["SMSRU_API_ID"], ENV["SMSRU_CALLBACK_SECRET"])
     config = tmp_path / "tenants.yaml"
@@ -111,7 +111,9 @@ def test_a_worker_killed_mid_batch_leaves_only_its_calls_in_flight_unknown(tmp_p
             db.execute(text("UPDATE notification_job SET lease_until = now() - interval '1 second' "
                             "WHERE status = 'sending'"))
         in_flight, never_started = left
-        assert in_flight <= CONCURRENCY  # it used to be every claimed attempt: the whole batch
+        # at most the calls in flight, a quarter window marked ready, and a window of answers not yet written (it
+        # used to be every claimed attempt: the whole batch)
+        assert in_flight <= 2 * CONCURRENCY + max(1, CONCURRENCY // 4)
         assert never_started >= JOBS - 2 * CONCURRENCY - 2
         successor = subprocess.Popen(processes[1].args, cwd=ROOT, env=service.env,
                                      stdout=open(service.logs / "worker.next.log", "w"), stderr=subprocess.STDOUT)

@@ -57,11 +57,12 @@ def test_every_send_goes_once_and_the_window_holds(sends, size):
 
 def test_a_broken_start_returns_the_unstarted_and_records_the_started():
     ledger = Ledger(fail_start_at=2)
-    with ThreadPoolExecutor(2) as pool, pytest.raises(PassFailedError) as failed:
-        send_in_window(list(range(6)), size=2, start=ledger.start, record=ledger.record,
+    with ThreadPoolExecutor(8) as pool, pytest.raises(PassFailedError) as failed:
+        send_in_window(list(range(12)), size=8, start=ledger.start, record=ledger.record,
                        submit=lambda n: pool.submit(lambda: n))
+    # the first group (a quarter of the window) was marked started: all of it went, and was recorded
     assert sorted(ledger.recorded) == ledger.started == [0, 1]
-    assert failed.value.unsent == [2, 3, 4, 5] and str(failed.value.__cause__) == "the database went away"
+    assert failed.value.unsent == list(range(2, 12)) and str(failed.value.__cause__) == "the database went away"
 
 
 def test_a_write_is_tried_until_the_database_takes_it():
