@@ -82,6 +82,8 @@ class InboundEvent(Base):
         Index("ix_inbound_event_pending", "id", postgresql_where=PENDING, sqlite_where=PENDING),
         Index("ix_inbound_event_pending_key", "tenant_id", "source", "external_id",
               postgresql_where=PENDING, sqlite_where=PENDING),
+        Index("ix_inbound_event_booking_id", "booking_id", postgresql_where=text("booking_id IS NOT NULL"),
+              sqlite_where=text("booking_id IS NOT NULL")),  # a booking's page
     )
 
 
@@ -251,6 +253,7 @@ class AuditEvent(Base):
     __table_args__ = (
         Index(None, "booking_id"),
         Index(None, "job_id"),
+        Index(None, "inbound_event_id"),  # an inbound event's page: what it changed
     )
 
 

@@ -1,4 +1,5 @@
-"""partial indexes on the live states: the worker's claims and scans follow the live work, not the history
+"""partial indexes on the live states: the worker's claims and scans follow the live work, not the history; and
+indexes on what a booking's page looks up by
 
 A year of history is a million finished jobs and their attempts; the worker's every-tick queries must cost the
 same on it as on a new ledger. Each index below holds only the rows in one live state, and the queries name the
@@ -37,9 +38,15 @@ def upgrade() -> None:
     _partial('ix_delivery_attempt_in_flight', 'delivery_attempt', ['created_at'], IN_FLIGHT)
     # The warm-up count: today's attempts of one account, a range at the end of the index.
     op.create_index('ix_delivery_attempt_provider_created_at', 'delivery_attempt', ['provider', 'created_at'])
+    # What a booking's page and an event's page look up by, on a ledger of millions: the booking's inbound
+    # events (partial: the webhook's INSERT, which has no booking yet, does not pay for it), an event's trail.
+    _partial('ix_inbound_event_booking_id', 'inbound_event', ['booking_id'], sa.text("booking_id IS NOT NULL"))
+    op.create_index('ix_audit_event_inbound_event_id', 'audit_event', ['inbound_event_id'])
 
 
 def downgrade() -> None:
+    op.drop_index('ix_audit_event_inbound_event_id', table_name='audit_event')
+    op.drop_index('ix_inbound_event_booking_id', table_name='inbound_event')
     op.drop_index('ix_delivery_attempt_provider_created_at', table_name='delivery_attempt')
     op.drop_index('ix_delivery_attempt_in_flight', table_name='delivery_attempt')
     op.create_index('ix_delivery_attempt_status_created_at', 'delivery_attempt', ['status', 'created_at'])

@@ -50,7 +50,20 @@ def ledger(postgres_database):
                    (ARRAY['scheduled', 'sending', 'awaiting_delivery'])[n % 3 + 1], 0,
                    :now - interval '1 minute', :now - interval '1 minute', :now, :now
             FROM generate_series(1, 9) AS n"""), {"now": NOW})
-        connection.execute(text("ANALYZE notification_job; ANALYZE delivery_attempt"))
+        connection.execute(text("""
+            INSERT INTO booking (tenant_id, source, external_id, starts_at, timezone, state, services, content_hash,
+                                 created_at, updated_at)
+            SELECT 'clinic', 'generic', 'b' || n, :past, 'Europe/Moscow', 'attended', '[]', md5(n::text), :past, :past
+            FROM generate_series(1, :history) AS n"""), {"past": NOW - timedelta(days=30), "history": HISTORY})
+        connection.execute(text("""
+            INSERT INTO inbound_event (tenant_id, source, received_at, headers, body, body_truncated, external_id,
+                                       booking_id, outcome)
+            SELECT 'clinic', 'generic', created_at, '{}', '{}', false, external_id, id, 'applied' FROM booking"""))
+        connection.execute(text("""
+            INSERT INTO audit_event (tenant_id, booking_id, inbound_event_id, at, what)
+            SELECT 'clinic', booking_id, id, received_at, 'booking.created' FROM inbound_event"""))
+        connection.execute(text("ANALYZE notification_job; ANALYZE delivery_attempt; ANALYZE booking; "
+                                "ANALYZE inbound_event; ANALYZE audit_event"))
     yield runtime
     runtime.engine.dispose()
 
@@ -111,3 +124,20 @@ def test_the_poll_pass_reads_only_messages_in_flight(ledger, generic):
 
     [plan] = plans_of(ledger, poll, generic)
     assert "ix_delivery_attempt_in_flight" in plan and "Seq Scan on delivery_attempt" not in plan, plan
+
+
+@pytest.mark.parametrize("generic", [False, True], ids=["custom plan", "generic plan"])
+def test_a_bookings_page_reads_by_index_on_a_ledger_of_history(ledger, generic):
+    from connector.store.views import booking_trail, event_trail
+
+    def page():
+        with ledger.sessions() as session:
+            trail = booking_trail(session, tenant_id="clinic", source="generic", external_id="b4321")
+            assert trail is not None and len(trail.inbound) == 1 and len(trail.audit) == 1
+            assert event_trail(session, tenant_id="clinic", event_id=trail.inbound[0].id) is not None
+
+    plans = plans_of(ledger, page, generic)
+    assert len(plans) >= 5
+    for plan in plans:  # the tables that grow with the history (the patients are none here)
+        for table in ("booking", "notification_job", "delivery_attempt", "inbound_event", "audit_event"):
+            assert f"Seq Scan on {table}" not in plan, plan
