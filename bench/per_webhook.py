@@ -5,15 +5,14 @@ transaction, with a query or a flush per row. Not used by the service.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import Row, select, update
 from sqlalchemy.orm import Session
 
+from connector.core.intake import booking_change, content_hash
 from connector.core.model import (
     ACCEPTED_OUTCOMES,
     AuditWhat,
@@ -273,17 +272,5 @@ def _upsert_patient(session: Session, tenant_id: str, facts: BookingFacts, now) 
     return patient.id
 
 
-def content_hash(facts: BookingFacts) -> str:
-    """A fingerprint of what we care about in a booking: a repeat with the same facts changes nothing."""
-    canonical = json.dumps(asdict(facts), sort_keys=True, default=str, ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
 def _booking_change(previous: Visit | None, booking: Booking) -> tuple[AuditWhat, str | None]:
-    if previous is None:
-        return AuditWhat.BOOKING_CREATED, None
-    if previous.state != booking.state:
-        return AuditWhat.of_booking(BookingState(booking.state)), None
-    if previous.starts_at != booking.starts_at:
-        return AuditWhat.BOOKING_TIME_MOVED, f"visit now at {booking.starts_at.isoformat()}"
-    return AuditWhat.BOOKING_UPDATED, None
+    return booking_change(previous, Visit(booking.starts_at, BookingState(booking.state)))

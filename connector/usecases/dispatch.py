@@ -16,7 +16,6 @@ job sent as if nothing happened; a pass that breaks releases its unsent jobs.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -54,6 +53,7 @@ from connector.store.models import AuditEvent, Booking, DeliveryAttempt, Notific
 from connector.store.queue import claim_due_jobs, renew_leases
 from connector.store.warmup import warmup_caps
 from connector.tenants import Tenant
+from connector.usecases.batches import BatchStream
 from connector.usecases.early_receipts import on_recorded
 from connector.usecases.sandbox_reports import keep_reports
 from connector.usecases.sending import Send, Sent, attempt_detail, send_one
@@ -74,22 +74,30 @@ class Dispatcher:
         """Claim, prepare, send and record one batch; the number of jobs handled (`run_until_idle` is the
         worker's pass: batch after batch without the pool waiting between them). A pass that breaks hands
         back at once the jobs it did not send (and raises): none waits out its lease in silence."""
-        with self.rt.sessions.begin() as session:
-            ids = claim_due_jobs(session, worker_id=self.worker_id, now=self.rt.clock(), limit=self.batch)
+        ids = self._claim()
         if not ids:
             return 0
+        sends = self._prepare_claimed(ids)
         try:
-            with self.rt.sessions.begin() as session:
-                sends = self._prepare(session, ids, self.rt.clock())
             send_in_window(sends, size=self.window, start=self._start, record=lambda done: self._record_now(done, ids),
                            submit=lambda send: self.pool.submit(self._send, send))
         except PassFailedError as failed:
             self._release([send.job_id for send in failed.unsent], failed.__cause__ or failed)
             raise
-        except Exception as error:  # prepare broke: nothing of this pass was sent
+        return len(ids)
+
+    def _claim(self) -> list[int]:
+        with self.rt.sessions.begin() as session:
+            return claim_due_jobs(session, worker_id=self.worker_id, now=self.rt.clock(), limit=self.batch)
+
+    def _prepare_claimed(self, ids: list[int]) -> list[Send]:
+        """Prepare claimed jobs in their own transaction; if that breaks, they are released (nothing was sent)."""
+        try:
+            with self.rt.sessions.begin() as session:
+                return self._prepare(session, ids, self.rt.clock())
+        except Exception as error:
             self._release(ids, error)
             raise
-        return len(ids)
 
     def _start(self, group: list[Send]) -> None:
         """Mark the group started; a database that blinked is given some 6 s (the group's calls wait meanwhile;
@@ -125,7 +133,7 @@ class Dispatcher:
         """Batches until nothing is due (at most `max_passes`), as one stream: the next batch is claimed and
         prepared while the last window of the previous one is in flight (the lease makes that safe), so the
         send pool never waits for the ledger between batches, and a burst of any size goes in one run."""
-        stream = _Stream(self, max_passes)
+        stream = BatchStream(claim=self._claim, prepare=self._prepare_claimed, max_batches=max_passes)
         try:
             send_in_window([], size=self.window, start=self._start, more=stream.next_batch,
                            record=lambda done: self._record_now(done, stream.in_flight(done)),
@@ -273,45 +281,6 @@ class Dispatcher:
         audits.append(audit(job, now, AuditWhat.of_job(decision.job_status),
                             note_with(decision.note, decision.waiting)))
         return True
-
-
-class _Stream:
-    """The batches of one run_until_idle: each claimed and prepared when the window asks for more."""
-
-    def __init__(self, dispatcher: Dispatcher, max_batches: int | None):
-        self.dispatcher, self.left = dispatcher, max_batches
-        self.claimed = 0
-        self.held: set[int] = set()  # claimed and not yet recorded: whose leases a stalled write renews
-        self.lock = threading.Lock()  # the claim and the recorder run on two threads
-
-    def next_batch(self) -> list[Send]:
-        d = self.dispatcher
-        while self.left is None or self.left > 0:
-            if self.left is not None:
-                self.left -= 1
-            with d.rt.sessions.begin() as session:
-                ids = claim_due_jobs(session, worker_id=d.worker_id, now=d.rt.clock(), limit=d.batch)
-            if not ids:
-                return []
-            self.claimed += len(ids)
-            try:
-                with d.rt.sessions.begin() as session:
-                    sends = d._prepare(session, ids, d.rt.clock())
-            except Exception as error:  # prepare broke: nothing of this batch was sent
-                d._release(ids, error)
-                raise
-            if sends:  # else every job of the batch finished or waits: claim the next
-                with self.lock:
-                    self.held.update(send.job_id for send in sends)
-                return sends
-        return []
-
-    def in_flight(self, done: list[Sent]) -> list[int]:
-        """The jobs still held once `done` is recorded (their leases are renewed if the write must wait)."""
-        answered = {sent.send.job_id for sent in done}
-        with self.lock:
-            self.held -= answered
-            return sorted(self.held | answered)
 
 
 @dataclass(frozen=True)
