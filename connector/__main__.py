@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from connector.config import Settings, load_settings
@@ -67,10 +68,36 @@ def _replay(runtime: Runtime, ids: list[int]) -> int:
     """One line per event: its id, its outcome now, and why (exit 1 when any is still not applied)."""
     from connector.usecases.replay import replay
 
-    results = replay(runtime, ids)
+    results = replay(runtime, ids, apply=_apply_here_or_wait)
     for result in results:
         print(f"{result.event_id}\t{result.outcome}" + (f"\t{result.detail}" if result.detail else ""), flush=True)
     return 0 if all(result.outcome != "rejected" for result in results) else 1
+
+
+def _apply_here_or_wait(runtime: Runtime, ids: Sequence[int], patience: float = 30.0) -> None:
+    """Apply the replayed events here, unless a worker runs on this SQLite file: only one process may apply there,
+    so its intake does it, and this waits (up to `patience` seconds) until they are no longer pending."""
+    import time
+
+    from connector.entrypoints.worker import SecondWorkerError, hold_sqlite_lock
+    from connector.store.inbound import outcomes_of
+    from connector.usecases.intake import drain
+
+    try:
+        lock = hold_sqlite_lock(runtime)
+    except SecondWorkerError:
+        deadline = time.monotonic() + patience
+        while time.monotonic() < deadline:
+            with runtime.sessions() as session:
+                if "pending" not in outcomes_of(session, ids):
+                    return
+            time.sleep(0.5)
+        return
+    try:
+        drain(runtime)
+    finally:
+        if lock is not None:
+            lock.close()
 
 
 def _work(runtime: Runtime) -> int:

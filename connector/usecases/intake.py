@@ -12,6 +12,7 @@ event at fault is rejected. Each event ends with its outcome: applied, duplicate
 from __future__ import annotations
 
 import logging
+import threading
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -64,9 +65,21 @@ class Plan:
     diff: PlanDiff = PlanDiff()
 
 
+# On SQLite one intake at a time in a process: the worker's own job and the sync's pass may both apply pending
+# events, and without PostgreSQL's advisory locks two at once could plan one booking's jobs twice.
+_ONE_AT_A_TIME = threading.Lock()
+
+
 def take_batch(runtime: Runtime, *, limit: int = BATCH) -> IntakeResult:
     """Apply one batch of pending events; its result (nothing settled: nothing was pending, or another worker
     holds every pending booking)."""
+    if runtime.engine.url.get_backend_name() == "postgresql":  # bookings are locked per key (store/inbound.py)
+        return _take_batch(runtime, limit)
+    with _ONE_AT_A_TIME:
+        return _take_batch(runtime, limit)
+
+
+def _take_batch(runtime: Runtime, limit: int) -> IntakeResult:
     now = runtime.clock()
     ids: list[int] = []
     try:

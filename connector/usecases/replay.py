@@ -8,7 +8,7 @@ refused (replaying it would let anyone in), and so does a body kept only in part
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from connector.core.event_records import from_record, to_record
@@ -28,8 +28,11 @@ class Replayed:
     detail: str | None = None
 
 
-def replay(runtime: Runtime, ids: Sequence[int]) -> list[Replayed]:
-    """Each event made pending again with its body parsed anew, then the intake; what became of each."""
+def replay(runtime: Runtime, ids: Sequence[int],
+           apply: Callable[[Runtime, Sequence[int]], object] = lambda runtime, _ids: drain(runtime)) -> list[Replayed]:
+    """Each event made pending again with its body parsed anew, then `apply` (the intake here, by default; the
+    command line waits for a running worker's instead on SQLite, where one process applies); what became of
+    each."""
     refused: dict[int, Replayed] = {}
     with runtime.sessions.begin() as session:
         for event_id in ids:
@@ -40,7 +43,7 @@ def replay(runtime: Runtime, ids: Sequence[int]) -> list[Replayed]:
                 why = _parse_again(runtime, row)
             if why is not None:
                 refused[event_id] = Replayed(event_id, row.outcome if row else "missing", why)
-    drain(runtime)
+    apply(runtime, [event_id for event_id in ids if event_id not in refused])
     with runtime.sessions() as session:
         rows = {row.id: row for row in (session.get(InboundEvent, event_id) for event_id in ids) if row}
     return [refused.get(event_id) or Replayed(event_id, rows[event_id].outcome, rows[event_id].error)

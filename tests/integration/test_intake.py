@@ -192,3 +192,4 @@ def test_repeats_in_one_batch_apply_once(runtime, client):
     assert drain(runtime).outcomes == {"applied": 1, "duplicate": 3}
     with runtime.sessions() as session:
         assert len(session.scalars(select(NotificationJob)).all()) == 3
+
