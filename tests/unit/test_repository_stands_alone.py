@@ -8,10 +8,9 @@ from pathlib import Path
 from tests.fixtures import SAMPLES, sample
 
 ROOT = Path(__file__).resolve().parents[2]
-# A path that climbs out of the repository to the folder beside it, or a parents[] index past the repository's
-# root. Built from parts, so that this file does not match itself.
-_BESIDE = "shared"
-OUTSIDE = re.compile(r"\.\./" + _BESIDE + "|" + _BESIDE + "/fixtures|parents\\[[3-9]\\]")
+# A path that climbs out of the repository into a sibling folder's docs or fixtures, or a parents[] index (or a
+# chain of .parent) past the repository's root: whatever the folder beside it is called.
+OUTSIDE = re.compile(r"\.\./\w+/(docs|fixtures)\b|parents\[[3-9]\]|(\.parent){4}")
 
 
 def test_samples_live_inside_the_repository():
