@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import secrets
 import sys
 import time
 from collections.abc import Iterator
@@ -32,11 +31,11 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.databases import scratch_database  # noqa: E402
 from bench.dispatch import start_standin  # noqa: E402
 from bench.ledger_fill import FUTURE, HISTORY, TABLES, empty, fill  # noqa: E402
 from bench.worker_passes import Figures, measure  # noqa: E402
@@ -92,16 +91,8 @@ def ledger_database(server_url: str, database_url: str | None) -> Iterator[str]:
     if database_url is not None:
         yield database_url
         return
-    name = f"bench_backlog_{secrets.token_hex(4)}"
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_database(server_url, "backlog") as url:
+        yield url
 
 
 def run_size(reference: tuple[str, int], url: str, base_url: str, size: int, history: int, intake: int

@@ -31,13 +31,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import requests
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.databases import scratch_database  # noqa: E402
 from bench.floor_app import FLOOR, create_table  # noqa: E402
 from bench.procfile_web import free_port, serving  # noqa: E402
 from bench.wrk_load import (  # noqa: E402
@@ -174,18 +175,8 @@ def postgres_database(given: str | None) -> Iterator[str]:
     if given:
         yield given
         return
-    name = f"bench_{secrets.token_hex(5)}"
-    admin = create_engine(POSTGRES_SERVER, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            yield make_url(POSTGRES_SERVER).set(database=name).render_as_string(hide_password=False)
-        finally:
-            with admin.connect() as connection:
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
+    with scratch_database(POSTGRES_SERVER, "ingest") as url:
+        yield url
 
 
 def new_run(workdir: Path, seconds: int, connections: int) -> Run:

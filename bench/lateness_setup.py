@@ -5,15 +5,14 @@ own view of the ledger (to feed bookings through the intake and to read the work
 
 from __future__ import annotations
 
-import secrets
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, select
 
+from bench.databases import scratch_database
 from connector.config import Settings
 from connector.entrypoints.bootstrap import MAPPINGS_DIR, Runtime
 from connector.sources.generic import load_mappings
@@ -53,16 +52,8 @@ def fresh_database(server_url: str | None, folder: Path) -> Iterator[str]:
     if server_url is None:
         yield f"sqlite:///{folder / 'lateness.db'}"
         return
-    name = f"bench_lateness_{secrets.token_hex(4)}"
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_database(server_url, "lateness") as url:
+        yield url
 
 
 def write_tenants(folder: Path, standin_url: str) -> Path:

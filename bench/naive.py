@@ -17,7 +17,6 @@ so that one figure's leftovers (the confirmations planned due now) are not the n
 from __future__ import annotations
 
 import argparse
-import secrets
 import sys
 import tempfile
 import threading
@@ -32,12 +31,12 @@ from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MI
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.bookings import apply_bookings  # noqa: E402
+from bench.databases import scratch_database  # noqa: E402
 from bench.dispatch import start_standin  # noqa: E402
 from connector.config import Settings  # noqa: E402
 from connector.core.model import BookingFacts, Patient, Policy  # noqa: E402
@@ -200,16 +199,8 @@ def fresh_database(server_url: str | None, label: str) -> Iterator[str]:
         with tempfile.TemporaryDirectory(prefix="bench-naive-") as folder:
             yield f"sqlite:///{folder}/{label}.db"
         return
-    name = f"bench_naive_{secrets.token_hex(4)}_{label}"
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_database(server_url, f"naive_{label}") as url:
+        yield url
 
 
 def planning(server_url: str | None, base_url: str, count: int) -> tuple[list[float], list[float]]:
