@@ -9,12 +9,21 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import TypeVar
 
-from connector.core.model import AuditWhat, BookingFacts, BookingState, EventAction, InboundOutcome, SourceEvent, Visit
+from connector.core.model import (
+    AuditWhat,
+    BookingFacts,
+    BookingState,
+    EventAction,
+    InboundOutcome,
+    Policy,
+    SourceEvent,
+    Visit,
+)
 from connector.core.versions import is_stale
 
 T = TypeVar("T")
@@ -63,6 +72,27 @@ def judge(event: SourceEvent, held: Held | None, *, repeated_webhook: bool) -> V
         # version, so that an older update arriving later is still seen as stale.
         return Verdict(InboundOutcome.DUPLICATE, "nothing changed", touches_booking=True)
     return Verdict(InboundOutcome.APPLIED, change=Change.UPSERT)
+
+
+def visit_after(change: Change, held: Visit | None, held_zone: str | None, facts: BookingFacts | None,
+                tenant_zone: str) -> tuple[Visit, str]:
+    """The visit as a change leaves it, and the zone its quiet hours are read in: a delete cancels the visit we
+    hold (in its own zone), or, for one we never held, the visit it describes; an upsert is what it says. A clinic
+    network's branch may say its own zone (generic sources): its quiet hours are its own."""
+    if change is Change.CANCEL:
+        if held is None:
+            raise ValueError("a cancellation of a booking we do not hold")
+        return Visit(held.starts_at, BookingState.CANCELLED), held_zone or tenant_zone
+    if facts is None:
+        raise ValueError(f"a {change} without the booking's facts")
+    state = BookingState.CANCELLED if change is Change.CANCEL_NEW else facts.state
+    return Visit(facts.starts_at, state), facts.timezone or tenant_zone
+
+
+def planning_policy(policy: Policy, *, zone: str, confirm_new: bool) -> Policy:
+    """The tenant's policy for one booking: in its zone, and without a confirmation for a booking the sync found
+    long after it was made (`confirm_new=False`)."""
+    return replace(policy, timezone=zone, confirmation=policy.confirmation and confirm_new)
 
 
 def content_hash(facts: BookingFacts) -> str:

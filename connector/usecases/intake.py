@@ -14,19 +14,19 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy.orm import Session
 
 from connector.core.event_records import from_record
-from connector.core.intake import Change, Held, Verdict, judge, rounds, source_order
+from connector.core.intake import Held, Verdict, judge, planning_policy, rounds, source_order, visit_after
 from connector.core.model import BookingState, InboundOutcome, PlanDiff, SourceEvent, Visit
 from connector.core.planning import plan_jobs
 from connector.entrypoints.bootstrap import Runtime
 from connector.store.db import unreachable
 from connector.store.inbound import claim_ids, claim_pending, seen_webhook_ids
-from connector.store.intake import held_bookings, held_jobs
+from connector.store.intake import HeldJobs, held_bookings, held_jobs
 from connector.store.ledger import storable
 from connector.store.models import Booking, InboundEvent
 from connector.tenants import Tenant
@@ -174,7 +174,7 @@ def _apply_round(session: Session, runtime: Runtime, items: list[tuple[InboundEv
 
 
 def _plan(runtime: Runtime, row: InboundEvent, event: SourceEvent, confirm_new: bool, booking: Booking | None,
-          jobs, repeated: set[int], now: datetime) -> Plan:
+          jobs: HeldJobs, repeated: set[int], now: datetime) -> Plan:
     tenant = runtime.tenants.get(row.tenant_id)
     if tenant is None:
         raise LookupError(f"tenant {row.tenant_id!r} is no longer configured")
@@ -184,16 +184,9 @@ def _plan(runtime: Runtime, row: InboundEvent, event: SourceEvent, confirm_new: 
     plan = Plan(row, event, tenant, verdict, booking, previous=None if held is None else held.visit)
     if verdict.change is None:
         return plan
-    if verdict.change is Change.CANCEL:
-        assert booking is not None
-        plan.current, zone = Visit(booking.starts_at, BookingState.CANCELLED), booking.timezone
-    else:
-        assert event.facts is not None
-        state = BookingState.CANCELLED if verdict.change is Change.CANCEL_NEW else event.facts.state
-        plan.current, zone = Visit(event.facts.starts_at, state), event.facts.timezone or tenant.timezone
-    # A clinic network's branch may say its own zone (generic sources): its quiet hours are its own.
-    policy = replace(tenant.policy, timezone=zone or tenant.timezone,
-                     confirmation=tenant.policy.confirmation and confirm_new)
+    plan.current, zone = visit_after(verdict.change, plan.previous, booking.timezone if booking else None,
+                                     event.facts, tenant.timezone)
+    policy = planning_policy(tenant.policy, zone=zone, confirm_new=confirm_new)
     existing = jobs.existing(booking.id) if booking is not None else []
     plan.diff = plan_jobs(plan.previous, plan.current, existing, policy, now)
     return plan

@@ -8,8 +8,27 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from connector.core.intake import Change, Held, booking_change, content_hash, judge, rounds, source_order
-from connector.core.model import AuditWhat, BookingFacts, BookingState, EventAction, InboundOutcome, SourceEvent, Visit
+from connector.core.intake import (
+    Change,
+    Held,
+    booking_change,
+    content_hash,
+    judge,
+    planning_policy,
+    rounds,
+    source_order,
+    visit_after,
+)
+from connector.core.model import (
+    AuditWhat,
+    BookingFacts,
+    BookingState,
+    EventAction,
+    InboundOutcome,
+    Policy,
+    SourceEvent,
+    Visit,
+)
 
 T = datetime(2026, 12, 3, 7, 0, tzinfo=UTC)
 V1, V2 = datetime(2026, 11, 27, 8, 0, tzinfo=UTC), datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
@@ -75,3 +94,36 @@ def test_one_bookings_events_go_in_the_sources_order_then_arrival():
 def test_rounds_take_one_event_of_each_booking_at_a_time():
     assert rounds([[1, 2, 3], [4], [], [5, 6]]) == [[1, 4, 5], [2, 6], [3]]
     assert rounds([]) == []
+
+
+HELD_VISIT = Visit(T + timedelta(hours=3))
+
+
+@pytest.mark.parametrize("change, held, held_zone, facts, expected", [
+    # a delete cancels the visit we hold, in the zone we hold it in
+    (Change.CANCEL, HELD_VISIT, "Asia/Yekaterinburg", None,
+     (Visit(HELD_VISIT.starts_at, BookingState.CANCELLED), "Asia/Yekaterinburg")),
+    (Change.CANCEL, HELD_VISIT, None, None, (Visit(HELD_VISIT.starts_at, BookingState.CANCELLED), "Europe/Moscow")),
+    # a delete of one we never held: the visit it describes, cancelled
+    (Change.CANCEL_NEW, None, None, MOVED, (Visit(MOVED.starts_at, BookingState.CANCELLED), "Europe/Moscow")),
+    # an upsert is what it says, in the branch's own zone when it names one
+    (Change.UPSERT, HELD_VISIT, "Europe/Moscow", replace(MOVED, timezone="Asia/Omsk"),
+     (Visit(MOVED.starts_at), "Asia/Omsk")),
+    (Change.UPSERT, None, None, replace(MOVED, state=BookingState.NO_SHOW),
+     (Visit(MOVED.starts_at, BookingState.NO_SHOW), "Europe/Moscow")),
+])
+def test_the_visit_a_change_leaves(change, held, held_zone, facts, expected):
+    assert visit_after(change, held, held_zone, facts, "Europe/Moscow") == expected
+
+
+@pytest.mark.parametrize("change, held, facts", [(Change.CANCEL, None, FACTS), (Change.UPSERT, HELD_VISIT, None)])
+def test_a_change_without_what_it_needs_is_refused(change, held, facts):
+    with pytest.raises(ValueError):
+        visit_after(change, held, None, facts, "Europe/Moscow")
+
+
+@pytest.mark.parametrize("confirmation, confirm_new, expected", [
+    (True, True, True), (True, False, False), (False, True, False), (False, False, False)])
+def test_a_booking_the_sync_found_late_gets_no_confirmation(confirmation, confirm_new, expected):
+    policy = planning_policy(Policy(confirmation=confirmation), zone="Asia/Omsk", confirm_new=confirm_new)
+    assert (policy.confirmation, policy.timezone) == (expected, "Asia/Omsk")
