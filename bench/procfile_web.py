@@ -40,7 +40,7 @@ def serving(app: str, env: dict[str, str], log: Path) -> Iterator[str]:
             raise RuntimeError(f"{app} did not start; its log: {log}")
         yield base_url
     finally:
-        _stop(process)
+        stop_group(process)
 
 
 def _ready(base_url: str, process: subprocess.Popen, within: float = 60) -> bool:
@@ -55,12 +55,12 @@ def _ready(base_url: str, process: subprocess.Popen, within: float = 60) -> bool
     return False
 
 
-def _stop(process: subprocess.Popen) -> None:
-    # Its own session: the group is gunicorn's master and its workers, and nothing else. TERM lets a request
-    # still in hand finish, so the rows counted after are final.
+def stop_group(process: subprocess.Popen, grace: float = 15) -> None:
+    """TERM the process's group (it was started in its own session: gunicorn's master and its workers, or the
+    worker, and nothing else), so what is in hand finishes; KILL it if it has not ended after `grace` seconds."""
     try:
         os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=15)
+        process.wait(timeout=grace)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()

@@ -8,13 +8,13 @@ dispatch are going.
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from bench.procfile_web import stop_group
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,16 +47,4 @@ def working(env: dict[str, str], log: Path, ready: Callable[[], bool], within: f
             time.sleep(0.1)
         yield
     finally:
-        _stop(process)
-
-
-def _stop(process: subprocess.Popen) -> None:
-    # TERM lets the pass in flight finish (the worker's own SIGTERM handler); KILL if it does not within 20 s.
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    except ProcessLookupError:
-        process.wait()
+        stop_group(process, grace=20)  # the worker's pass in flight finishes first
