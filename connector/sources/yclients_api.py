@@ -19,7 +19,6 @@ every client built without an injected clock/sleep shares one process-wide throt
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
@@ -30,6 +29,7 @@ import requests
 from connector.channels.base import TransientError
 from connector.transport import wire
 from connector.transport.sessions import new_session
+from connector.transport.throttle import Throttle
 from connector.transport.wire import int_or_none, json_or_none, request_timeout, retry_after_seconds
 
 __all__ = ["DEFAULT_BASE_URL", "YclientsApi", "YclientsApiError"]
@@ -68,31 +68,7 @@ def _rebuild(message: str, transient: bool, retry_after: float | None, status_co
     return YclientsApiError(message, transient=transient, retry_after=retry_after, status_code=status_code)
 
 
-class _Throttle:
-    """Requests at least `interval` seconds apart; thread-safe; the caller sleeps outside the lock."""
-
-    def __init__(self, interval: float, clock: Callable[[], float], sleep: Callable[[float], None]):
-        self.interval = interval
-        self._clock, self._sleep = clock, sleep
-        self._next: float | None = None
-        self._lock = threading.Lock()
-
-    def wait(self) -> None:
-        with self._lock:
-            now = self._clock()
-            slot = now if self._next is None else max(now, self._next)
-            self._next = slot + self.interval
-        if slot > now:
-            self._sleep(slot - now)
-
-    def hold(self, seconds: float) -> None:
-        """No request before `seconds` from now (a server's Retry-After), for every client sharing this throttle."""
-        with self._lock:
-            until = self._clock() + seconds
-            self._next = until if self._next is None else max(self._next, until)
-
-
-_SHARED_THROTTLE = _Throttle(MIN_INTERVAL, time.monotonic, time.sleep)  # one per process: the limit is per IP
+_SHARED_THROTTLE = Throttle(MIN_INTERVAL, time.monotonic, time.sleep)  # one per process: the limit is per IP
 
 
 class YclientsApi:
@@ -116,7 +92,7 @@ class YclientsApi:
         if sleep is None and clock is None:
             self._throttle = _SHARED_THROTTLE
         else:
-            self._throttle = _Throttle(MIN_INTERVAL, clock or time.monotonic, sleep or time.sleep)
+            self._throttle = Throttle(MIN_INTERVAL, clock or time.monotonic, sleep or time.sleep)
 
     def __repr__(self) -> str:  # never show the tokens
         return f"YclientsApi(base_url={self.base_url!r})"

@@ -1,0 +1,92 @@
+"""What the intake and the outbox ask of a CRM (amoCRM, Bitrix24) and of any write-back target.
+
+A CRM's webhook is thin: it says "entity X changed" (or was deleted), not what X now is. The web door turns a
+body into `Hint`s (pure: connector.sources.amocrm / bitrix24), stores one pending event per hint in one INSERT,
+and answers at once. The worker's fetch step (connector.usecases.fetching) then asks the tenant's `Fetcher` for
+each entity, outside any transaction, and stores what it read as the event's parsed form, with the entity's own
+change time as its version: the ordinary intake applies it, stale-proof by that time, not by arrival order.
+Reconciliation (connector.usecases.reconcile) asks the same `Fetcher` what changed since its watermark.
+
+A write-back goes the other way: the outbox (connector.usecases.outbox) gives each target a `Report` to push.
+
+Adapters raise `CrmError` for every failed call: `transient` says whether trying again later may help (a
+timeout, a 5xx, a 429 — with `retry_after` when known); a refusal (401 with a revoked token, 403, 404 of a
+write target, a 4xx that says the request is wrong) is not transient and ends the row or event with its message.
+Messages name the CRM, the call and the HTTP status; never a token, a phone, a name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from connector.core.model import SourceEvent
+
+__all__ = ["CrmError", "Fetcher", "Hint", "Report", "Target"]
+
+
+@dataclass(frozen=True)
+class Hint:
+    """A thin webhook's word on one entity of its source: it changed, or it was deleted. `external_id` is the
+    booking's id at the source as the API names it (an amoCRM lead id, a Bitrix24 deal id)."""
+
+    external_id: str
+    deleted: bool = False
+
+
+class CrmError(Exception):
+    """A call to a CRM failed. `transient`: worth trying again later (after `retry_after` seconds when known)."""
+
+    def __init__(self, message: str, *, transient: bool, retry_after: float | None = None,
+                 status_code: int | None = None):
+        super().__init__(message)
+        self.transient = transient
+        self.retry_after = retry_after
+        self.status_code = status_code
+
+    def __reduce__(self):  # keep the attributes when pickled (keyword-only arguments defeat the default)
+        return (_rebuild, (str(self), self.transient, self.retry_after, self.status_code))
+
+
+def _rebuild(message: str, transient: bool, retry_after: float | None, status_code: int | None) -> CrmError:
+    return CrmError(message, transient=transient, retry_after=retry_after, status_code=status_code)
+
+
+class Fetcher(Protocol):
+    """One tenant's view of one CRM, for the intake (built per tenant; holds its REST client and mapping)."""
+
+    def fetch(self, hint: Hint) -> SourceEvent | None:
+        """The entity as it is now, mapped: an upsert with its facts and its own change time as `version`; a
+        DELETE when the source says it is gone (a 404 of a deleted lead, `is_deleted`); None when the entity is
+        no booking of ours (a pipeline or stage the mapping does not know). Raises CrmError, PayloadError."""
+        ...
+
+    def changed(self, since: datetime, until: datetime) -> Iterator[tuple[str, datetime]]:
+        """(external id, change time) of every entity changed in [since, until), for reconciliation; pages
+        through the listing as the CRM allows. Raises CrmError."""
+        ...
+
+
+@dataclass(frozen=True)
+class Report:
+    """One write-back to push: what the clinic's administrator will read on the booking itself."""
+
+    row_id: int  # the outbox row: a target may use it as an idempotency key (the generic target's webhook-id)
+    tenant_id: str
+    source: str  # where the booking came from: yclients | amocrm | bitrix24 | generic
+    external_id: str  # the booking's id at its source (a record, a lead, a deal)
+    branch_id: str | None  # the YCLIENTS company id of the record
+    text: str  # «Напоминание доставлено в MAX 02.12 18:02»: Russian, short, local time, no phone
+    status: str  # the machine word beside it: delivered | read | failed | expired | sent | fallback | …
+    at: datetime  # when it happened (UTC)
+    details: Mapping[str, Any] = field(default_factory=dict)  # job kind, channel, job id…: the generic JSON
+
+
+class Target(Protocol):
+    """One write-back target of one tenant (a YCLIENTS record field, an amoCRM note, a Bitrix24 comment, a URL)."""
+
+    def push(self, report: Report) -> None:
+        """Write the report; return only once the target took it. Raises CrmError."""
+        ...
