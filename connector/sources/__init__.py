@@ -1,7 +1,8 @@
 """Adapters that turn each source's wire format into the core's values.
 
-SOURCES is the webhook door's registry: one entry per `/webhooks/<source>/…`, each with one `parse`, so the
-door names no source itself.
+SOURCES is the webhook door's registry: one entry per `/webhooks/<source>/…`, so the door names no source itself.
+A JSON source's `parse` reads a body into one event; a CRM's `hints` reads a form body into the entities it
+names, which the worker then fetches (connector.sources.crm).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from connector.core.model import SourceEvent
+from connector.sources.crm import Hint
 from connector.sources.generic import parse_generic
 from connector.sources.mapping import SourceMapping
 from connector.sources.settings import GenericSource
@@ -19,14 +21,22 @@ from connector.sources.yclients import check_company, parse_record_webhook
 if TYPE_CHECKING:
     from connector.tenants import Tenant
 
-__all__ = ["SOURCES", "Source"]
+__all__ = ["SOURCES", "NotConfigured", "Source"]
+
+
+class NotConfigured(LookupError):
+    """The tenant does not take this source's webhooks (no `sources.<name>` block)."""
 
 
 @dataclass(frozen=True)
 class Source:
     # The decoded JSON body, the tenant it came for, and the compiled mappings by name (raises PayloadError).
-    parse: Callable[[Any, Tenant, Mapping[str, SourceMapping]], SourceEvent | None]
+    parse: Callable[[Any, Tenant, Mapping[str, SourceMapping]], SourceEvent | None] | None = None
+    # A form body as nested JSON and the tenant → the entities it names (raises AuthError, PayloadError,
+    # NotConfigured); set for a CRM, whose webhook is thin.
+    hints: Callable[[Any, Tenant], list[Hint]] | None = None
     signed: bool = False  # the sender may sign with Standard Webhooks (the tenant's webhook_secret)
+    token_in_url: bool = True  # the tenant's webhook token rides in the URL (Bitrix24 proves itself in its body)
 
 
 def _yclients(body: Any, tenant: Tenant, mappings: Mapping[str, SourceMapping]) -> SourceEvent | None:
