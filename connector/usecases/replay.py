@@ -23,6 +23,7 @@ from connector.store.inbound import store_many
 from connector.store.ledger import received_bytes, storable
 from connector.store.models import InboundEvent
 from connector.tenants import Tenant
+from connector.usecases.fetching import fetch_batch
 from connector.usecases.intake import drain
 from connector.usecases.refusals import UNAUTHENTICATED
 
@@ -35,7 +36,7 @@ class Replayed:
 
 
 def replay(runtime: Runtime, ids: Sequence[int],
-           apply: Callable[[Runtime, Sequence[int]], object] = lambda runtime, _ids: drain(runtime)) -> list[Replayed]:
+           apply: Callable[[Runtime, Sequence[int]], object] = lambda runtime, _ids: settle(runtime)) -> list[Replayed]:
     """Each event made pending again with its body parsed anew, then `apply` (the intake here, by default; the
     command line waits for a running worker's instead on SQLite, where one process applies); what became of
     each."""
@@ -54,6 +55,13 @@ def replay(runtime: Runtime, ids: Sequence[int],
         rows = {row.id: row for row in (session.get(InboundEvent, event_id) for event_id in ids) if row}
     return [refused.get(event_id) or Replayed(event_id, rows[event_id].outcome, rows[event_id].error)
             for event_id in ids]
+
+
+def settle(runtime: Runtime) -> None:
+    """What a replay made pending, applied here: a CRM's entities fetched first, then the intake."""
+    while fetch_batch(runtime):
+        pass
+    drain(runtime)
 
 
 def _not_replayable(row: InboundEvent | None) -> str | None:
