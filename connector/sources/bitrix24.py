@@ -53,9 +53,8 @@ def parse_hints(body: Mapping[str, Any], settings: Any) -> list[Hint]:
     if name in DEAL_CHANGED or name == DEAL_DELETED:
         return [Hint(_id(_dig(body, "data", "FIELDS", "ID"), "data[FIELDS][ID]"), deleted=name == DEAL_DELETED)]
     if name in BOOKING_CHANGED or name == BOOKING_DELETED:
-        raw = _dig(body, "data", "ID")
-        field = "data[ID]"
-        if raw is None:  # the documented shape is data[ID]; a data[FIELDS][ID] like the deals' is read too
+        raw, field = _dig(body, "data", "ID"), "data[ID]"
+        if raw is None and _dig(body, "data", "FIELDS", "ID") is not None:  # documented: data[ID]; read this too
             raw, field = _dig(body, "data", "FIELDS", "ID"), "data[FIELDS][ID]"
         return [Hint(BOOKING_PREFIX + _id(raw, field), deleted=name == BOOKING_DELETED)]
     return []
