@@ -200,8 +200,7 @@ class Bitrix24Api:
         wait = self._wait(response, body)
         if wait is not None or status >= 500:
             raise CrmError(what, transient=True, retry_after=wait, status_code=status)
-        if (code is not None and code.upper() in _NOT_FOUND_CODES) or (
-                body is not None and "error" in body and _says_not_found(body)):  # crm.contact.get: "Not found"
+        if status == 400 and _is_not_found(code, body):
             raise _NotFound(what, status)
         if not 200 <= status < 300 or code is not None or (body is not None and "error" in body):
             raise CrmError(what, transient=False, status_code=status)
@@ -236,9 +235,14 @@ def _code(body: Mapping[str, Any] | None) -> str | None:
     return str(error)[:60] if error is not None else None
 
 
-def _says_not_found(body: Mapping[str, Any] | None) -> bool:
-    description = body.get("error_description") if body is not None else None
-    return isinstance(description, str) and "not found" in description.lower()
+def _is_not_found(code: str | None, body: Mapping[str, Any] | None) -> bool:
+    """Bitrix24's word that the entity does not exist. Strict on purpose: a wrong URL or a missing scope (404
+    ERROR_METHOD_NOT_FOUND, "Method not found!") read as "not found" would delete every booking it touched."""
+    if code is not None:
+        return code.upper() in _NOT_FOUND_CODES
+    description = body.get("error_description") if body is not None else None  # crm.contact.get: "", "Not found"
+    return body is not None and "error" in body and isinstance(description, str) and \
+        description.strip().rstrip(".!").lower() == "not found"
 
 
 def _described(code: str | None, body: Mapping[str, Any] | None) -> str:
