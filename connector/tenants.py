@@ -21,13 +21,15 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate, valida
 from connector.channels.settings import PROVIDERS, AccountLimits, ProviderBlocks, ProviderSettings, typed_providers
 from connector.core.cascade import ON_UNKNOWN
 from connector.core.model import Policy, QuietHours
+from connector.sources.bitrix24_settings import Bitrix24Source
 from connector.sources.settings import DurationSetting, GenericSource, SourceBlocks, YclientsSource, typed_sources
 
 CHANNELS = ("max", "telegram", "whatsapp", "sms")
 NOTICE_KINDS = ("confirmation", "reschedule", "cancellation")
 TEMPLATE_KINDS = ("confirmation", "reminder", "reschedule", "cancellation", "results_ready", "recall")
 _REFERENCE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
-_SECRET_KEY = re.compile(r"token|secret|password|passwd|psw|api_?key|api_?id", re.IGNORECASE)
+# webhook_url: a Bitrix24 inbound webhook's URL holds its secret code in the path.
+_SECRET_KEY = re.compile(r"token|secret|password|passwd|psw|api_?key|api_?id|webhook_url", re.IGNORECASE)
 
 
 class TenantConfigError(ValueError):
@@ -62,18 +64,19 @@ class Tenant:
     # Typed from `sources` and `providers` when the tenant is made (__post_init__), so nothing reads them later.
     yclients: YclientsSource | None = field(init=False, repr=False, compare=False)
     generic: GenericSource | None = field(init=False, repr=False, compare=False)
+    bitrix24: Bitrix24Source | None = field(init=False, repr=False, compare=False)
     provider_settings: Mapping[str, ProviderSettings] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # The tenants file was checked by key path when loaded; a tenant made in code (the demo, a test) is
         # checked here, so a block that cannot be used fails where the tenant is made, never at a send.
         try:
-            yclients, generic = typed_sources(self.sources)
+            sources = typed_sources(self.sources)
             typed = typed_providers(self.providers)
         except ValueError as error:
             raise TenantConfigError(f"tenant {self.id}: {error}") from error
-        object.__setattr__(self, "yclients", yclients)
-        object.__setattr__(self, "generic", generic)
+        for name in ("yclients", "generic", "bitrix24"):
+            object.__setattr__(self, name, sources.get(name))
         object.__setattr__(self, "provider_settings", typed)
 
     def provider_block(self, provider: str) -> Mapping[str, Any]:

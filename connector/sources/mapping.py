@@ -116,23 +116,12 @@ def load_mappings(directory: str | Path) -> dict[str, Any]:
     for path in sorted(directory.iterdir()):
         if path.suffix not in _MAPPING_SUFFIXES or not path.is_file():
             continue
-        if _other_source(path):  # `source: amocrm` / `bitrix24`: read by that adapter's own loader
-            continue
         if path.stem in mappings:
             raise MappingError(
                 str(path), None, f"a mapping named {path.stem!r} is already defined in this directory"
             )
         mappings[path.stem] = load_mapping(path)
     return mappings
-
-
-def _other_source(path: Path) -> bool:
-    """Whether the file's top-level `source:` names a CRM adapter rather than the generic JSON source."""
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
-        return False  # load_mapping reports it
-    return isinstance(raw, Mapping) and raw.get("source") not in (None, "generic")
 
 
 def compile_mapping(raw: Any, *, source: str = "<mapping>", name: str = "mapping") -> SourceMapping:
