@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from connector.core.model import BookingFacts, BookingState, EventAction, Patient, SourceEvent
 from connector.core.phones import normalise_phone
-from connector.sources.amocrm_mapping import AmocrmMapping, FieldRef
+from connector.sources.amocrm_mapping import AmocrmMapping, FieldRef, whole
 from connector.sources.amocrm_settings import AmocrmSource
 from connector.sources.crm import Hint
 from connector.sources.errors import PayloadError
@@ -98,16 +98,16 @@ def main_contact_id(lead: Mapping[str, Any]) -> str | None:
     contacts = _dig(lead, "_embedded", "contacts")
     if not isinstance(contacts, list):
         return None
-    linked = [c for c in contacts if isinstance(c, Mapping) and _whole(c.get("id")) is not None]
+    linked = [c for c in contacts if isinstance(c, Mapping) and whole(c.get("id")) is not None]
     chosen = next((c for c in linked if c.get("is_main") is True), linked[0] if linked else None)
-    return str(_whole(chosen["id"])) if chosen else None
+    return str(whole(chosen["id"])) if chosen else None
 
 
 def lead_event(lead: Mapping[str, Any], contact: Mapping[str, Any] | None, mapping: AmocrmMapping,
                default_tz: str) -> SourceEvent | None:
     """The lead as our event: DELETE when amoCRM marks it deleted; None when its (pipeline, status) is not in
     the mapping; else an UPSERT of its facts, versioned by its `updated_at`. PayloadError naming the field."""
-    lead_id = _whole(lead.get("id"))
+    lead_id = whole(lead.get("id"))
     if lead_id is None or lead_id <= 0:
         raise PayloadError("the lead has no numeric id", field="id")
     external_id = str(lead_id)
@@ -142,7 +142,7 @@ def lead_event(lead: Mapping[str, Any], contact: Mapping[str, Any] | None, mappi
 
 
 def _version(lead: Mapping[str, Any]) -> datetime:
-    seconds = _whole(lead.get("updated_at"))
+    seconds = whole(lead.get("updated_at"))
     if seconds is None:
         raise PayloadError("the lead has no updated_at (Unix seconds)", field="updated_at")
     return _from_unix(seconds, "updated_at")
@@ -155,7 +155,7 @@ def _patient(contact: Mapping[str, Any] | None, mapping: AmocrmMapping) -> Patie
     first, last = _text(contact.get("first_name")), _text(contact.get("last_name"))
     if first is None and last is None:
         first = _text(contact.get("name"))  # only the full name was written: greet by it as it stands
-    contact_id = _whole(contact.get("id"))
+    contact_id = whole(contact.get("id"))
     return Patient(
         phone=normalise_phone(_text(fields.value(mapping.phone)), mapping.phone_region),
         first_name=first,
@@ -191,13 +191,13 @@ class _Fields:
 
     def enum(self, ref: FieldRef | None) -> int | None:
         entries = self._entries(ref)
-        return _whole(entries[0].get("enum_id")) if entries else None
+        return whole(entries[0].get("enum_id")) if entries else None
 
 
 def _moment(raw: Any, field: str, zone: ZoneInfo) -> datetime:
     """A date-time field: Unix seconds (what the API gives), as a number or digits; RFC 3339 text defensively
     (without an offset it is read in the clinic's zone)."""
-    seconds = _whole(raw) if not isinstance(raw, float) else (int(raw) if raw.is_integer() else None)
+    seconds = whole(raw) if not isinstance(raw, float) else (int(raw) if raw.is_integer() else None)
     if seconds is not None:
         return _from_unix(seconds, field)
     if isinstance(raw, str) and raw.strip():
@@ -242,16 +242,6 @@ def _text(raw: Any) -> str | None:
         return raw.strip() or None
     if isinstance(raw, int | float) and not isinstance(raw, bool):
         return str(raw)
-    return None
-
-
-def _whole(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit() and len(value.strip()) < 19:
-        return int(value.strip())
     return None
 
 

@@ -20,7 +20,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate
 from connector.core.model import BookingState
 from connector.sources.mapping import MappingError
 
-__all__ = ["AmocrmMapping", "FieldRef", "load_amocrm_mapping"]
+__all__ = ["AmocrmMapping", "FieldRef", "load_amocrm_mapping", "whole"]
 
 FieldRef = int | str  # a custom field by its id (801234) or its code ("PHONE")
 
@@ -54,7 +54,7 @@ class AmocrmMapping:
     phone_region: str = "RU"
 
     def state_of(self, pipeline_id: Any, status_id: Any) -> BookingState | None:
-        pipeline, status = _whole(pipeline_id), _whole(status_id)
+        pipeline, status = whole(pipeline_id), whole(status_id)
         if pipeline is None or status is None:
             return None
         return self.statuses.get((pipeline, status))
@@ -79,7 +79,7 @@ class _Field(fields.Field):
     """A custom field: its id (a positive whole number) or its code (text such as PHONE)."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> FieldRef:
-        number = _whole(value)
+        number = whole(value)
         if number is not None and number > 0:
             return number
         if isinstance(value, str) and value.strip() and not value.strip().lstrip("-").isdigit():
@@ -96,7 +96,7 @@ class _Pipelines(fields.Field):
         table: dict[tuple[int, int], BookingState] = {}
         errors: dict[str, Any] = {}
         for pipeline_key, words in value.items():
-            pipeline = _whole(pipeline_key)
+            pipeline = whole(pipeline_key)
             if pipeline is None or pipeline <= 0:
                 errors[str(pipeline_key)] = ["not a pipeline id (a positive whole number)"]
                 continue
@@ -119,7 +119,7 @@ def _pipeline(pipeline: int, words: Any, table: dict[tuple[int, int], BookingSta
             continue
         items = ids if isinstance(ids, list) else [ids]
         for item in items:
-            status = _whole(item)
+            status = whole(item)
             if status is None or status <= 0:
                 problems[word] = [f"not a status id (a positive whole number): {item!r}"]
                 break
@@ -169,14 +169,16 @@ def _fail(message: str) -> bool:
     raise ValidationError(message)
 
 
-def _whole(value: Any) -> int | None:
-    """A whole number from an int or decimal text (YAML keys and form values are either); None otherwise."""
+def whole(value: Any) -> int | None:
+    """A whole number from an int or decimal text (YAML keys, form values and amoCRM's ids are either); None for
+    anything else, bools and text of 19 digits or more (no amoCRM id or time is that long) included."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
-        return int(value.strip())
+    text = value.strip() if isinstance(value, str) else ""
+    if text.isascii() and text.isdigit() and len(text) < 19:
+        return int(text)
     return None
 
 

@@ -7,20 +7,26 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+import yaml
 from werkzeug import Request, Response
 
 from connector.core.model import BookingState, EventAction, SourceEvent
+from connector.entrypoints.bootstrap import MAPPINGS_DIR
 from connector.sources.amocrm_api import MIN_INTERVAL, AmocrmApi, StaticToken, refresh_grant
 from connector.sources.amocrm_fetch import NOTE_SERVICE, AmocrmFetcher, AmocrmNoteTarget
-from connector.sources.amocrm_mapping import load_amocrm_mapping
+from connector.sources.amocrm_mapping import AmocrmMapping, load_amocrm_mapping
 from connector.sources.amocrm_settings import AmocrmSource, AmocrmWriteback
 from connector.sources.crm import CrmError, Hint, Report
 from tests.fixtures import sample
-from tests.unit.test_amocrm_mapping import shipped
 
 TOKEN = "long-lived-0123456789abcdef"
 PATIENT_BITS = ("Смирнов", "79161234562", "916 123-45-62", "smirnov@example.com")
 HTML_429 = "<html><head><title>429 Too Many Requests</title></head><body><h1>Too Many Requests</h1></body></html>"
+
+
+def shipped() -> AmocrmMapping:
+    path = MAPPINGS_DIR / "amocrm.yaml"
+    return load_amocrm_mapping(yaml.safe_load(path.read_text(encoding="utf-8")), source=str(path), name="amocrm")
 
 
 def load(name: str) -> dict:
@@ -359,7 +365,3 @@ def test_a_revoked_refresh_token_is_a_refusal(httpserver, amo):
     assert not caught.value.transient and caught.value.status_code == 401
     assert "Token has been revoked" in str(caught.value) and "refresh-1" not in str(caught.value)
 
-
-def test_the_shipped_mapping_is_what_the_fetcher_reads_with():
-    assert load_amocrm_mapping({"source": "amocrm", "pipelines": {1: {"booked": 2}}, "lead_fields": {"starts_at": 3}},
-                               source="m", name="m").state_of(1, 2) is BookingState.ACTIVE
