@@ -152,17 +152,31 @@ def _patient(contact: Mapping[str, Any] | None, mapping: AmocrmMapping) -> Patie
     if contact is None:
         return Patient()
     fields = _Fields(contact, "contact")
-    first, last = _text(contact.get("first_name")), _text(contact.get("last_name"))
-    if first is None and last is None:
-        first = _text(contact.get("name"))  # only the full name was written: greet by it as it stands
+    first, last, patronymic = _names(contact, mapping.name_style)
     contact_id = whole(contact.get("id"))
     return Patient(
         phone=normalise_phone(_text(fields.value(mapping.phone)), mapping.phone_region),
         first_name=first,
         last_name=last,
-        patronymic=_text(fields.value(mapping.patronymic)),
+        patronymic=_text(fields.value(mapping.patronymic)) or patronymic,
         external_id=str(contact_id) if contact_id is not None else None,
     )
+
+
+def _names(contact: Mapping[str, Any], style: str) -> tuple[str | None, str | None, str | None]:
+    """(first, last, patronymic) of the contact as the mapping's `name` style reads them."""
+    full = _text(contact.get("name"))
+    if style == "fio" and full is not None:
+        parts = full.split()
+        if len(parts) >= 3:
+            return parts[1], parts[0], " ".join(parts[2:])
+        if len(parts) == 2:
+            return parts[1], parts[0], None
+        return full, None, None
+    first, last = _text(contact.get("first_name")), _text(contact.get("last_name"))
+    if first is None and last is None:
+        return full, None, None  # only the full name was written: greet by it as it stands
+    return first, last, None
 
 
 class _Fields:

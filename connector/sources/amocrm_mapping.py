@@ -24,6 +24,10 @@ __all__ = ["AmocrmMapping", "FieldRef", "load_amocrm_mapping", "whole"]
 
 FieldRef = int | str  # a custom field by its id (801234) or its code ("PHONE")
 
+# How a contact's name is read. first_last: its first_name / last_name (the full `name` as the first name when
+# both are empty); fio: its full `name` written «Фамилия Имя Отчество», as Russian clinics usually write it.
+NAME_STYLES = ("first_last", "fio")
+
 # The status words of the file and the state each gives the booking.
 STATUS_WORDS: Mapping[str, BookingState] = {
     "booked": BookingState.ACTIVE,
@@ -51,6 +55,7 @@ class AmocrmMapping:
     duration_minutes: FieldRef | None = None
     phone: FieldRef = "PHONE"
     patronymic: FieldRef | None = None
+    name_style: str = "first_last"  # `contact_fields.name`: how the contact's name is read (NAME_STYLES)
     phone_region: str = "RU"
 
     def state_of(self, pipeline_id: Any, status_id: Any) -> BookingState | None:
@@ -151,6 +156,7 @@ class _ContactFields(Schema):
 
     phone = _Field()
     patronymic = _Field()
+    name = fields.Str(validate=validate.OneOf(NAME_STYLES), attribute="name_style")
 
 
 class _MappingSchema(Schema):

@@ -147,6 +147,20 @@ def test_a_contact_with_only_a_full_name_is_greeted_by_it():
     assert event.facts.patient.first_name == "Смирнов Иван Петрович" and event.facts.patient.last_name is None
 
 
+@pytest.mark.parametrize(("name", "expected"), [
+    ("Смирнов Иван Петрович", ("Иван", "Смирнов", "Петрович")),
+    ("Смирнов Иван", ("Иван", "Смирнов", None)),
+    ("Иван", ("Иван", None, None)),
+])
+def test_a_full_name_is_read_as_fio_when_the_mapping_says_so(name, expected):
+    mapping = load_amocrm_mapping({**MINIMAL, "contact_fields": {"name": "fio"}}, source="m", name="m")
+    contact = {**CONTACT, "name": name, "first_name": "Smth", "last_name": "Else"}
+    event = lead_event(with_status(55501), contact, mapping, "Europe/Moscow")
+    assert event is not None and event.facts is not None
+    patient = event.facts.patient
+    assert (patient.first_name, patient.last_name, patient.patronymic) == expected
+
+
 def test_amocrm_null_custom_fields_read_as_none():
     contact = {**CONTACT, "custom_fields_values": None}
     event = lead_event(LEAD, contact, shipped(), "Europe/Moscow")
@@ -207,6 +221,7 @@ def test_the_main_contact_is_the_one_marked_main_else_the_first():
     ({"lead_fields": {"starts_at": 801234, "doctor": [1]}}, "lead_fields.doctor"),
     ({"contact_fields": {"phone": ""}}, "contact_fields.phone"),
     ({"contact_fields": {"email": "EMAIL"}}, "contact_fields.email"),
+    ({"contact_fields": {"name": "surname_first"}}, "contact_fields.name"),
     ({"phone_region": "XX"}, "phone_region"),
     ({"statuses": {}}, "statuses"),
 ])
