@@ -137,7 +137,9 @@ class AmocrmApi:
     def changed_leads(self, since: datetime, until: datetime, *, limit: int = PAGE_SIZE,
                       max_pages: int = MAX_PAGES) -> Iterator[tuple[str, datetime]]:
         """(lead id, updated_at in UTC) of every lead changed in [since, until), page after page, oldest first.
-        Stops at a 204 (nothing), a page shorter than `limit`, or one without `_links.next`."""
+        Stops at a 204 (nothing), a page shorter than `limit`, or one without `_links.next`. A lead changed while
+        the pages are read moves to the end and may push another onto a page already read: reconciliation reads
+        with an overlap, so the next pass finds it."""
         window = listing_filter(since, until)
         for page in range(1, max_pages + 1):
             response = self._call("GET", "/api/v4/leads", what="leads list",
@@ -160,13 +162,13 @@ class AmocrmApi:
         """A service message on the lead's timeline: `service` is the sender's name, `text` the message."""
         body = [{"note_type": "service_message", "params": {"service": service, "text": text}}]
         response = self._call("POST", f"/api/v4/leads/{_path_id(lead_id)}/notes", what="lead note", json=body)
-        self._accepted(response, what="lead note")
+        _refusal(response, "lead note")
 
     def set_field(self, lead_id: str, field_id: int, text: str) -> None:
         """One custom field of the lead set to `text`."""
         body = {"custom_fields_values": [{"field_id": field_id, "values": [{"value": text}]}]}
         response = self._call("PATCH", f"/api/v4/leads/{_path_id(lead_id)}", what="lead field", json=body)
-        self._accepted(response, what="lead field")
+        _refusal(response, "lead field")
 
     # --- wire ---------------------------------------------------------------------------------------------------
 
@@ -212,10 +214,6 @@ class AmocrmApi:
             raise CrmError(f"amocrm: {what}: HTTP {status}, the answer is not a JSON object", transient=True,
                            status_code=status)
         return body
-
-    @staticmethod
-    def _accepted(response: requests.Response, *, what: str) -> None:
-        _refusal(response, what)
 
 
 def refresh_grant(base_url: str, client_id: str, client_secret: str, redirect_uri: str, refresh_token: str, *,
