@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -365,3 +366,25 @@ def test_a_revoked_refresh_token_is_a_refusal(httpserver, amo):
     assert not caught.value.transient and caught.value.status_code == 401
     assert "Token has been revoked" in str(caught.value) and "refresh-1" not in str(caught.value)
 
+
+
+def test_a_503_with_retry_after_is_waited_as_long_as_it_asks(httpserver, fake_time, amo):
+    busy = Response("<html>busy</html>", status=503, headers={"Retry-After": "3"}, content_type="text/html")
+    amo.on("GET", "/api/v4/contacts/11223344", busy, hal(load("contact_11223344.json")))
+    assert api(httpserver, fake_time).contact("11223344") is not None
+    times = [at for at, _, _ in amo.seen]
+    assert len(times) == 2 and times[1] - times[0] == pytest.approx(3.0)
+
+
+def test_a_stalled_answer_is_a_transient_error_naming_no_url(httpserver, fake_time, amo):
+    def stall(request: Request) -> Response:
+        time.sleep(0.6)
+        return hal(load("contact_11223344.json"))
+
+    httpserver.clear()
+    httpserver.expect_request("/api/v4/contacts/11223344").respond_with_handler(stall)
+    client = AmocrmApi(settings(httpserver).api_base, StaticToken(TOKEN), timeout=[1, 0.2],
+                       sleep=fake_time.sleep, clock=fake_time.clock)
+    with pytest.raises(CrmError) as caught:
+        client.contact("11223344")
+    assert caught.value.transient and "11223344" not in str(caught.value) and TOKEN not in str(caught.value)
