@@ -120,19 +120,8 @@ def load_mappings(directory: str | Path) -> dict[str, Any]:
             raise MappingError(
                 str(path), None, f"a mapping named {path.stem!r} is already defined in this directory"
             )
-        if _other_source(path):
-            continue  # a CRM's mapping (`source: amocrm`): its own loader reads it
         mappings[path.stem] = load_mapping(path)
     return mappings
-
-
-def _other_source(path: Path) -> bool:
-    """Whether the file names a `source:` other than the generic one (unreadable files are load_mapping's)."""
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
-        return False
-    return isinstance(raw, Mapping) and raw.get("source", "generic") != "generic"
 
 
 def compile_mapping(raw: Any, *, source: str = "<mapping>", name: str = "mapping") -> SourceMapping:
