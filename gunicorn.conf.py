@@ -15,13 +15,18 @@ from dotenv import find_dotenv, load_dotenv
 from connector.config import INSTANCE
 
 load_dotenv(find_dotenv(usecwd=True), override=False)  # as connector.config does: the environment wins
-METRICS_DIR = Path(os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(INSTANCE / "prometheus")))
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # set but empty would mean the working directory
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(INSTANCE / "prometheus")
+METRICS_DIR = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+# prometheus-client's own files (`<type>_<pid>.db`): nothing else an operator keeps there is touched
+COUNT_FILES = ("counter_*.db", "gauge_*.db", "histogram_*.db", "summary_*.db")
 
 
 def on_starting(server):
     METRICS_DIR.mkdir(parents=True, exist_ok=True)
-    for stale in METRICS_DIR.glob("*.db"):
-        stale.unlink()
+    for pattern in COUNT_FILES:
+        for stale in METRICS_DIR.glob(pattern):
+            stale.unlink()
 
 
 def child_exit(server, worker):
