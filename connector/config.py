@@ -42,6 +42,8 @@ class Settings:
     dispatch_seconds: float = 0.25
     worker_concurrency: int = 32  # sends in flight per worker
     sync_interval_seconds: float = 600.0  # between YCLIENTS read-backs (connector.usecases.sync)
+    # The oldest scheduled job this far past due makes /healthz/worker answer 503: monitoring's threshold.
+    health_max_queue_lag_seconds: int = 300
 
 
 class SettingsError(ValueError):
@@ -70,6 +72,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         dispatch_seconds=_positive(environ, "WORKER_DISPATCH_SECONDS", 0.25, float),
         worker_concurrency=_positive(environ, "WORKER_CONCURRENCY", 32, int),
         sync_interval_seconds=_positive(environ, "SYNC_INTERVAL_SECONDS", 600.0, float),
+        health_max_queue_lag_seconds=_positive(environ, "HEALTH_MAX_QUEUE_LAG_SECONDS", 300, int),
     )
 
 

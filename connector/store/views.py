@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session, defer
 
-from connector.core.model import JobStatus
+from connector.core.model import AttemptStatus, JobStatus
 from connector.core.phones import normalise_phone
 from connector.store.early_receipts import held_list
 from connector.store.live import state_is
@@ -281,3 +281,33 @@ def refusal_counts(session: Session, *, since: datetime, reasons: Collection[str
 
 def heartbeats_since(session: Session, *, since: datetime) -> Sequence[WorkerHeartbeat]:
     return session.scalars(select(WorkerHeartbeat).where(WorkerHeartbeat.beat_at >= since)).all()
+
+
+# --- queue lag and fallbacks: /metrics and /healthz/worker ----------------------------------------------------
+
+
+def oldest_overdue(session: Session, *, now: datetime) -> datetime | None:
+    """The due time of the oldest scheduled job past due, of any tenant (one step along the claim's index)."""
+    return session.scalar(select(func.min(NotificationJob.due_at))
+                          .where(state_is(NotificationJob.status, JobStatus.SCHEDULED), NotificationJob.due_at < now))
+
+
+def oldest_overdue_by_tenant(session: Session, *, now: datetime) -> dict[str, datetime]:
+    """Tenant → the due time of its oldest scheduled job past due (tenants with none are left out)."""
+    return {tenant: due for tenant, due in session.execute(
+        select(NotificationJob.tenant_id, func.min(NotificationJob.due_at))
+        .where(state_is(NotificationJob.status, JobStatus.SCHEDULED), NotificationJob.due_at < now)
+        .group_by(NotificationJob.tenant_id)) if due is not None}
+
+
+def fallback_counts(session: Session, *, since: datetime) -> list[tuple[str, int, str, int]]:
+    """(tenant, step index from 0, channel, jobs) whose attempt on that step was made since `since` and whose
+    cascade has since moved past it: the step ended without delivery (refused, failed, timed out, unknown) and
+    passed to the next. Withdrawn attempts never went out; a job tried twice on one step counts once."""
+    return [(tenant, step, channel, count) for tenant, step, channel, count in session.execute(
+        select(NotificationJob.tenant_id, DeliveryAttempt.step, DeliveryAttempt.channel,
+               func.count(func.distinct(DeliveryAttempt.job_id)))
+        .join(NotificationJob, DeliveryAttempt.job_id == NotificationJob.id)
+        .where(DeliveryAttempt.created_at >= since, NotificationJob.cascade_step > DeliveryAttempt.step,
+               DeliveryAttempt.status != AttemptStatus.WITHDRAWN.value)
+        .group_by(NotificationJob.tenant_id, DeliveryAttempt.step, DeliveryAttempt.channel))]

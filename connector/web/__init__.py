@@ -11,7 +11,7 @@ from werkzeug.exceptions import HTTPException
 
 from connector.entrypoints.bootstrap import Runtime, build_runtime
 from connector.logs import configure_logging
-from connector.web import api, callbacks, health, metrics, status, webhooks
+from connector.web import api, callbacks, health, latency, metrics, status, webhooks
 from connector.web.context import RUNTIME_KEY
 
 
@@ -28,6 +28,7 @@ def create_app(runtime: Runtime | None = None) -> Flask:
     app.register_blueprint(callbacks.bp)
     app.register_blueprint(metrics.bp)
     app.register_blueprint(status.bp)
+    latency.init_app(app)
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException):

@@ -4,18 +4,25 @@ Nothing is counted in process memory: gunicorn runs several processes and worker
 the ledger already knows every number. Configured tenant ids, kinds, channels and statuses only; no patient
 data, and nothing a stranger typed (an unknown tenant id is no label).
 Needs `Authorization: Bearer <CONNECTOR_API_TOKEN>` (Prometheus: `authorization: {credentials: ...}`).
+
+The one exception to "nothing in process memory" is how long the webhook doors take to answer
+(connector.web.latency), which only the web process sees: under gunicorn each process writes its counts to a
+file in PROMETHEUS_MULTIPROC_DIR and a scrape adds every process's up (prometheus-client's multiprocess mode,
+prepared by gunicorn.conf.py); without that variable (one process, tests) the default registry holds them.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response, abort
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy.exc import SQLAlchemyError
 
 from connector.store import views
@@ -45,8 +52,18 @@ class _LedgerCollector:
                       views.job_counts(session))
         yield _family("connector_jobs_overdue", f"Scheduled jobs more than {_span(self.late_after)} past due",
                       ["tenant"], views.overdue_counts(session, now=self.now, late_after=self.late_after))
-        yield _family("connector_attempts_24h", "Delivery attempts made in the last 24 hours",
+        oldest = views.oldest_overdue_by_tenant(session, now=self.now)
+        lags = {tenant: 0.0 for tenant in self.tenants} | {
+            tenant: (self.now - due).total_seconds() for tenant, due in oldest.items()}
+        yield _family("connector_queue_lag_seconds", "Seconds the oldest scheduled job is past its due time "
+                      "(0: none is)", ["tenant"], sorted(lags.items()))
+        yield _family("connector_attempts_24h", "Messages sent in the last 24 hours (one per delivery attempt) by "
+                      "channel, provider and status",
                       ["tenant", "channel", "provider", "status"], views.attempt_counts(session, since=since))
+        yield _family("connector_fallbacks_24h", "Jobs whose cascade step (1 first) ended without delivery and "
+                      "passed to the next, of the attempts made in 24 hours", ["tenant", "step", "channel"],
+                      [(tenant, step + 1, channel, count)
+                       for tenant, step, channel, count in views.fallback_counts(session, since=since)])
         yield _family("connector_inbound_events_24h", "Webhooks and callbacks received in 24 hours",
                       ["tenant", "source", "outcome"],
                       views.inbound_counts(session, since=since, tenants=self.tenants, unvouched=UNAUTHENTICATED))
@@ -58,6 +75,15 @@ class _LedgerCollector:
         yield _family("connector_worker_heartbeat_age_seconds", "Seconds since each worker's last beat", ["worker"],
                       [(beat.worker_id, (self.now - beat.beat_at).total_seconds())
                        for beat in views.heartbeats_since(session, since=since)])
+
+
+def _add_in_process(registry: CollectorRegistry) -> None:
+    """What the web processes counted themselves (connector.web.latency): every gunicorn worker's, added up from
+    PROMETHEUS_MULTIPROC_DIR, or this one process's default registry when that is not set."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        MultiProcessCollector(registry)
+    else:
+        registry.register(REGISTRY)  # a registry is a collector too: its metrics, scraped with the ledger's
 
 
 def _family(name: str, documentation: str, labels: list[str],
@@ -80,6 +106,7 @@ def metrics():
     rt = current_runtime()
     require_api_token()
     registry = CollectorRegistry(auto_describe=False)
+    _add_in_process(registry)
     try:
         with rt.sessions() as session:
             registry.register(_LedgerCollector(session, rt.clock(), rt.tenants, late_after=rt.settings.late_after))

@@ -99,3 +99,12 @@ def test_check_fails_the_deploy_on_a_bad_worker_setting(tmp_path):
                                  "WORKER_CONCURRENCY": "lots"})
     assert result.returncode == 2
     assert "WORKER_CONCURRENCY: not a positive whole number: 'lots'" in result.stderr
+
+
+def test_monitoring_s_queue_lag_threshold_comes_from_the_environment():
+    from connector.config import SettingsError, load_settings
+
+    assert load_settings(SECRETS).health_max_queue_lag_seconds == 300
+    assert load_settings({**SECRETS, "HEALTH_MAX_QUEUE_LAG_SECONDS": "900"}).health_max_queue_lag_seconds == 900
+    with pytest.raises(SettingsError, match="^HEALTH_MAX_QUEUE_LAG_SECONDS: not a positive whole number"):
+        load_settings({**SECRETS, "HEALTH_MAX_QUEUE_LAG_SECONDS": "5m"})
