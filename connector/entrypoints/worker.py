@@ -24,6 +24,7 @@ from connector.usecases.deadlines import advance_timed_out
 from connector.usecases.dispatch import Dispatcher
 from connector.usecases.early_receipts import settle_held
 from connector.usecases.intake import drain
+from connector.usecases.outbox import push_until_idle
 from connector.usecases.polls import ask, deadline_questions, due_questions
 from connector.usecases.refusals import purge_unauthenticated
 from connector.usecases.sandbox_reports import deliver_due_reports
@@ -89,6 +90,10 @@ class Worker:
             questions = due_questions(session, self.rt, self.accounts, now)
         return ask(self.rt, self.accounts, questions, now) if questions else 0
 
+    def push_writebacks(self) -> int:
+        """Push the due write-backs to the clinics' CRMs (connector.usecases.outbox); deliveries never wait on it."""
+        return push_until_idle(self.rt)
+
     def sync(self) -> int:
         """The safety-net sync of every tenant whose YCLIENTS source has API credentials."""
         from connector.usecases.sync import sync_due, sync_tenant
@@ -123,6 +128,7 @@ class Worker:
         self.poll()
         self.advance()
         self.dispatch()
+        self.push_writebacks()
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
@@ -163,6 +169,7 @@ def run_worker(runtime: Runtime) -> None:
                          (worker.dispatch, runtime.settings.dispatch_seconds),
                          (worker.advance, tick), (worker.deliver_sandbox_reports, tick),
                          (worker.settle_early_receipts, tick), (worker.poll, tick), (worker.heartbeat, 10 * tick),
+                         (worker.push_writebacks, tick),
                          (worker.sync, sync_every), (worker.purge, 3600 * tick)):
         scheduler.add_job(_guarded(job), "interval", seconds=seconds, id=job.__name__, next_run_time=now)
     worker.wake_dispatch = lambda: _run_now(scheduler, "dispatch")

@@ -1,0 +1,40 @@
+"""Which `Target` pushes a tenant's write-backs to each target name: one factory per target, one line each.
+
+A factory takes the tenant and the Runtime and returns the tenant's target, or None when the tenant is not set up
+for it (no `writeback:` entry, or no API credentials): its rows then fail with a message saying so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from connector.entrypoints.bootstrap import Runtime
+from connector.sources.crm import Target
+from connector.sources.yclients_api import YclientsApi
+from connector.targets.generic import GenericTarget
+from connector.targets.yclients import YclientsRecordTarget
+from connector.tenants import Tenant
+
+__all__ = ["TARGETS", "TargetFactory", "generic_target", "yclients_target"]
+
+TargetFactory = Callable[[Tenant, Runtime], Target | None]
+
+
+def yclients_target(tenant: Tenant, runtime: Runtime) -> Target | None:
+    """The record field and/or comment line, through the REST credentials of `sources.yclients`."""
+    settings = tenant.writeback.yclients if tenant.writeback is not None else None
+    source = tenant.yclients
+    if settings is None or source is None or not source.partner_token:
+        return None
+    return YclientsRecordTarget(YclientsApi(source.client_settings()), settings)
+
+
+def generic_target(tenant: Tenant, runtime: Runtime) -> Target | None:
+    settings = tenant.writeback.generic if tenant.writeback is not None else None
+    return GenericTarget(settings) if settings is not None else None
+
+
+TARGETS: Mapping[str, TargetFactory] = {
+    "yclients": yclients_target,
+    "generic": generic_target,
+}
