@@ -14,8 +14,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from connector.core.invites import BOT_LINKS, invite_link
 from connector.core.phones import mask_phone, normalise_phone
-from connector.store import views
 from connector.core.writeback import WritebackStatus
+from connector.store import views
 from connector.store.models import DeliveryAttempt, InboundEvent, NotificationJob, Writeback
 from connector.tenants import CHANNELS
 from connector.usecases import patients
