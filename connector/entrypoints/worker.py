@@ -28,6 +28,7 @@ from connector.usecases.outbox import push_until_idle
 from connector.usecases.polls import ask, deadline_questions, due_questions
 from connector.usecases.refusals import purge_unauthenticated
 from connector.usecases.sandbox_reports import deliver_due_reports
+from connector.usecases.writeback_targets import TARGETS
 
 log = logging.getLogger("connector.entrypoints.worker")
 
@@ -47,6 +48,7 @@ class Worker:
         self.started_at = datetime.now(UTC)
         self.sent_total = 0
         self.wake_dispatch: Callable[[], None] | None = None  # set by run_worker: its scheduler runs dispatch now
+        self.targets = TARGETS  # write-back target name → factory (connector.usecases.writeback_targets)
 
     def intake(self) -> int:
         """Apply pending inbound events (connector.usecases.intake); a notice due at once is sent without
@@ -92,7 +94,7 @@ class Worker:
 
     def push_writebacks(self) -> int:
         """Push the due write-backs to the clinics' CRMs (connector.usecases.outbox); deliveries never wait on it."""
-        return push_until_idle(self.rt)
+        return push_until_idle(self.rt, targets=self.targets)
 
     def sync(self) -> int:
         """The safety-net sync of every tenant whose YCLIENTS source has API credentials."""

@@ -24,7 +24,7 @@ __all__ = ["FIELD_LIMIT", "YclientsRecordTarget", "record_update"]
 FIELD_LIMIT = 255  # a `text` custom field holds this many characters (§3.5)
 # Sent back as they were read, when the record has them (§3.4's optional fields; activity_id for group events).
 _KEPT = ("attendance", "api_id", "custom_color", "sms_remain_hours", "email_remain_hours",
-         "technical_break_duration", "activity_id", "clients_count")
+         "technical_break_duration", "clients_count")
 _SERVICE_KEYS = ("id", "first_cost", "discount", "cost", "amount")
 
 
@@ -76,6 +76,8 @@ def record_update(record: Mapping[str, Any], *, text: str, custom_field: str | N
         "send_sms": False,
     }
     body.update({key: record[key] for key in _KEPT if record.get(key) is not None})
+    if record.get("activity_id"):  # a group event's record (0 on an ordinary one)
+        body["activity_id"] = record["activity_id"]
     return body
 
 
