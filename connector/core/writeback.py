@@ -69,7 +69,7 @@ _MISSED = {
 }
 _STEPS = frozenset({AuditWhat.ATTEMPT_SENT, AuditWhat.JOB_SCHEDULED, *_MISSED})
 
-MAX_TRIES = 8  # pushes of one row; with the schedule below they span some two hours of a target's outage
+MAX_TRIES = 8  # pushes of one row; with the schedule below they span about an hour of a target's outage
 BASE_DELAY = 30.0  # seconds before the second push; doubling up to CAP
 CAP = 3600.0
 

@@ -20,7 +20,7 @@ from connector.core.notice_line import PREFIX, without_notice
 from connector.entrypoints.worker import Worker
 from connector.sources.signatures import check_standard_signature
 from connector.sources.yclients_api import YclientsApi
-from connector.store.models import AuditEvent, NotificationJob, Writeback
+from connector.store.models import AuditEvent, Booking, NotificationJob, Writeback
 from connector.targets.generic import GenericTarget
 from connector.targets.yclients import YclientsRecordTarget
 from connector.tenants import demo_tenant
@@ -28,8 +28,8 @@ from connector.usecases.outbox import push_until_idle
 from connector.web import create_app
 from tests.conftest import API_TOKEN, DEMO_TOKEN, make_runtime
 from tests.fixtures import sample
-from tests.integration.test_delivery import EXPECTED, START, Clock, run
 from tests.intake import deliver
+from tests.integration.test_delivery import EXPECTED, START, Clock, run
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 SECRET = "whsec_" + base64.b64encode(b"a clinic's listener secret, 32b!").decode()
@@ -135,8 +135,6 @@ def rows(runtime) -> list[Writeback]:
 
 
 def _status(session, record_id: int) -> str:
-    from connector.store.models import Booking
-
     return session.scalar(select(NotificationJob.status).join(Booking, Booking.id == NotificationJob.booking_id)
                           .where(Booking.external_id == str(record_id), NotificationJob.kind == "confirmation"))
 
@@ -227,8 +225,6 @@ def test_a_target_down_for_a_while_gets_every_row_once_and_in_order(database_url
 
 
 def _booking_id(runtime, record_id: int) -> int:
-    from connector.store.models import Booking
-
     with runtime.sessions() as session:
         return session.scalar(select(Booking.id).where(Booking.external_id == str(record_id)))
 
