@@ -319,3 +319,17 @@ def test_the_api_pages_rows(database_url, httpserver, status):
                       headers=AUTH).get_json()
     assert len(rest["writebacks"]) == 1 and rest["next_before"] is None
     runtime.engine.dispose()
+
+
+def test_a_listener_that_refuses_connections_is_tried_again_and_the_delivery_goes_on(database_url, httpserver,
+                                                                                      closed_port):
+    runtime, clock, client, worker = setup(database_url, httpserver, {
+        "generic": {"url": f"{closed_port}/hooks/notify", "secret": SECRET}})
+    book(client, runtime, None, 9300, 2)
+    run(worker, clock, 30)
+    [row] = rows(runtime)
+    assert (row.status, row.tries) == ("pending", 1)
+    assert row.last_error == "generic: write-back could not connect, not sent (ConnectionError: NewConnectionError)"
+    assert "127.0.0.1" not in row.last_error and "hooks" not in row.last_error  # no URL in the error
+    assert _status_of(runtime, 9300) == "delivered"
+    runtime.engine.dispose()
