@@ -23,6 +23,7 @@ from connector.store.models import WorkerHeartbeat
 from connector.usecases.deadlines import advance_timed_out
 from connector.usecases.dispatch import Dispatcher
 from connector.usecases.early_receipts import settle_held
+from connector.usecases.fetching import fetch_batch
 from connector.usecases.intake import drain
 from connector.usecases.outbox import push_until_idle
 from connector.usecases.polls import ask, deadline_questions, due_questions
@@ -48,6 +49,7 @@ class Worker:
         self.started_at = datetime.now(UTC)
         self.sent_total = 0
         self.wake_dispatch: Callable[[], None] | None = None  # set by run_worker: its scheduler runs dispatch now
+        self.wake_intake: Callable[[], None] | None = None  # … and the intake, once a CRM's entities are fetched
         self.targets = TARGETS  # write-back target name → factory (connector.usecases.writeback_targets)
 
     def intake(self) -> int:
@@ -57,6 +59,30 @@ class Worker:
         if result.due_now and self.wake_dispatch is not None:
             self.wake_dispatch()
         return result.settled
+
+    def fetch(self) -> int:
+        """Read the entities CRMs' thin webhooks named (connector.usecases.fetching); the intake applies them at
+        once."""
+        fetched = 0
+        for _ in range(50):  # a backlog is fetched batch after batch, the intake woken after each
+            counts = fetch_batch(self.rt)
+            if not counts:
+                break
+            fetched += counts["fetched"]
+            if counts["fetched"] and self.wake_intake is not None:
+                self.wake_intake()
+        return fetched
+
+    def reconcile(self) -> int:
+        """What CRMs changed since their last pass, for entities whose webhook never came (usecases.reconcile)."""
+        from connector.usecases.reconcile import reconcile_due, reconcile_tenant
+
+        found = 0
+        for tenant in self.rt.tenants.values():
+            for source in reconcile_due(tenant):
+                result = reconcile_tenant(self.rt, tenant, source, self.id)
+                found += result.stored if result else 0
+        return found
 
     def dispatch(self) -> int:
         handled = self.dispatcher.run_until_idle()
@@ -124,6 +150,7 @@ class Worker:
 
     def tick(self) -> None:
         """Everything once, in order; tests and the benchmark drive the worker with this."""
+        self.fetch()
         self.intake()
         self.deliver_sandbox_reports()
         self.settle_early_receipts()
@@ -172,10 +199,17 @@ def run_worker(runtime: Runtime) -> None:
                          (worker.advance, tick), (worker.deliver_sandbox_reports, tick),
                          (worker.settle_early_receipts, tick), (worker.poll, tick), (worker.heartbeat, 10 * tick),
                          (worker.push_writebacks, tick),
-                         (worker.sync, sync_every), (worker.purge, 3600 * tick)):
+                         (worker.sync, sync_every), (worker.reconcile, sync_every), (worker.fetch, tick),
+                         (worker.purge, 3600 * tick)):
         scheduler.add_job(_guarded(job), "interval", seconds=seconds, id=job.__name__, next_run_time=now)
     worker.wake_dispatch = lambda: _run_now(scheduler, "dispatch")
-    listener = listen_for_intake(runtime, lambda: _run_now(scheduler, "intake"))
+    worker.wake_intake = lambda: _run_now(scheduler, "intake")
+
+    def woken() -> None:  # a pending event was stored: applied at once, or its entity fetched at once
+        _run_now(scheduler, "intake")
+        _run_now(scheduler, "fetch")
+
+    listener = listen_for_intake(runtime, woken)
     # A stop lets the pass in flight finish (sends are bounded by their timeouts), so no attempt is left
     # "queued" with its outcome unknown; a platform's grace period (30 s on most) covers it.
     signal.signal(signal.SIGTERM, lambda *_: scheduler.shutdown(wait=True))

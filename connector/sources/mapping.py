@@ -9,6 +9,7 @@ payloads through them.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,8 +81,15 @@ class SourceMapping:
 # --- loading ---------------------------------------------------------------------------------------
 
 
-def load_mapping(path: str | Path) -> SourceMapping:
-    """Read, validate and compile one mapping file; raises `MappingError` naming the file and key."""
+# A file whose top-level `source:` names a CRM is read by that CRM's loader (imported when first needed: those
+# modules import this one).
+_CRM_LOADERS = {"amocrm": "connector.sources.amocrm_mapping:load_amocrm_mapping",
+                "bitrix24": "connector.sources.bitrix24_mapping:load_bitrix24_mapping"}
+
+
+def load_mapping(path: str | Path) -> Any:
+    """Read, validate and compile one mapping file (a SourceMapping, or a CRM's own mapping when its `source:`
+    says so); raises `MappingError` naming the file and key."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -91,15 +99,20 @@ def load_mapping(path: str | Path) -> SourceMapping:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise MappingError(str(path), None, f"not valid YAML: {exc}") from None
+    kind = raw.get("source") if isinstance(raw, Mapping) else None
+    if kind in _CRM_LOADERS:  # a CRM's mapping (mappings/amocrm.yaml): its own schema, its own loader
+        module, _, function = _CRM_LOADERS[kind].partition(":")
+        loader = getattr(importlib.import_module(module), function)
+        return loader(raw, source=str(path), name=path.stem)  # type: ignore[no-any-return]
     return compile_mapping(raw, source=str(path), name=path.stem)
 
 
-def load_mappings(directory: str | Path) -> dict[str, SourceMapping]:
+def load_mappings(directory: str | Path) -> dict[str, Any]:
     """Load every *.yaml / *.yml mapping in `directory`, keyed by file stem."""
     directory = Path(directory)
     if not directory.is_dir():
         raise MappingError(str(directory), None, "mapping directory does not exist")
-    mappings: dict[str, SourceMapping] = {}
+    mappings: dict[str, Any] = {}
     for path in sorted(directory.iterdir()):
         if path.suffix not in _MAPPING_SUFFIXES or not path.is_file():
             continue

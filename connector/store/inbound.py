@@ -51,6 +51,16 @@ def store_pending(connection: Connection, row: dict[str, Any]) -> int:
     return int(connection.execute(_INSERT_EVENT, row).scalar_one())
 
 
+_INSERT_EVENTS = insert(_TABLE).returning(_TABLE.c.id, sort_by_parameter_order=True)
+
+
+def store_rows(connection: Connection, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """A batched webhook's events (one per entity a CRM names) in one statement; their ids, in order."""
+    if len(rows) == 1:
+        return [store_pending(connection, rows[0])]
+    return list(connection.execute(_INSERT_EVENTS, list(rows)).scalars())
+
+
 def store_many(session: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
     """Several events in one statement (the sync's records), each row as `inbound_values` builds it plus the
     parsed columns; their ids, in order."""
@@ -75,7 +85,8 @@ def claim_pending(session: Session, *, limit: int) -> list[InboundEvent]:
     # Another worker may hold the oldest bookings: look further, and take the first `limit` free ones.
     heads = session.execute(
         select(InboundEvent.tenant_id, InboundEvent.source, InboundEvent.external_id)
-        .where(state_is(InboundEvent.outcome, InboundOutcome.PENDING)).order_by(InboundEvent.id)
+        .where(state_is(InboundEvent.outcome, InboundOutcome.PENDING), InboundEvent.fetch_due.is_(None))
+        .order_by(InboundEvent.id)
         .limit(limit * SCAN_FACTOR if postgres else limit)
     ).all()
     keys = list(dict.fromkeys((row.tenant_id, row.source, row.external_id) for row in heads))
@@ -85,11 +96,12 @@ def claim_pending(session: Session, *, limit: int) -> list[InboundEvent]:
 
 
 def pending_of(session: Session, keys: Sequence[Key], ids: Sequence[int] | None = None) -> list[InboundEvent]:
-    """The pending events of these bookings (of these ids only, if given), oldest first."""
+    """The pending events of these bookings (of these ids only, if given), oldest first; not those still waiting
+    for their entity to be fetched from a CRM (connector.store.fetches)."""
     if not keys:
         return []
     query = select(InboundEvent).where(state_is(InboundEvent.outcome, InboundOutcome.PENDING),
-                                       by_source(InboundEvent, keys))
+                                       InboundEvent.fetch_due.is_(None), by_source(InboundEvent, keys))
     if ids is not None:
         query = query.where(InboundEvent.id.in_(ids))
     return list(session.scalars(query.order_by(InboundEvent.id)))

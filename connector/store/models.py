@@ -70,9 +70,15 @@ class InboundEvent(Base):
     parsed: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     source_version: Mapped[datetime | None] = mapped_column(UTCDateTime())
     applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # A CRM's thin webhook waits for the worker to fetch its entity: not before `fetch_due`; failed `fetch_tries`
+    # times so far (connector.usecases.fetching). NULL once fetched, and for every event that needs no fetch.
+    fetch_due: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    fetch_tries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     __table_args__ = (
         Index(None, "tenant_id", "received_at"),
+        Index("ix_inbound_event_fetch_due", "fetch_due", postgresql_where=text("fetch_due IS NOT NULL"),
+              sqlite_where=text("fetch_due IS NOT NULL")),
         # Partial: the webhook's INSERT pays only for the indexes its event is in; these follow the events that
         # have a webhook id, the refused ones, and the pending ones (the intake's claim), not the millions applied.
         Index("ix_inbound_event_tenant_id_source_idempotency_key", "tenant_id", "source", "idempotency_key",

@@ -82,6 +82,19 @@ def claim_sync(session: Session, *, tenant_id: str, source: str, worker_id: str,
     return state.cursor if getattr(claimed, "rowcount", 0) else None
 
 
+def release_sync(session: Session, *, tenant_id: str, source: str, worker_id: str, now: datetime,
+                 cursor: datetime | None, read: int, error: str | None) -> None:
+    """End a pass this worker holds: the cursor moved (when the window was read whole), the run noted."""
+    state = session.get(SyncState, (tenant_id, source))
+    if state is None or state.lease_owner != worker_id:
+        return
+    if cursor is not None:
+        state.cursor = cursor
+    state.last_run_at, state.last_error = now, error
+    state.records_read = (state.records_read or 0) + read
+    state.lease_owner = state.lease_until = None
+
+
 def claim_sandbox_reports(session: Session, *, now: datetime, limit: int) -> Sequence[SandboxCallback]:
     """The sandbox's reports that are due, locked for this transaction; the caller deletes what it delivered."""
     return session.scalars(select(SandboxCallback).where(SandboxCallback.due_at <= now)

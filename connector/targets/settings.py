@@ -19,6 +19,7 @@ from typing import Any
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from connector.core.writeback import FINAL, STEPS
+from connector.sources.bitrix24_settings import Bitrix24Writeback, Bitrix24WritebackSchema
 
 __all__ = ["TARGETS", "AmocrmWriteback", "Bitrix24Writeback", "GenericWriteback", "WritebackBlock",
            "WritebackSettings", "YclientsWriteback", "typed_writeback"]
@@ -36,12 +37,6 @@ class YclientsWriteback:
 class AmocrmWriteback:
     note: bool = True
     field_id: int | None = None
-
-
-@dataclass(frozen=True)
-class Bitrix24Writeback:
-    comment: bool = True
-    field: str | None = None
 
 
 @dataclass(frozen=True)
@@ -92,15 +87,6 @@ class _AmocrmSchema(_Strict):
         return AmocrmWriteback(**data)
 
 
-class _Bitrix24Schema(_Strict):
-    comment = fields.Bool(load_default=True)
-    field = fields.Str(load_default=None, allow_none=True, validate=validate.Length(min=1))
-
-    @post_load
-    def _typed(self, data: dict[str, Any], **kwargs: Any) -> Bitrix24Writeback:
-        return Bitrix24Writeback(**data)
-
-
 class _GenericSchema(_Strict):
     url = fields.Url(required=True, schemes={"http", "https"}, require_tld=False)
     secret = fields.Str(required=True, validate=validate.Length(min=16))
@@ -113,7 +99,7 @@ class _GenericSchema(_Strict):
 class _WritebackSchema(_Strict):
     yclients = fields.Nested(_YclientsSchema)
     amocrm = fields.Nested(_AmocrmSchema)
-    bitrix24 = fields.Nested(_Bitrix24Schema)
+    bitrix24 = fields.Nested(Bitrix24WritebackSchema)  # connector.sources.bitrix24_settings
     generic = fields.Nested(_GenericSchema)
     report = fields.List(fields.Str(validate=validate.OneOf((FINAL, STEPS))), load_default=[FINAL],
                          validate=validate.ContainsOnly((FINAL, STEPS)))

@@ -30,8 +30,7 @@ from connector.sources.yclients import parse_record_webhook
 from connector.sources.yclients_api import YclientsApi, YclientsApiError
 from connector.store.inbound import event_row, outcomes_of, store_many
 from connector.store.ledger import inbound_values
-from connector.store.models import SyncState
-from connector.store.queue import claim_sync
+from connector.store.queue import claim_sync, release_sync
 from connector.tenants import Tenant
 from connector.usecases.intake import drain
 
@@ -144,11 +143,5 @@ def _claim(session: Session, tenant: Tenant, worker_id: str, now: datetime, back
 def _release(runtime: Runtime, tenant: Tenant, worker_id: str, now: datetime, *, cursor: datetime | None = None,
              read: int = 0, error: str | None = None) -> None:
     with runtime.sessions.begin() as session:
-        state = session.get(SyncState, (tenant.id, SOURCE))
-        if state is None or state.lease_owner != worker_id:
-            return
-        if cursor is not None:
-            state.cursor = cursor
-        state.last_run_at, state.last_error = now, error
-        state.records_read = (state.records_read or 0) + read
-        state.lease_owner = state.lease_until = None
+        release_sync(session, tenant_id=tenant.id, source=SOURCE, worker_id=worker_id, now=now, cursor=cursor,
+                     read=read, error=error)

@@ -9,13 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from connector.entrypoints.bootstrap import Runtime
+from connector.sources.bitrix24_fetch import Bitrix24CommentTarget
 from connector.sources.crm import Target
 from connector.sources.yclients_api import YclientsApi
 from connector.targets.generic import GenericTarget
 from connector.targets.yclients import YclientsRecordTarget
 from connector.tenants import Tenant
 
-__all__ = ["TARGETS", "TargetFactory", "generic_target", "yclients_target"]
+__all__ = ["TARGETS", "TargetFactory", "bitrix24_target", "generic_target", "yclients_target"]
 
 TargetFactory = Callable[[Tenant, Runtime], Target | None]
 
@@ -34,7 +35,16 @@ def generic_target(tenant: Tenant, runtime: Runtime) -> Target | None:
     return GenericTarget(settings) if settings is not None else None
 
 
+def bitrix24_target(tenant: Tenant, runtime: Runtime) -> Target | None:
+    """A timeline comment and/or a user field of the deal, through the portal's inbound webhook."""
+    settings = tenant.writeback.bitrix24 if tenant.writeback is not None else None
+    if settings is None or tenant.bitrix24 is None:
+        return None
+    return Bitrix24CommentTarget.build(tenant.bitrix24, settings)
+
+
 TARGETS: Mapping[str, TargetFactory] = {
     "yclients": yclients_target,
+    "bitrix24": bitrix24_target,
     "generic": generic_target,
 }

@@ -1,8 +1,12 @@
-"""Webhook doors: YCLIENTS and generic JSON. A thin shell that maps each failure to a precise status.
+"""Webhook doors: YCLIENTS, generic JSON, amoCRM and Bitrix24. A thin shell that maps each failure to a precise
+status.
 
 A webhook is authenticated and parsed here (pure functions: every 4xx is precise and immediate), stored as a
 `pending` inbound event with its parsed facts in one INSERT, and answered `accepted`; the worker's intake
-applies it (connector.usecases.intake). The answer waits on nothing but that INSERT.
+applies it (connector.usecases.intake). The answer waits on nothing but that INSERT. A CRM's webhook is thin and
+may name several entities (amoCRM batches them): one pending event per entity, in one INSERT, each waiting for
+the worker to fetch its entity (connector.usecases.fetching) — the CRM, which times out quickly and switches
+off hooks that keep failing, is answered at once.
 
 Every body that reaches these URLs is stored as an inbound event with its outcome, rejected ones too (of
 unauthenticated ones, the first few kB: connector.usecases.refusals). Bad input of any kind is a 4xx; only a database
@@ -20,11 +24,14 @@ from typing import cast
 from flask import Blueprint, jsonify, request
 from sqlalchemy.exc import SQLAlchemyError
 
-from connector.sources import SOURCES
+from connector.sources import SOURCES, NotConfigured, Source
+from connector.sources.brackets import FormError, parse_form
+from connector.sources.crm import Hint
 from connector.sources.errors import PayloadError
 from connector.sources.signatures import AuthError, check_standard_signature, check_token
 from connector.store.db import unreachable
-from connector.store.inbound import NOT_A_BOOKING, event_row, store_pending
+from connector.store.fetches import hint_rows
+from connector.store.inbound import NOT_A_BOOKING, event_row, store_rows
 from connector.store.ledger import storable
 from connector.tenants import Tenant
 from connector.usecases.refusals import UNAUTHENTICATED, record_refused
@@ -58,16 +65,19 @@ def receive(source: str, tenant_id: str):
             raise _Rejection(404, "unknown_tenant", "no such tenant is configured")
         if truncated:
             raise _Rejection(413, "body_too_large", f"the body is over {rt.settings.max_body_bytes} bytes")
-        idempotency_key = _authenticate(tenant, source, raw, now)
-        event = _parse(rt, tenant, source, raw)
+        spec = SOURCES[source]
+        idempotency_key = _authenticate(tenant, spec, raw, now)
+        if spec.hints is not None:
+            rows = _hint_rows(tenant, source, spec, raw, headers, now)
+        else:
+            rows = [event_row(tenant_id=tenant.id, source=source, body=raw, headers=headers, now=now,
+                              event=_parse(rt, tenant, source, raw), idempotency_key=idempotency_key)]
     except _Rejection as rejection:
         return _reject(rt, tenant_id, source, raw, headers, now, truncated, rejection)
 
-    row = event_row(tenant_id=tenant.id, source=source, body=raw, headers=headers, now=now, event=event,
-                    idempotency_key=idempotency_key)
     try:
         with rt.engine.begin() as connection:
-            inbound_id = store_pending(connection, row)
+            ids = store_rows(connection, rows)
     except Exception as error:
         if unreachable(error):
             log.exception("webhook could not be stored", extra=_fields(tenant_id, source, None))
@@ -75,23 +85,57 @@ def receive(source: str, tenant_id: str):
         # A value the ledger refuses is bad input: a retry would fail alike, so no 503 (see store.db).
         return _unprocessable(rt, tenant_id, source, raw, headers, now, type(error).__name__)
     # The access log already has a line per request; the intake logs what each batch applied.
-    log.debug("webhook accepted", extra=_fields(tenant_id, source, inbound_id))
-    answer: dict[str, object] = {"outcome": "accepted", "inbound_event_id": inbound_id}
-    if event is None:
+    log.debug("webhook accepted", extra=_fields(tenant_id, source, ids[0]))
+    answer: dict[str, object] = {"outcome": "accepted", "inbound_event_id": ids[0]}
+    if len(ids) > 1:
+        answer["inbound_event_ids"] = ids
+    if rows[0]["parsed"] is None:
         answer["detail"] = NOT_A_BOOKING
     return jsonify(answer), 200
 
 
-def _authenticate(tenant: Tenant, source: str, raw: bytes, now: datetime) -> str | None:
+def _authenticate(tenant: Tenant, spec: Source, raw: bytes, now: datetime) -> str | None:
     """Return the sender's idempotency key where it gives one (a Standard Webhooks id)."""
     try:
-        if SOURCES[source].signed and tenant.webhook_secret:
+        if spec.signed and tenant.webhook_secret:
             # Headers look names up case-insensitively, as the spec wants; it is a Mapping in all but its type.
             return check_standard_signature(tenant.webhook_secret, cast(Mapping[str, str], request.headers), raw, now)
-        check_token(tenant.webhook_token, request.args.get("token"), request.headers.get("X-Connector-Token"))
+        if spec.token_in_url:
+            check_token(tenant.webhook_token, request.args.get("token"), request.headers.get("X-Connector-Token"))
     except AuthError as error:
         raise _Rejection(401, "unauthorized", str(error)) from error
     return None
+
+
+def _hint_rows(tenant: Tenant, source: str, spec: Source, raw: bytes, headers: dict[str, str],
+               now: datetime) -> list[dict]:
+    """A CRM's form body → one pending row per entity it names (a row `ignored` when it names none)."""
+    hints = read_hints(tenant, spec, raw)
+    if not hints:
+        return [event_row(tenant_id=tenant.id, source=source, body=raw, headers=headers, now=now, event=None)]
+    return hint_rows(tenant_id=tenant.id, source=source, body=raw, headers=headers, now=now, hints=hints)
+
+
+def read_hints(tenant: Tenant, spec: Source, raw: bytes) -> list[Hint]:
+    """The entities a CRM's body names; a _Rejection saying precisely why not (also for a replay)."""
+    assert spec.hints is not None
+    try:
+        body = parse_form(raw)
+    except FormError as error:
+        raise _Rejection(400, "malformed_form", f"the body is not a form: {error}") from None
+    try:
+        hints = spec.hints(body, tenant)
+    except AuthError as error:
+        raise _Rejection(401, "unauthorized", str(error)) from error
+    except NotConfigured as error:
+        raise _Rejection(404, "source_not_configured", str(error)) from error
+    except PayloadError as error:
+        raise _Rejection(422, "invalid_payload", str(error), getattr(error, "field", None)) from error
+    except Exception as error:
+        log.warning("webhook could not be parsed: %s", type(error).__name__, extra=_fields(tenant.id, "crm", None))
+        raise _Rejection(422, "unprocessable", f"the body could not be read ({type(error).__name__}); "
+                         "it is kept for replay") from error
+    return list(dict.fromkeys(hints))  # an entity named twice in one body is fetched once
 
 
 def _parse(rt, tenant: Tenant, source: str, raw: bytes):
@@ -101,8 +145,10 @@ def _parse(rt, tenant: Tenant, source: str, raw: bytes):
         raise _Rejection(400, "malformed_json", "the body is not valid JSON: nested too deep") from None
     except ValueError as error:  # JSONDecodeError, UnicodeDecodeError, an integer of over 4300 digits
         raise _Rejection(400, "malformed_json", f"the body is not valid JSON: {error}") from None
+    parse = SOURCES[source].parse
+    assert parse is not None
     try:
-        return SOURCES[source].parse(body, tenant, rt.mappings)
+        return parse(body, tenant, rt.mappings)
     except PayloadError as error:
         raise _Rejection(422, "invalid_payload", str(error), getattr(error, "field", None)) from error
     except Exception as error:

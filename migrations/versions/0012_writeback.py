@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 
 revision: str = '0012'
-down_revision: Union[str, Sequence[str], None] = '0010'  # TEMPORARY: '0011' once the lead's lands
+down_revision: Union[str, Sequence[str], None] = '0011'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
