@@ -61,6 +61,7 @@ def booking(tenant_id: str, source: str, external_id: str) -> Response:
         updated_at=utc_iso(found.updated_at),
         jobs=[_job(job, trail.attempts.get(job.id, [])) for job in jobs],
         events=[{"at": utc_iso(e.at), "what": e.what, "detail": e.detail, "job_id": e.job_id} for e in trail.audit],
+        writebacks=[_writeback(row) for row in trail.writebacks],  # what its CRM was told, oldest first
     )
 
 

@@ -265,6 +265,8 @@ def test_a_refusal_fails_the_row_with_its_error_and_the_api_lists_it(database_ur
     assert [(w["target"], w["status"], w["tries"], w["last_error"], w["text"]) for w in listed] == [
         ("yclients", "failed", 1, row.last_error, "Подтверждение записи доставлено в MAX 27.11 12:00")]
     assert client.get("/api/v1/demo/writebacks?status=sent", headers=AUTH).get_json()["writebacks"] == []
+    booking = client.get("/api/v1/demo/bookings/yclients/8000", headers=AUTH).get_json()
+    assert [(w["status"], w["last_error"]) for w in booking["writebacks"]] == [("failed", row.last_error)]
     assert client.get("/api/v1/demo/writebacks?status=nope", headers=AUTH).status_code == 400
     metrics = client.get("/metrics", headers=AUTH).get_data(as_text=True)
     assert 'connector_writebacks{status="failed",target="yclients",tenant="demo"} 1.0' in metrics
