@@ -21,6 +21,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate, valida
 from connector.channels.settings import PROVIDERS, AccountLimits, ProviderBlocks, ProviderSettings, typed_providers
 from connector.core.cascade import ON_UNKNOWN
 from connector.core.model import Policy, QuietHours
+from connector.sources.amocrm_settings import AmocrmSource
 from connector.sources.bitrix24_settings import Bitrix24Source, Bitrix24Writeback
 from connector.sources.settings import DurationSetting, GenericSource, SourceBlocks, YclientsSource, typed_sources
 from connector.targets.settings import WritebackBlock, WritebackSettings, typed_writeback
@@ -66,6 +67,7 @@ class Tenant:
     # Typed from `sources` and `providers` when the tenant is made (__post_init__), so nothing reads them later.
     yclients: YclientsSource | None = field(init=False, repr=False, compare=False)
     generic: GenericSource | None = field(init=False, repr=False, compare=False)
+    amocrm: AmocrmSource | None = field(init=False, repr=False, compare=False)
     bitrix24: Bitrix24Source | None = field(init=False, repr=False, compare=False)
     provider_settings: Mapping[str, ProviderSettings] = field(init=False, repr=False, compare=False)
     writeback: WritebackSettings | None = field(init=False, repr=False, compare=False)
@@ -79,7 +81,7 @@ class Tenant:
             writeback = typed_writeback(self.writeback_block)
         except ValueError as error:
             raise TenantConfigError(f"tenant {self.id}: {error}") from error
-        for name in ("yclients", "generic", "bitrix24"):
+        for name in ("yclients", "generic", "amocrm", "bitrix24"):
             object.__setattr__(self, name, sources.get(name))
         object.__setattr__(self, "provider_settings", typed)
         object.__setattr__(self, "writeback", writeback)

@@ -23,6 +23,7 @@ from connector.channels import build_channel
 from connector.channels.base import Channel, SelfReporting
 from connector.config import ROOT, Settings, load_settings
 from connector.core.cascade import Step
+from connector.sources.amocrm_mapping import AmocrmMapping
 from connector.sources.bitrix24_mapping import Bitrix24Mapping
 from connector.sources.generic import load_mappings
 from connector.sources.mapping import SourceMapping
@@ -147,7 +148,7 @@ class Accounts:
 
 
 # The kind of mapping file each source reads (the `source:` key of a file in mappings/).
-_MAPPING_KINDS: dict[str, type] = {"generic": SourceMapping, "bitrix24": Bitrix24Mapping}
+_MAPPING_KINDS: dict[str, type] = {"generic": SourceMapping, "amocrm": AmocrmMapping, "bitrix24": Bitrix24Mapping}
 
 
 def check_mappings(tenant: Tenant, mappings: Mapping[str, Any]) -> None:

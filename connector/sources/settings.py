@@ -17,6 +17,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, post_load, valid
 
 from connector.channels.settings import TimeoutSetting
 from connector.core.durations import parse_duration
+from connector.sources.amocrm_settings import AmocrmSchema
 from connector.sources.bitrix24_settings import Bitrix24Schema
 
 
@@ -106,6 +107,7 @@ class _SourcesSchema(Schema):
 
     yclients = fields.Nested(_YclientsSchema)
     generic = fields.Nested(_GenericSchema)
+    amocrm = fields.Nested(AmocrmSchema)
     bitrix24 = fields.Nested(Bitrix24Schema)
 
 

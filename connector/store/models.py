@@ -365,3 +365,19 @@ class Writeback(Base):
         Index("ix_writeback_due", "next_try_at", postgresql_where=DUE, sqlite_where=DUE),
         Index(None, "tenant_id", "status", "id"),
     )
+
+
+class CrmToken(Base):
+    """One tenant's OAuth pair for one CRM (amoCRM): the refresh token is single-use, so the pair lives here,
+    rotated atomically, and `refreshing_until` is the lease of the one process refreshing it
+    (connector.store.crm_tokens)."""
+
+    __tablename__ = "crm_token"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    source: Mapped[str] = mapped_column(String(32), primary_key=True)
+    access_token: Mapped[str | None] = mapped_column(Text)
+    refresh_token: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    refreshing_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -19,6 +19,7 @@ from typing import Any
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from connector.core.writeback import FINAL, STEPS
+from connector.sources.amocrm_settings import AmocrmWriteback, AmocrmWritebackSchema
 from connector.sources.bitrix24_settings import Bitrix24Writeback, Bitrix24WritebackSchema
 
 __all__ = ["TARGETS", "AmocrmWriteback", "Bitrix24Writeback", "GenericWriteback", "WritebackBlock",
@@ -31,12 +32,6 @@ TARGETS = ("yclients", "amocrm", "bitrix24", "generic")
 class YclientsWriteback:
     custom_field: str | None = None  # the record custom field's code
     comment: bool = False  # our one line in the record's comment
-
-
-@dataclass(frozen=True)
-class AmocrmWriteback:
-    note: bool = True
-    field_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -78,15 +73,6 @@ class _YclientsSchema(_Strict):
         return YclientsWriteback(**data)
 
 
-class _AmocrmSchema(_Strict):
-    note = fields.Bool(load_default=True)
-    field_id = fields.Int(load_default=None, allow_none=True, strict=True, validate=validate.Range(min=1))
-
-    @post_load
-    def _typed(self, data: dict[str, Any], **kwargs: Any) -> AmocrmWriteback:
-        return AmocrmWriteback(**data)
-
-
 class _GenericSchema(_Strict):
     url = fields.Url(required=True, schemes={"http", "https"}, require_tld=False)
     secret = fields.Str(required=True, validate=validate.Length(min=16))
@@ -98,7 +84,7 @@ class _GenericSchema(_Strict):
 
 class _WritebackSchema(_Strict):
     yclients = fields.Nested(_YclientsSchema)
-    amocrm = fields.Nested(_AmocrmSchema)
+    amocrm = fields.Nested(AmocrmWritebackSchema)  # connector.sources.amocrm_settings
     bitrix24 = fields.Nested(Bitrix24WritebackSchema)  # connector.sources.bitrix24_settings
     generic = fields.Nested(_GenericSchema)
     report = fields.List(fields.Str(validate=validate.OneOf((FINAL, STEPS))), load_default=[FINAL],

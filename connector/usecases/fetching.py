@@ -19,6 +19,7 @@ from typing import Any
 
 from connector.core.retry import retry_delay
 from connector.entrypoints.bootstrap import Runtime
+from connector.sources.amocrm_fetch import AmocrmFetcher, tokens_for
 from connector.sources.bitrix24_fetch import Bitrix24Fetcher
 from connector.sources.crm import CrmError, Fetcher
 from connector.sources.errors import PayloadError
@@ -44,7 +45,15 @@ def _bitrix24(tenant: Tenant, runtime: Runtime) -> Fetcher | None:
                                  writeback=writeback)
 
 
-FETCHERS: dict[str, FetcherFactory] = {"bitrix24": _bitrix24}  # source → the tenant's fetcher (None: none set)
+def _amocrm(tenant: Tenant, runtime: Runtime) -> Fetcher | None:
+    if tenant.amocrm is None:
+        return None
+    return AmocrmFetcher.build(tenant.amocrm, runtime.mappings[tenant.amocrm.mapping], tenant.timezone,
+                               tokens=tokens_for(tenant.amocrm, runtime.sessions, tenant.id))
+
+
+# source → the tenant's fetcher (None: the tenant has no such source)
+FETCHERS: dict[str, FetcherFactory] = {"amocrm": _amocrm, "bitrix24": _bitrix24}
 
 
 def fetch_batch(runtime: Runtime, *, limit: int = BATCH,

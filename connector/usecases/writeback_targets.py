@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from connector.entrypoints.bootstrap import Runtime
+from connector.sources.amocrm_fetch import AmocrmNoteTarget, tokens_for
 from connector.sources.bitrix24_fetch import Bitrix24CommentTarget
 from connector.sources.crm import Target
 from connector.sources.yclients_api import YclientsApi
@@ -16,7 +17,7 @@ from connector.targets.generic import GenericTarget
 from connector.targets.yclients import YclientsRecordTarget
 from connector.tenants import Tenant
 
-__all__ = ["TARGETS", "TargetFactory", "bitrix24_target", "generic_target", "yclients_target"]
+__all__ = ["TARGETS", "TargetFactory", "amocrm_target", "bitrix24_target", "generic_target", "yclients_target"]
 
 TargetFactory = Callable[[Tenant, Runtime], Target | None]
 
@@ -35,6 +36,15 @@ def generic_target(tenant: Tenant, runtime: Runtime) -> Target | None:
     return GenericTarget(settings) if settings is not None else None
 
 
+def amocrm_target(tenant: Tenant, runtime: Runtime) -> Target | None:
+    """A service note on the lead and/or a lead field, with the tenant's token (or its rotated OAuth pair)."""
+    settings = tenant.writeback.amocrm if tenant.writeback is not None else None
+    if settings is None or tenant.amocrm is None:
+        return None
+    tokens = tokens_for(tenant.amocrm, runtime.sessions, tenant.id)
+    return AmocrmNoteTarget.build(tenant.amocrm, settings, tokens=tokens)
+
+
 def bitrix24_target(tenant: Tenant, runtime: Runtime) -> Target | None:
     """A timeline comment and/or a user field of the deal, through the portal's inbound webhook."""
     settings = tenant.writeback.bitrix24 if tenant.writeback is not None else None
@@ -45,6 +55,7 @@ def bitrix24_target(tenant: Tenant, runtime: Runtime) -> Target | None:
 
 TARGETS: Mapping[str, TargetFactory] = {
     "yclients": yclients_target,
+    "amocrm": amocrm_target,
     "bitrix24": bitrix24_target,
     "generic": generic_target,
 }

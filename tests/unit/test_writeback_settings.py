@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import replace
+from types import SimpleNamespace
 
 import pytest
 
@@ -124,21 +125,25 @@ def test_the_parser_reads_the_comment_without_our_line():
 
 
 def test_the_registry_builds_a_target_only_for_a_tenant_set_up_for_it():
+    from connector.sources.amocrm_fetch import AmocrmNoteTarget
     from connector.sources.bitrix24_fetch import Bitrix24CommentTarget
     from connector.targets.generic import GenericTarget
     from connector.targets.yclients import YclientsRecordTarget
     from connector.usecases.writeback_targets import TARGETS
 
     bare = demo_tenant("t" * 20)
+    RUNTIME = SimpleNamespace(sessions=None)  # noqa: N806 - only the amoCRM OAuth pair would need the database
     full = replace(bare, sources={
         "yclients": {"partner_token": "p", "user_token": "u"},
+        "amocrm": {"subdomain": "clinic", "token": "long-lived-token"},
         "bitrix24": {"webhook_url": "https://portal.example/rest/1/code", "application_token": "app"}},
-        writeback_block={"yclients": {"comment": True}, "bitrix24": {"comment": True},
+        writeback_block={"yclients": {"comment": True}, "bitrix24": {"comment": True}, "amocrm": {"note": True},
                          "generic": {"url": "https://clinic.example/h", "secret": "s" * 16}})
-    assert {name: type(factory(full, None)) for name, factory in TARGETS.items()} == {
-        "yclients": YclientsRecordTarget, "bitrix24": Bitrix24CommentTarget, "generic": GenericTarget}
+    assert {name: type(factory(full, RUNTIME)) for name, factory in TARGETS.items()} == {
+        "yclients": YclientsRecordTarget, "amocrm": AmocrmNoteTarget, "bitrix24": Bitrix24CommentTarget,
+        "generic": GenericTarget}
     assert full.writeback_bitrix24 == full.writeback.bitrix24
-    assert all(factory(bare, None) is None for factory in TARGETS.values())
+    assert all(factory(bare, RUNTIME) is None for factory in TARGETS.values())
     no_credentials = replace(full, sources={"yclients": {}})
-    assert TARGETS["yclients"](no_credentials, None) is None and TARGETS["bitrix24"](no_credentials, None) is None
+    assert all(TARGETS[name](no_credentials, RUNTIME) is None for name in ("yclients", "amocrm", "bitrix24"))
     assert bare.writeback_bitrix24 is None
