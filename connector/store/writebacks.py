@@ -24,7 +24,9 @@ from connector.store.models import AuditEvent, Booking, DeliveryAttempt, Notific
 if TYPE_CHECKING:
     from connector.tenants import Tenant
 
-WRITEBACK_LEASE = timedelta(minutes=2)  # one push: a few calls with their timeouts, well inside it
+# A pass's batch (connector.usecases.outbox.BATCH) pushed one after another, each a call or two of at most 20 s:
+# well inside it, so nobody takes a row for a dead worker's while it is being pushed.
+WRITEBACK_LEASE = timedelta(minutes=15)
 Status = WritebackStatus
 
 

@@ -24,8 +24,10 @@ from connector.usecases.writeback_targets import TARGETS, TargetFactory
 
 log = logging.getLogger("connector.usecases.outbox")
 
+BATCH = 20  # rows per pass, pushed one after another: some 15 minutes at worst (store.writebacks.WRITEBACK_LEASE)
 
-def push_until_idle(runtime: Runtime, *, targets: Mapping[str, TargetFactory] = TARGETS, batch: int = 100,
+
+def push_until_idle(runtime: Runtime, *, targets: Mapping[str, TargetFactory] = TARGETS, batch: int = BATCH,
                     max_passes: int = 50) -> int:
     """Passes until nothing is due (at most `max_passes`: a booking's next row becomes due when its previous one
     is sent); the number of rows pushed."""
@@ -38,7 +40,7 @@ def push_until_idle(runtime: Runtime, *, targets: Mapping[str, TargetFactory] = 
     return pushed
 
 
-def push_once(runtime: Runtime, *, targets: Mapping[str, TargetFactory] = TARGETS, batch: int = 100) -> int:
+def push_once(runtime: Runtime, *, targets: Mapping[str, TargetFactory] = TARGETS, batch: int = BATCH) -> int:
     with runtime.sessions.begin() as session:
         claimed = claim_writebacks(session, now=runtime.clock(), limit=batch)
     if not claimed:
