@@ -13,7 +13,7 @@ A typo fails `check` and `release` with its key path. No block: no write-back ro
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate, validates_schema
@@ -37,7 +37,8 @@ class YclientsWriteback:
 @dataclass(frozen=True)
 class GenericWriteback:
     url: str
-    secret: str  # Standard Webhooks: whsec_<base64> or plain text; an ${ENV} reference in the tenants file
+    # Standard Webhooks: whsec_<base64> or plain text; an ${ENV} reference in the tenants file; never in a repr
+    secret: str = field(repr=False)
 
 
 @dataclass(frozen=True)
