@@ -22,8 +22,9 @@ from connector.channels.settings import PROVIDERS, AccountLimits, ProviderBlocks
 from connector.core.cascade import ON_UNKNOWN
 from connector.core.model import Policy, QuietHours
 from connector.sources.amocrm_settings import AmocrmSource
-from connector.sources.bitrix24_settings import Bitrix24Source
+from connector.sources.bitrix24_settings import Bitrix24Source, Bitrix24Writeback
 from connector.sources.settings import DurationSetting, GenericSource, SourceBlocks, YclientsSource, typed_sources
+from connector.targets.settings import WritebackBlock, WritebackSettings, typed_writeback
 
 CHANNELS = ("max", "telegram", "whatsapp", "sms")
 NOTICE_KINDS = ("confirmation", "reschedule", "cancellation")
@@ -62,12 +63,14 @@ class Tenant:
     sources: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     remember_not_registered: timedelta = timedelta(days=30)  # how long "not on this messenger" is believed
     preparations: Mapping[str, str] = field(default_factory=dict)  # service title → what to do before the visit
+    writeback_block: Mapping[str, Any] | None = None  # `writeback:` as written; None: nothing is reported back
     # Typed from `sources` and `providers` when the tenant is made (__post_init__), so nothing reads them later.
     yclients: YclientsSource | None = field(init=False, repr=False, compare=False)
     generic: GenericSource | None = field(init=False, repr=False, compare=False)
     amocrm: AmocrmSource | None = field(init=False, repr=False, compare=False)
     bitrix24: Bitrix24Source | None = field(init=False, repr=False, compare=False)
     provider_settings: Mapping[str, ProviderSettings] = field(init=False, repr=False, compare=False)
+    writeback: WritebackSettings | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # The tenants file was checked by key path when loaded; a tenant made in code (the demo, a test) is
@@ -75,11 +78,18 @@ class Tenant:
         try:
             sources = typed_sources(self.sources)
             typed = typed_providers(self.providers)
+            writeback = typed_writeback(self.writeback_block)
         except ValueError as error:
             raise TenantConfigError(f"tenant {self.id}: {error}") from error
         for name in ("yclients", "generic", "amocrm", "bitrix24"):
             object.__setattr__(self, name, sources.get(name))
         object.__setattr__(self, "provider_settings", typed)
+        object.__setattr__(self, "writeback", writeback)
+
+    @property
+    def writeback_bitrix24(self) -> Bitrix24Writeback | None:
+        """`writeback.bitrix24`, which the Bitrix24 fetcher must know (its field is never read as a fact)."""
+        return self.writeback.bitrix24 if self.writeback is not None else None
 
     def provider_block(self, provider: str) -> Mapping[str, Any]:
         """The adapter's own settings, as written (none for a provider without a block: the sandbox)."""
@@ -196,6 +206,7 @@ class _TenantSchema(Schema):
     providers = ProviderBlocks()  # the settings every provider takes are typed there (warmup, rate, …)
     templates = fields.Dict(keys=fields.Str(validate=validate.OneOf(TEMPLATE_KINDS)), values=fields.Str())
     sources = SourceBlocks()  # checked by key path, kept as written: Tenant types them (yclients, generic)
+    writeback = WritebackBlock(load_default=None)  # likewise: Tenant.writeback
 
     @validates("timezone")
     def _known_zone(self, value: str, **kwargs) -> None:
@@ -262,6 +273,7 @@ def _build(item: dict[str, Any]) -> Tenant:
         sources=item.get("sources") or {},
         remember_not_registered=item["remember_not_registered"],
         preparations=item["preparations"],
+        writeback_block=item["writeback"],
     )
 
 

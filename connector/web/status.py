@@ -171,6 +171,7 @@ def _booking_context(trail: views.BookingTrail, tenant: Tenant) -> dict[str, Any
         trail=[{"e": e, "detail": scrub(e.detail, names), "kind": kinds.get(e.job_id),
                 "channel": channels.get(e.attempt_id)} for e in trail.audit],
         inbound=[{"e": e, "error": scrub(e.error, names)} for e in trail.inbound],
+        writebacks=[{"w": w, "error": scrub(w.last_error, names)} for w in trail.writebacks],
     )
 
 
