@@ -24,9 +24,9 @@ from connector.channels.base import Channel, SelfReporting
 from connector.config import ROOT, Settings, load_settings
 from connector.core.cascade import Step
 from connector.sources.amocrm_mapping import AmocrmMapping
-from connector.sources.bitrix24_mapping import Bitrix24Mapping
+from connector.sources.bitrix24_mapping import Bitrix24Mapping, check_writeback_field
 from connector.sources.generic import load_mappings
-from connector.sources.mapping import SourceMapping
+from connector.sources.mapping import MappingError, SourceMapping
 from connector.store.db import make_engine, make_sessionmaker
 from connector.tenants import CascadeStep, Tenant, TenantConfigError, demo_tenant, load_tenants, parse_quiet_hours
 from connector.transport.sessions import new_session
@@ -163,4 +163,12 @@ def check_mappings(tenant: Tenant, mappings: Mapping[str, Any]) -> None:
                                     f"mappings/ has only {sorted(mappings)}")
         if not isinstance(found, kind):
             raise TenantConfigError(f"tenant {tenant.id}: sources.{source}.mapping names {block.mapping!r}, which is "
-                                    f"not a {source} mapping (its `source:` says otherwise)")
+                                    f"not a mapping for {source} (its `source:` says otherwise)")
+    written = tenant.writeback_bitrix24
+    if tenant.bitrix24 is not None and written is not None:
+        # The field a write-back fills must not be a fact the mapping reads: its echo would plan again.
+        try:
+            check_writeback_field(mappings[tenant.bitrix24.mapping], written.field,
+                                  source=f"mappings/{tenant.bitrix24.mapping}")
+        except MappingError as error:
+            raise TenantConfigError(f"tenant {tenant.id}: {error}") from error

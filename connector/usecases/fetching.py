@@ -40,7 +40,7 @@ FetcherFactory = Callable[[Tenant, Runtime], Fetcher | None]
 def _bitrix24(tenant: Tenant, runtime: Runtime) -> Fetcher | None:
     if tenant.bitrix24 is None:
         return None
-    writeback = getattr(tenant, "writeback_bitrix24", None)
+    writeback = tenant.writeback_bitrix24
     return Bitrix24Fetcher.build(tenant.bitrix24, runtime.mappings[tenant.bitrix24.mapping], tenant.timezone,
                                  writeback=writeback)
 

@@ -14,7 +14,7 @@ import yaml
 from connector.core.model import BookingFacts, BookingState, EventAction, Patient, SourceEvent
 from connector.entrypoints.bootstrap import MAPPINGS_DIR
 from connector.sources.amocrm import lead_event, main_contact_id
-from connector.sources.amocrm_mapping import load_amocrm_mapping
+from connector.sources.amocrm_mapping import AmocrmMapping, load_amocrm_mapping
 from connector.sources.errors import PayloadError
 from connector.sources.generic import load_mappings
 from connector.sources.mapping import MappingError
@@ -84,8 +84,9 @@ def test_a_status_the_mapping_does_not_list_is_no_booking_of_ours():
     assert lead_event(other_pipeline, CONTACT, shipped(), "Europe/Moscow") is None
 
 
-def test_the_generic_loader_leaves_the_amocrm_file_to_its_own_loader():
-    assert "amocrm" not in load_mappings(MAPPINGS_DIR) and "generic" in load_mappings(MAPPINGS_DIR)
+def test_the_mappings_directory_reads_the_amocrm_file_with_its_own_loader():
+    loaded = load_mappings(MAPPINGS_DIR)
+    assert isinstance(loaded["amocrm"], AmocrmMapping) and not isinstance(loaded["generic"], AmocrmMapping)
 
 
 # --- mapping leads ----------------------------------------------------------------------------------------------

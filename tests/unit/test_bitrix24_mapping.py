@@ -234,8 +234,9 @@ def test_unreadable_bookings_name_the_field(booking, field):
 # --- loading ------------------------------------------------------------------------------------------------
 
 
-def test_the_generic_loader_leaves_the_bitrix24_file_to_its_own_loader():
-    assert "bitrix24" not in load_mappings(MAPPINGS) and "generic" in load_mappings(MAPPINGS)
+def test_the_mappings_directory_reads_the_bitrix24_file_with_its_own_loader():
+    loaded = load_mappings(MAPPINGS)
+    assert isinstance(loaded["bitrix24"], Bitrix24Mapping) and not isinstance(loaded["generic"], Bitrix24Mapping)
 
 
 @pytest.mark.parametrize(("changes", "key"), [

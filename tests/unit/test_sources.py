@@ -39,9 +39,14 @@ def test_another_branch_is_misrouted(company_id):
     assert len(str(error.value)) < 200  # the sender's text is cut, not echoed whole
 
 
-def test_every_door_has_one_parse_and_only_generic_takes_signatures():
-    assert sorted(SOURCES) == ["generic", "yclients"]
-    assert {name: door.signed for name, door in SOURCES.items()} == {"yclients": False, "generic": True}
+def test_every_door_reads_one_way_and_only_generic_takes_signatures():
+    assert sorted(SOURCES) == ["amocrm", "bitrix24", "generic", "yclients"]
+    assert {name: door.signed for name, door in SOURCES.items()} == {
+        "yclients": False, "generic": True, "amocrm": False, "bitrix24": False}
+    # A JSON door parses a body into one event; a CRM's names the entities the worker will fetch.
+    assert {name: (door.parse is None) != (door.hints is None) for name, door in SOURCES.items()} == dict.fromkeys(
+        SOURCES, True)
+    assert [name for name, door in SOURCES.items() if not door.token_in_url] == ["bitrix24"]
 
 
 def test_the_yclients_door_checks_the_branch_before_parsing():
