@@ -183,7 +183,7 @@ def duration_phrase(value: timedelta) -> str:
 _ISO = r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:[+-]\d{2}:\d{2}|Z)?"
 _ISO_RE = re.compile(_ISO)
 _DURATION = r"(?:\d+ days?, )?\d+:\d{2}:\d{2}"
-_DURATION_RE = re.compile(rf"^(?:(\d+) days?, )?(\d+):(\d{{2}}):(\d{{2}})$")
+_DURATION_RE = re.compile(r"^(?:(\d+) days?, )?(\d+):(\d{2}):(\d{2})$")
 
 _PLANNED = re.compile(rf"^(?P<kind>\w+) due (?P<at>{_ISO})(?:; (?P<rest>.*))?$")
 
