@@ -4,19 +4,18 @@
 booking id or phone), `/status/<tenant>/bookings/<id>` (jobs, attempts and the audit trail: the clinic's
 proof of informing) and `/status/<tenant>/events/<id>` (what a source sent, as it sent it).
 
-HTTP Basic: any user name, the password is CONNECTOR_API_TOKEN. Personal data never appears in clear:
+Signed-in staff only (connector.web.access: the guard, roles, a user's tenants). Personal data never appears in clear:
 phones are masked (in raw bodies and free texts too, by pattern), the patient's name parts are masked
 wherever they occur, and name-like fields of a JSON body are masked by key.
 """
 
 from __future__ import annotations
 
-import hmac
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, Response, abort, render_template, request
+from flask import Blueprint, abort, render_template, request
 from sqlalchemy.exc import SQLAlchemyError
 
 from connector.config import Settings
@@ -27,38 +26,14 @@ from connector.core.redaction import masked_body, name_parts, scrub
 from connector.store import views
 from connector.store.models import Patient
 from connector.tenants import Tenant
+from connector.web.access import guard, secure_headers
 from connector.web.context import current_runtime
 
 bp = Blueprint("status", __name__, url_prefix="/status")
 
-REALM = 'Basic realm="connector status"'
 
-
-@bp.before_request
-def _require_password():
-    rt = current_runtime()
-    auth = request.authorization
-    password = auth.password if auth is not None and auth.type == "basic" else None
-    if not password or not hmac.compare_digest(password.encode(), rt.settings.api_token.encode()):
-        body = render_template("status/error.html", title="Нужен пароль",
-                               message="Войдите с любым именем и паролем CONNECTOR_API_TOKEN.")
-        return Response(body, 401, {"WWW-Authenticate": REALM}, content_type="text/html; charset=utf-8")
-    tenant_id = (request.view_args or {}).get("tenant_id")
-    if tenant_id is not None and tenant_id not in rt.tenants:
-        abort(404, f"Клиника {tenant_id!r} не настроена.")
-    return None
-
-
-@bp.after_request
-def _private(response: Response) -> Response:
-    # Personal data: never cached, never framed, no referrer leaking ids, no scripts at all.
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    response.headers["X-Frame-Options"] = "DENY"
-    response.headers["X-Robots-Tag"] = "noindex"
-    response.headers["Content-Security-Policy"] = (
-        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
-    return response
+bp.before_request(guard)  # signed out → the sign-in page; another tenant → 404; sets flask.g.staff
+bp.after_request(secure_headers)
 
 
 @bp.errorhandler(404)
