@@ -1,22 +1,23 @@
-"""The support engineer's status page: server-rendered HTML, read-only, straight from the ledger.
+"""The support console's pages: server-rendered HTML in Russian, straight from the ledger, no scripts.
 
-`/status/<tenant>` (workers, syncs, today's jobs, the latest inbound events and bookings, a search by
-booking id or phone), `/status/<tenant>/bookings/<id>` (jobs, attempts and the audit trail: the clinic's
-proof of informing) and `/status/<tenant>/events/<id>` (what a source sent, as it sent it).
+`/status/<tenant>` (what is wrong now: the queue, inbound events, workers; delivery figures per channel and a
+chart; the latest events and bookings; a search by phone, surname or booking id, POSTed so a phone never lands
+in a URL), `/status/<tenant>/events` (inbound events, filtered and paged), `/status/<tenant>/bookings/<id>` (one
+timeline of everything: the clinic's proof of informing, with the actions) and `/status/<tenant>/events/<id>`
+(what a source sent, as it sent it). The actions themselves are in connector.web.actions.
 
-HTTP Basic: any user name, the password is CONNECTOR_API_TOKEN. Personal data never appears in clear:
-phones are masked (in raw bodies and free texts too, by pattern), the patient's name parts are masked
-wherever they occur, and name-like fields of a JSON body are masked by key.
+Signed-in staff only (connector.web.access: the guard, roles, a user's tenants). Staff see patients' names;
+phones are masked everywhere (in raw bodies and free texts too, by pattern) unless an admin asks to see one,
+which is audited; name-like fields of a raw JSON body are masked by key.
 """
 
 from __future__ import annotations
 
-import hmac
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, Response, abort, render_template, request
+from flask import Blueprint, abort, render_template, request
 from flask import session as session_store
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -43,40 +44,15 @@ from connector.core.wording import (
 )
 from connector.store import console_views, views
 from connector.tenants import Tenant
-from connector.web.access import current_staff
+from connector.web.access import current_staff, guard, secure_headers
 from connector.web.chart import deliveries_svg
 from connector.web.context import current_runtime
 
 bp = Blueprint("status", __name__, url_prefix="/status")
 
-REALM = 'Basic realm="connector status"'
 
-
-@bp.before_request
-def _require_password():
-    rt = current_runtime()
-    auth = request.authorization
-    password = auth.password if auth is not None and auth.type == "basic" else None
-    if not password or not hmac.compare_digest(password.encode(), rt.settings.api_token.encode()):
-        body = render_template("status/error.html", title="Нужен пароль",
-                               message="Войдите с любым именем и паролем CONNECTOR_API_TOKEN.")
-        return Response(body, 401, {"WWW-Authenticate": REALM}, content_type="text/html; charset=utf-8")
-    tenant_id = (request.view_args or {}).get("tenant_id")
-    if tenant_id is not None and tenant_id not in rt.tenants:
-        abort(404, f"Клиника {tenant_id!r} не настроена.")
-    return None
-
-
-@bp.after_request
-def _private(response: Response) -> Response:
-    # Personal data: never cached, never framed, no referrer leaking ids, no scripts at all.
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    response.headers["X-Frame-Options"] = "DENY"
-    response.headers["X-Robots-Tag"] = "noindex"
-    response.headers["Content-Security-Policy"] = (
-        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
-    return response
+bp.before_request(guard)  # signed out → the sign-in page; another tenant → 404; sets flask.g.staff
+bp.after_request(secure_headers)
 
 
 @bp.errorhandler(404)
