@@ -26,8 +26,8 @@ from connector.core.early_receipts import HOLD_FOR
 from connector.core.figures import by_channel, by_step
 from connector.core.interventions import RESENDABLE
 from connector.core.model import InboundOutcome, JobStatus
-from connector.core.phones import mask_phone
-from connector.core.redaction import mask_phones, masked_body, scrub
+from connector.core.phones import mask_name, mask_phone
+from connector.core.redaction import mask_phones, masked_body, name_parts, scrub
 from connector.core.wording import (
     ATTEMPT_STATUS,
     BOOKING_STATE,
@@ -132,14 +132,18 @@ def event(tenant_id: str, event_id: int) -> str:
         trail = views.event_trail(session, tenant_id=tenant_id, event_id=event_id)
     if trail is None:
         abort(404, f"У клиники {tenant_id} нет входящего события №{event_id}.")
-    body, is_json = masked_body(trail.event.body)
+    patient = trail.patient
+    names = () if patient is None else name_parts(last_name=patient.last_name, first_name=patient.first_name,
+                                                   patronymic=patient.patronymic)
+    body, is_json = masked_body(trail.event.body, names)
     zone, now = ZoneInfo(tenant.timezone), runtime.clock()
     return _render(
         "status/event.html", tenant, zone,
-        event=trail.event, body=body, is_json=is_json, error=scrub(trail.event.error),
+        event=trail.event, body=body, is_json=is_json, error=scrub(trail.event.error, names),
         replayable=trail.event.outcome == InboundOutcome.REJECTED,
-        headers=[(str(k), scrub(str(v))) for k, v in sorted((trail.event.headers or {}).items())],
-        trail=[{"e": e, "line": scrub(audit_line(e.what, e.detail, zone=zone, now=now))} for e in trail.audit],
+        headers=[(str(k), scrub(str(v), names)) for k, v in sorted((trail.event.headers or {}).items())],
+        trail=[{"e": e, "line": scrub(audit_line(e.what, e.detail, zone=zone, now=now), names)}
+               for e in trail.audit],
     )
 
 
@@ -171,7 +175,9 @@ EVENTS_ON_OVERVIEW = 15
 
 
 def _booking_row(row: views.BookingRow) -> dict[str, Any]:
-    return {"b": row.booking, "phone": mask_phone(row.phone), "name": row.name, "jobs": _ordered_counts(row.job_counts)}
+    # In a list the name is masked like the phone (the full name is on the booking's own page).
+    return {"b": row.booking, "phone": mask_phone(row.phone), "name": " ".join(map(mask_name, row.name.split())),
+            "jobs": _ordered_counts(row.job_counts)}
 
 
 def _booking_context(trail: views.BookingTrail, tenant: Tenant, *, zone: ZoneInfo, now: datetime,
