@@ -209,7 +209,7 @@ def _search(session: Session, *, tenant_id: str, query: str, phone: str | None) 
     patient; when it reads as a word, those of the patients with that surname (as typed, or in any one case:
     SQLite's lower() knows no Cyrillic, so the usual spellings are matched exactly)."""
     conditions = [Booking.external_id == query]
-    if query.isdigit() and len(query) < 19:
+    if query.isdigit() and int(query) < 2**31:  # our number; a longer one would overflow PostgreSQL's integer
         conditions.append(Booking.id == int(query))
     if phone is not None:
         patient_ids = select(Patient.id).where(Patient.tenant_id == tenant_id, Patient.phone == phone)

@@ -51,7 +51,7 @@ def job_action(tenant_id: str, booking_id: int, job_id: int, action: str) -> Res
         done = staff_actions.cancel(runtime, job_id, staff=who, tenant_id=tenant_id)
     else:
         done = staff_actions.send_now(runtime, job_id, staff=who, tenant_id=tenant_id)
-    flash(done.message.capitalize(), "ok" if done.ok else "refused")
+    _said(done)
     return redirect(url_for("status.booking", tenant_id=tenant_id, booking_id=booking_id), 303)
 
 
@@ -71,8 +71,13 @@ def replay(tenant_id: str, event_id: int) -> ResponseReturnValue:
             question=f"Разобрать событие №{event_id} заново сегодняшним кодом и применить?",
             back=url_for("status.event", tenant_id=tenant_id, event_id=event_id))
     [done] = staff_actions.replay_events(runtime, [event_id], staff=current_staff().name, tenant_id=tenant_id)
-    flash(done.message.capitalize(), "ok" if done.ok else "refused")
+    _said(done)
     return redirect(url_for("status.event", tenant_id=tenant_id, event_id=event_id), 303)
+
+
+def _said(done: staff_actions.Done) -> None:
+    """What became of the action, once, on the page the browser is sent back to."""
+    flash(done.message[:1].upper() + done.message[1:], "ok" if done.ok else "refused")
 
 
 @bp.post("/<tenant_id>/bookings/<int:booking_id>/phone")
