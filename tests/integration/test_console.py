@@ -50,8 +50,10 @@ def app(runtime):
     return create_app(runtime)
 
 
-def book(client, record_id: int, phone: str, surname: str = "Смирнов") -> int:
+def book(client, record_id: int, phone: str, surname: str = "Смирнов", visit: datetime | None = None) -> int:
     body = json.loads(sample("yclients", "record_create.json").read_text(encoding="utf-8"))
+    if visit is not None:
+        body["data"]["datetime"] = visit.isoformat()
     body["resource_id"] = body["data"]["id"] = record_id
     body["data"]["client"]["phone"] = phone
     body["data"]["client"]["surname"] = surname
