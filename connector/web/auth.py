@@ -2,7 +2,8 @@
 
 The JSON API takes each tenant's own tokens (`api_tokens` in the tenants file: several per tenant, so one can be
 rotated without downtime), each with scopes: `read` for GET routes, `send` for routes that send or change what
-is sent (a patient's opt-outs), `admin` for everything. CONNECTOR_API_TOKEN stays an every-tenant admin token,
+is sent (a patient's opt-outs), `admin` for everything. Like the staff's roles they form a ladder: a scope grants
+the ones before it (`send` reads too). CONNECTOR_API_TOKEN stays an every-tenant admin token,
 and the only one /metrics and the /healthz details accept.
 
 A tenant's token on another tenant's URL answers 404, exactly as an unknown tenant does: a token does not tell
@@ -44,7 +45,7 @@ def require_scope(tenant_id: str | None, scope: str) -> None:
         abort(401, "wrong API token")
     if tenant_id is None or tenant_id != owner:
         abort(404, f"no tenant {tenant_id!r} is configured")
-    if scope not in granted.scopes and "admin" not in granted.scopes:
+    if not any(API_SCOPES.index(held) >= API_SCOPES.index(scope) for held in granted.scopes):
         abort(403, f"the token {granted.name!r} lacks the {scope!r} scope")
 
 
