@@ -1,4 +1,4 @@
-"""Command line: `python -m connector release|worker|check|replay|resend|cancel|send-now|demo`."""
+"""Command line: `python -m connector release|worker|check|replay|resend|cancel|send-now|demo|hash-password`."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ def main(argv: list[str] | None = None) -> int:
         from connector.entrypoints.demo import run
 
         return run(args.url.rstrip("/"))
+    if args.command == "hash-password":
+        return _hash_password()
 
     from connector.entrypoints.bootstrap import build_runtime
     from connector.tenants import TenantConfigError
@@ -62,6 +64,8 @@ def _parser() -> argparse.ArgumentParser:
     send_now.add_argument("ids", nargs="+", type=int, metavar="job_id")
     demo = sub.add_parser("demo", help="post one booking per last digit to a running service and watch them")
     demo.add_argument("--url", default="http://127.0.0.1:8000")
+    sub.add_parser("hash-password", help="print a password hash for a staff user's password_hash in the tenants file "
+                                         "(the password is read twice from the terminal, or one line from stdin)")
     return parser
 
 
@@ -73,6 +77,32 @@ def _release(settings: Settings, runtime: Runtime) -> int:
     if not settings.config_path:
         where = "$CONNECTOR_DEMO_TOKEN" if os.environ.get("CONNECTOR_DEMO_TOKEN") else "instance/demo_token"
         print(f"demo tenant webhook: POST /webhooks/yclients/demo?token=<the token in {where}>", flush=True)
+        where = ("$CONNECTOR_STATUS_PASSWORD" if os.environ.get("CONNECTOR_STATUS_PASSWORD")
+                 else "instance/status_password")
+        print(f"status pages: /status/demo, sign in as admin with the password in {where}", flush=True)
+    elif not runtime.staff:
+        print("no staff users in the tenants file: nobody can sign in to the status pages (see README, Access)",
+              flush=True)
+    return 0
+
+
+def _hash_password() -> int:
+    """The password never appears on the command line (shell history, `ps`): typed twice, or piped in."""
+    from getpass import getpass
+
+    from werkzeug.security import generate_password_hash
+
+    if sys.stdin.isatty():
+        password = getpass("Пароль: ")
+        if getpass("Ещё раз: ") != password:
+            print("the two passwords differ; nothing made", file=sys.stderr)
+            return 1
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if len(password) < 8:
+        print("a staff password needs at least 8 characters", file=sys.stderr)
+        return 1
+    print(generate_password_hash(password), flush=True)
     return 0
 
 

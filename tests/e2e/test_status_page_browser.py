@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from tests.conftest import IN_CI
-from tests.e2e.conftest import API_TOKEN, DEMO_TOKEN, ROOT, Service, start_service, stop
+from tests.e2e.conftest import DEMO_TOKEN, ROOT, STATUS_PASSWORD, Service, start_service, stop
 from tests.fixtures import sample
 
 pytestmark = pytest.mark.e2e
@@ -111,12 +111,16 @@ def test_a_support_engineer_sees_the_bookings_their_messages_and_a_trail(chrome,
     service, views = settled
     ARTIFACTS.mkdir(exist_ok=True)
     print(f"\nscreenshots: {ARTIFACTS}")
-    # HTTP Basic as the browser would send it after the password prompt: any user, the API token.
-    chrome.execute_cdp_cmd("Network.enable", {})
-    credentials = base64.b64encode(f"support:{API_TOKEN}".encode()).decode()
-    chrome.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {"Authorization": f"Basic {credentials}"}})
-
+    # Signed out, the page sends the browser to the sign-in form; the built-in admin signs in and comes back.
     chrome.get(f"{service.base_url}/status/demo")
+    assert "/status/sign-in?next=" in chrome.current_url, chrome.current_url
+    chrome.find_element(By.NAME, "login").send_keys("admin")
+    chrome.find_element(By.NAME, "password").send_keys("not-the-password")
+    chrome.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
+    assert "Неверный логин или пароль" in chrome.find_element(By.TAG_NAME, "body").text
+    chrome.find_element(By.NAME, "password").send_keys(STATUS_PASSWORD)
+    chrome.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
+    assert chrome.current_url == f"{service.base_url}/status/demo", chrome.current_url
     _screenshot(chrome, ARTIFACTS / "status-page.png")
     text = chrome.find_element(By.TAG_NAME, "body").text
     assert chrome.title == "Демо-клиника «Здоровье» · connector"
