@@ -160,12 +160,14 @@ def said(table: Mapping[str, str], value: str | None) -> str:
     return table.get(value, value)
 
 
-def local_time(moment: datetime, zone: ZoneInfo, now: datetime) -> str:
-    """«03.12 09:00» in the clinic's zone; with the year («03.01.2027 09:00») when it is not this one."""
+def local_time(moment: datetime, zone: ZoneInfo, now: datetime, *, seconds: bool = False) -> str:
+    """«03.12 09:00» in the clinic's zone; with the year («03.01.2027 09:00») when it is not this one; with the
+    seconds («03.12 09:00:05») where several things happen in one minute (a cascade's steps)."""
     local, today = moment.astimezone(zone), now.astimezone(zone)
+    clock = "%H:%M:%S" if seconds else "%H:%M"
     if local.year == today.year:
-        return local.strftime("%d.%m %H:%M")
-    return local.strftime("%d.%m.%Y %H:%M")
+        return local.strftime(f"%d.%m {clock}")
+    return local.strftime(f"%d.%m.%Y {clock}")
 
 
 def duration_phrase(value: timedelta) -> str:
@@ -368,9 +370,17 @@ _CLAUSES: list[tuple[re.Pattern[str], _Word]] = [
     (re.compile(r"^it goes with the next pass$"), _fixed("уйдёт со следующим проходом")),
     (re.compile(r"^the call never began .*$"), _fixed("вызов не начинался, ничего не ушло")),
     (re.compile(r"^nothing went out$"), _fixed("ничего не ушло")),
-    # a status alone («delivered», «not_registered»): how the cascade's notes end
-    (re.compile(r"^(?P<status>[a-z_]+)$"), lambda f, c: _status(f["status"])),
+    # a status, as a send's answer says it (connector.usecases.sending.attempt_detail) and the cascade's notes end
+    (re.compile(r"^(?P<status>[a-z_]+)(?: after (?P<tries>\d+) tries)?(?: \(a call's answer was lost: "
+                r"(?P<lost>[^)]*)\))?(?: \((?P<error>.*)\))?$"), lambda f, c: _answer(f)),
 ]
+
+
+def _answer(found: re.Match[str]) -> str:
+    tries = f" с {found['tries']}-й попытки" if found["tries"] else ""
+    lost = f" (ответ на один из вызовов потерялся: {found['lost']})" if found["lost"] else ""
+    error = f": {found['error']}" if found["error"] else ""
+    return f"{_status(found['status'])}{tries}{lost}{error}"
 
 
 def _who(text: str) -> str:

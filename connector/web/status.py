@@ -23,9 +23,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from connector.config import Settings
 from connector.core.early_receipts import HOLD_FOR
-from connector.core.figures import by_channel, by_step
+from connector.core.figures import ChannelFigures, by_channel, by_step
 from connector.core.interventions import RESENDABLE
-from connector.core.model import InboundOutcome, JobStatus
+from connector.core.model import AuditWhat, InboundOutcome, JobStatus
 from connector.core.phones import mask_name, mask_phone
 from connector.core.redaction import mask_phones, masked_body, name_parts, scrub
 from connector.core.wording import (
@@ -88,7 +88,7 @@ def overview(tenant_id: str) -> str:
         waiting = console_views.queue(session, tenant_id=tenant_id, now=now)
     return _render("status/overview.html", tenant, zone, now=now,
                    **_overview_context(seen, now=now, query=query, settings=runtime.settings),
-                   windows=[(name, label, by_channel(groups, name), by_step(groups, name))
+                   windows=[(name, label, _in_cascade_order(by_channel(groups, name), tenant), by_step(groups, name))
                             for name, label in (("today", "сегодня"), ("24h", "24 часа"), ("7d", "7 дней"))],
                    chart=deliveries_svg(daily.days, daily.by_channel), queue=waiting,
                    lag=None if waiting.oldest_due is None else max(now - waiting.oldest_due, timedelta(0)))
@@ -147,6 +147,13 @@ def event(tenant_id: str, event_id: int) -> str:
     )
 
 
+def _in_cascade_order(rows: list[ChannelFigures], tenant: Tenant) -> list[ChannelFigures]:
+    """Channels as the cascade tries them (those it no longer has last), so the table reads like the cascade."""
+    order = [step.channel for step in tenant.cascade]
+    return sorted(rows, key=lambda row: (order.index(row.channel) if row.channel in order else len(order),
+                                         row.channel))
+
+
 # --- what the pages show: the read models, phones masked -------------------------------------------------------
 
 
@@ -198,12 +205,26 @@ def _booking_context(trail: views.BookingTrail, tenant: Tenant, *, zone: ZoneInf
                # when the worker takes it next: a fallback step, or work held back by a warm-up cap
                "next_try": job.next_try_at,
                "resendable": job.status in RESENDABLE, "waiting": job.status == JobStatus.SCHEDULED,
-               "attempts": [{"a": a, "error": scrub(reason_phrase(a.error, zone=zone, now=now))}
-                            for a in trail.attempts.get(job.id, [])]}
+               "attempts": _attempt_rows(trail, job.id, zone=zone, now=now)}
               for job in trail.jobs],
         timeline=_timeline(trail, kinds, zone=zone, now=now),
         inbound=[{"e": e, "error": scrub(e.error)} for e in trail.inbound],
     )
+
+
+def _attempt_rows(trail: views.BookingTrail, job_id: int, *, zone: ZoneInfo, now: datetime) -> list[dict[str, Any]]:
+    """A job's attempts, oldest first; where a sequence starts again (sent again by staff, or once more on the same
+    step after a lost answer) the row says so, and who asked."""
+    resends = [e for e in trail.audit if e.job_id == job_id and e.what == AuditWhat.STAFF_RESEND]
+    rows, previous = [], None
+    for attempt in trail.attempts.get(job_id, []):
+        again = None
+        if previous is not None and attempt.step <= previous.step:
+            asked = [e for e in resends if previous.created_at <= e.at <= attempt.created_at]
+            again = f"отправлено ещё раз: {asked[-1].detail}" if asked else "ещё раз тем же шагом"
+        rows.append({"a": attempt, "again": again, "error": scrub(reason_phrase(attempt.error, zone=zone, now=now))})
+        previous = attempt
+    return rows
 
 
 def _timeline(trail: views.BookingTrail, kinds: dict[int | None, str], *, zone: ZoneInfo,
@@ -249,9 +270,12 @@ def _render(template: str, tenant: Tenant, zone: ZoneInfo, **context: Any) -> st
     def short(value: datetime | None) -> str:
         return "" if value is None else local_time(value, zone, now)
 
+    def short_s(value: datetime | None) -> str:
+        return "" if value is None else local_time(value, zone, now, seconds=True)
+
     return render_template(template, tenant=tenant, zone=zone.key, when=when, when_exact=when_exact,
-                           when_in=when_in, short=short, said=said, words=WORDS, duration=duration_phrase,
-                           staff=current_staff(), **context)
+                           when_in=when_in, short=short, short_s=short_s, said=said, words=WORDS,
+                           duration=duration_phrase, staff=current_staff(), **context)
 
 
 WORDS = {"job": JOB_STATUS, "attempt": ATTEMPT_STATUS, "kind": JOB_KIND, "channel": CHANNEL,

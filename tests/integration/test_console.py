@@ -125,7 +125,7 @@ def test_the_overview_counts_each_channel_rates_each_step_and_draws_the_week(app
     # sent, delivered, read, failed, fell through: MAX took one and delivered it, failed the other, which went on
     assert rows["MAX"] == ["1", "1", "0", "1", "1"], rows
     assert rows["SMS"] == ["0", "0", "0", "1", "0"], rows  # the last step: nothing after it
-    assert "шаг 1 (MAX): <b>50%</b>" in today and "шаг 4 (SMS): <b>0%</b>" in today
+    assert "шаг 1 (MAX) <b>50%</b>" in today and "шаг 4 (SMS) <b>0%</b>" in today
     chart = text[text.index("<svg"):text.index("</svg>")]
     assert "<script" not in chart and "27.11" in chart and "MAX: 1" in chart  # today's bar, the legend
     assert "Пора отправлять" in text and "работает" in text

@@ -43,6 +43,7 @@ def test_an_unknown_value_shows_as_it_is_and_nothing_shows_as_nothing():
 def test_times_are_local_with_the_year_only_when_it_is_another():
     assert local_time(datetime(2026, 12, 3, 6, 0, tzinfo=UTC), MOSCOW, NOW) == "03.12 09:00"
     assert local_time(datetime(2026, 12, 31, 22, 0, tzinfo=UTC), MOSCOW, NOW) == "01.01.2027 01:00"
+    assert local_time(datetime(2026, 12, 3, 6, 0, 5, tzinfo=UTC), MOSCOW, NOW, seconds=True) == "03.12 09:00:05"
 
 
 @pytest.mark.parametrize(("value", "words"), [
@@ -135,6 +136,10 @@ def line(what: str, detail: str | None) -> str:
     ("staff.resend", "Анна Петрова: с шага 1", "отправлено ещё раз по просьбе сотрудника: Анна Петрова: с шага 1"),
     ("job.deferred", "until 2026-12-02T13:00:00+00:00 then", "отложено: until 02.12 16:00 then"),
     ("job.deferred", "until 2026-12-02T13:00:00Z or 2026-12-02 13:30", "отложено: until 02.12 16:00 or 02.12 16:30"),
+    ("attempt.failed", "max via sandbox: failed (sandbox: simulated failure)",
+     "не доставлено: MAX (sandbox): не доставлено: sandbox: simulated failure"),
+    ("attempt.sent", "sms via smsru: sent after 3 tries (a call's answer was lost: timeout)",
+     "отправлено провайдеру: SMS (smsru): отправлено с 3-й попытки (ответ на один из вызовов потерялся: timeout)"),
     ("a.new_line", "something", "a.new_line: something"),
 ])
 def test_audit_lines_read_as_a_person_would_say_them(what, detail, words):
