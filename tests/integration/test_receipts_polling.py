@@ -155,7 +155,8 @@ def test_a_silent_last_step_waits_for_the_status_window_then_ends_unconfirmed(
     booking_id = client.get("/api/v1/demo/bookings/yclients/9300", headers=AUTH).get_json()["id"]
     sign_in(client)
     status_page = client.get(f"/status/demo/bookings/{booking_id}").get_data(as_text=True)
-    assert 'class="st st-unconfirmed" title="отправлено, но доставка не подтверждена' in status_page
+    assert 'class="st st-unconfirmed" title="отправлено, но провайдер так и не сообщил, доставлено ли' in status_page
+    assert ">доставка не подтверждена</span>" in status_page
     asked = len(smsru.asked)
     run(worker, clock, 3 * 3600, every=60)
     assert len(smsru.asked) == asked  # past the window, nobody asks any more
