@@ -1,4 +1,5 @@
-"""Command line: `python -m connector release|worker|check|replay|resend|cancel|send-now|demo|hash-password`."""
+"""Command line: `python -m connector release|worker|check|replay|resend|cancel|send-now|retry-writeback|demo|
+hash-password`."""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         return _release(settings, runtime)
     if args.command == "replay":
         return _replay(runtime, args.ids)
-    if args.command in ("resend", "cancel", "send-now"):
+    if args.command in ("resend", "cancel", "send-now", "retry-writeback"):
         return _act(runtime, args)
     return _work(runtime)
 
@@ -62,6 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     cancel.add_argument("ids", nargs="+", type=int, metavar="job_id")
     send_now = sub.add_parser("send-now", parents=[by], help="send waiting jobs at the next pass (not after the visit)")
     send_now.add_argument("ids", nargs="+", type=int, metavar="job_id")
+    retry = sub.add_parser("retry-writeback", parents=[by], help="push failed reports to the CRM again")
+    retry.add_argument("ids", nargs="+", type=int, metavar="writeback_id")
     demo = sub.add_parser("demo", help="post one booking per last digit to a running service and watch them")
     demo.add_argument("--url", default="http://127.0.0.1:8000")
     sub.add_parser("hash-password", help="print a password hash for a staff user's password_hash in the tenants file "
@@ -117,7 +120,8 @@ def _replay(runtime: Runtime, ids: list[int]) -> int:
 
 
 def _act(runtime: Runtime, args: argparse.Namespace) -> int:
-    """One line per job: its id, ok or refused, and what became of it (exit 1 when any was refused)."""
+    """One line per job (or write-back): its id, ok or refused, and what became of it (exit 1 when any was
+    refused)."""
     from connector.usecases import staff_actions
 
     def one(job_id: int) -> staff_actions.Done:
@@ -125,6 +129,8 @@ def _act(runtime: Runtime, args: argparse.Namespace) -> int:
             return staff_actions.resend(runtime, job_id, staff=args.by, from_step=args.from_step - 1)
         if args.command == "cancel":
             return staff_actions.cancel(runtime, job_id, staff=args.by)
+        if args.command == "retry-writeback":
+            return staff_actions.retry_writeback(runtime, job_id, staff=args.by)
         return staff_actions.send_now(runtime, job_id, staff=args.by)
 
     results = [one(job_id) for job_id in args.ids]

@@ -21,13 +21,17 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate, valida
 from connector.channels.settings import PROVIDERS, AccountLimits, ProviderBlocks, ProviderSettings, typed_providers
 from connector.core.cascade import ON_UNKNOWN
 from connector.core.model import Policy, QuietHours
+from connector.sources.amocrm_settings import AmocrmSource
+from connector.sources.bitrix24_settings import Bitrix24Source, Bitrix24Writeback
 from connector.sources.settings import DurationSetting, GenericSource, SourceBlocks, YclientsSource, typed_sources
+from connector.targets.settings import WritebackBlock, WritebackSettings, typed_writeback
 
 CHANNELS = ("max", "telegram", "whatsapp", "sms")
 NOTICE_KINDS = ("confirmation", "reschedule", "cancellation")
 TEMPLATE_KINDS = ("confirmation", "reminder", "reschedule", "cancellation", "results_ready", "recall")
 _REFERENCE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
-_SECRET_KEY = re.compile(r"token|secret|password|passwd|psw|api_?key|api_?id", re.IGNORECASE)
+# webhook_url: a Bitrix24 inbound webhook's URL holds its secret code in the path.
+_SECRET_KEY = re.compile(r"token|secret|password|passwd|psw|api_?key|api_?id|webhook_url", re.IGNORECASE)
 ROLES = ("viewer", "operator", "admin")  # each may do what the ones before it may (connector.web.access)
 API_SCOPES = ("read", "send", "admin")
 # What werkzeug's generate_password_hash makes (`python -m connector hash-password`): method$salt$hash.
@@ -84,22 +88,33 @@ class Tenant:
     remember_not_registered: timedelta = timedelta(days=30)  # how long "not on this messenger" is believed
     preparations: Mapping[str, str] = field(default_factory=dict)  # service title → what to do before the visit
     api_tokens: tuple[ApiToken, ...] = ()  # the JSON API's bearer tokens for this tenant (connector.web.auth)
+    writeback_block: Mapping[str, Any] | None = None  # `writeback:` as written; None: nothing is reported back
     # Typed from `sources` and `providers` when the tenant is made (__post_init__), so nothing reads them later.
     yclients: YclientsSource | None = field(init=False, repr=False, compare=False)
     generic: GenericSource | None = field(init=False, repr=False, compare=False)
+    amocrm: AmocrmSource | None = field(init=False, repr=False, compare=False)
+    bitrix24: Bitrix24Source | None = field(init=False, repr=False, compare=False)
     provider_settings: Mapping[str, ProviderSettings] = field(init=False, repr=False, compare=False)
+    writeback: WritebackSettings | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # The tenants file was checked by key path when loaded; a tenant made in code (the demo, a test) is
         # checked here, so a block that cannot be used fails where the tenant is made, never at a send.
         try:
-            yclients, generic = typed_sources(self.sources)
+            sources = typed_sources(self.sources)
             typed = typed_providers(self.providers)
+            writeback = typed_writeback(self.writeback_block)
         except ValueError as error:
             raise TenantConfigError(f"tenant {self.id}: {error}") from error
-        object.__setattr__(self, "yclients", yclients)
-        object.__setattr__(self, "generic", generic)
+        for name in ("yclients", "generic", "amocrm", "bitrix24"):
+            object.__setattr__(self, name, sources.get(name))
         object.__setattr__(self, "provider_settings", typed)
+        object.__setattr__(self, "writeback", writeback)
+
+    @property
+    def writeback_bitrix24(self) -> Bitrix24Writeback | None:
+        """`writeback.bitrix24`, which the Bitrix24 fetcher must know (its field is never read as a fact)."""
+        return self.writeback.bitrix24 if self.writeback is not None else None
 
     def provider_block(self, provider: str) -> Mapping[str, Any]:
         """The adapter's own settings, as written (none for a provider without a block: the sandbox)."""
@@ -249,6 +264,7 @@ class _TenantSchema(Schema):
     templates = fields.Dict(keys=fields.Str(validate=validate.OneOf(TEMPLATE_KINDS)), values=fields.Str())
     sources = SourceBlocks()  # checked by key path, kept as written: Tenant types them (yclients, generic)
     api_tokens = fields.List(fields.Nested(_ApiTokenSchema), load_default=[])
+    writeback = WritebackBlock(load_default=None)  # likewise: Tenant.writeback
 
     @validates("timezone")
     def _known_zone(self, value: str, **kwargs) -> None:
@@ -333,6 +349,7 @@ def _build(item: dict[str, Any]) -> Tenant:
         preparations=item["preparations"],
         api_tokens=tuple(ApiToken(name=token["name"], token=token["token"], scopes=frozenset(token["scopes"]))
                          for token in item["api_tokens"]),
+        writeback_block=item["writeback"],
     )
 
 

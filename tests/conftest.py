@@ -64,7 +64,7 @@ def truncate_all(url: str) -> None:
     with engine.begin() as connection:
         connection.execute(text(
             "TRUNCATE audit_event, delivery_attempt, notification_job, inbound_event, booking, patient_channel, "
-            "patient_link, worker_heartbeat, sandbox_callback, sync_state, patient, sign_in_attempt "
+            "patient_link, worker_heartbeat, sandbox_callback, sync_state, patient, sign_in_attempt, crm_token "
             "RESTART IDENTITY CASCADE"))
     engine.dispose()
 

@@ -1,7 +1,8 @@
 """What staff may do to a job from the console or the command line, as rules: each answers None when the action
 is allowed, or why not, in words the person who asked can act on.
 
-Send again: a job that ended failed or expired, from the first step or a chosen one, as a new sequence of
+Retry a write-back: a report to the CRM that failed for good, unless a newer one of its booking and target came
+after it. Send again: a job that ended failed or expired, from the first step or a chosen one, as a new sequence of
 attempts (the old ones stay: they are the proof of what was tried). Cancel: a job still waiting. Send now: a
 job still waiting, whatever its planned time and the quiet hours; the visit itself is the only limit, for a
 message about a visit is no use once it has begun (connector.core.cascade.must_expire).
@@ -14,7 +15,7 @@ from datetime import datetime
 from connector.core.cascade import must_expire
 from connector.core.model import JobKind, JobStatus
 
-__all__ = ["RESENDABLE", "cancel_refusal", "resend_refusal", "send_now_refusal"]
+__all__ = ["RESENDABLE", "cancel_refusal", "resend_refusal", "retry_writeback_refusal", "send_now_refusal"]
 
 RESENDABLE = frozenset({JobStatus.FAILED, JobStatus.EXPIRED})
 
@@ -41,6 +42,16 @@ def send_now_refusal(status: str, *, kind: str, visit_start: datetime | None, no
     if status != JobStatus.SCHEDULED:
         return "отправить сейчас можно только запланированное сообщение"
     return _after_visit(kind, visit_start, now)
+
+
+def retry_writeback_refusal(status: str, *, newer: bool) -> str | None:
+    """Why a report to the CRM may not be pushed again; None: it may. Only a failed one, and only while it is the
+    latest of its booking and target: pushed after a newer one, it would write a stale status over it."""
+    if status != "failed":
+        return "повторить можно только неудавшуюся запись в CRM"
+    if newer:
+        return "после неё в CRM ушла более новая запись: старая затёрла бы её"
+    return None
 
 
 def _after_visit(kind: str, visit_start: datetime | None, now: datetime) -> str | None:

@@ -249,6 +249,7 @@ class AuditWhat(StrEnum):
     STAFF_SEND_NOW = "staff.send_now"
     STAFF_REPLAY = "staff.replay"
     STAFF_PHONE_SHOWN = "staff.phone_shown"
+    STAFF_RETRY_WRITEBACK = "staff.retry_writeback"
 
     @classmethod
     def of_job(cls, status: JobStatus) -> AuditWhat:

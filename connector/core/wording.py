@@ -25,6 +25,7 @@ __all__ = [
     "INBOUND_REASON",
     "JOB_KIND",
     "JOB_STATUS",
+    "WRITEBACK",
     "audit_line",
     "duration_phrase",
     "local_time",
@@ -150,6 +151,15 @@ AUDIT = {
     "staff.send_now": "отправлено сейчас по просьбе сотрудника",
     "staff.replay": "событие обработано заново по просьбе сотрудника",
     "staff.phone_shown": "сотрудник открыл телефон пациента",
+    "staff.retry_writeback": "запись в CRM повторена по просьбе сотрудника",
+}
+
+WRITEBACK = {
+    "pending": "ждёт записи в CRM",
+    "sending": "записывается",
+    "sent": "записано в CRM",
+    "failed": "не записано в CRM",
+    "replaced": "заменено более новым",
 }
 
 

@@ -23,7 +23,10 @@ from connector.channels import build_channel
 from connector.channels.base import Channel, SelfReporting
 from connector.config import ROOT, Settings, load_settings
 from connector.core.cascade import Step
+from connector.sources.amocrm_mapping import AmocrmMapping
+from connector.sources.bitrix24_mapping import Bitrix24Mapping
 from connector.sources.generic import load_mappings
+from connector.sources.mapping import SourceMapping
 from connector.store.db import make_engine, make_sessionmaker
 from connector.tenants import (
     CascadeStep,
@@ -63,12 +66,7 @@ def build_runtime(settings: Settings | None = None) -> Runtime:
         staff = {"admin": builtin_admin(settings.status_password)}
     mappings = load_mappings(MAPPINGS_DIR)
     for tenant in tenants.values():
-        if tenant.generic is not None and tenant.generic.mapping not in mappings:
-            raise TenantConfigError(
-                f"tenant {tenant.id}: sources.generic.mapping names {tenant.generic.mapping!r}, but mappings/ has "
-                f"only {sorted(mappings)}"
-            )
-    for tenant in tenants.values():
+        check_mappings(tenant, mappings)
         check_providers(tenant)
     engine = make_engine(settings.database_url)
     return Runtime(settings, tenants, mappings, engine, make_sessionmaker(engine), staff=staff)
@@ -167,3 +165,22 @@ class Accounts:
         # A provider without receipts will never report: nothing to wait for after the deadline.
         window = channel.status_window if channel.has_receipts else timedelta(0)
         return Step(step.channel, step.provider, step.timeout, step.until, final, window, step.on_unknown)
+
+
+# The kind of mapping file each source reads (the `source:` key of a file in mappings/).
+_MAPPING_KINDS: dict[str, type] = {"generic": SourceMapping, "amocrm": AmocrmMapping, "bitrix24": Bitrix24Mapping}
+
+
+def check_mappings(tenant: Tenant, mappings: Mapping[str, Any]) -> None:
+    """Each source's `mapping` names a file of mappings/ written for that source."""
+    for source, kind in _MAPPING_KINDS.items():
+        block = getattr(tenant, source, None)
+        if block is None:
+            continue
+        found = mappings.get(block.mapping)
+        if found is None:
+            raise TenantConfigError(f"tenant {tenant.id}: sources.{source}.mapping names {block.mapping!r}, but "
+                                    f"mappings/ has only {sorted(mappings)}")
+        if not isinstance(found, kind):
+            raise TenantConfigError(f"tenant {tenant.id}: sources.{source}.mapping names {block.mapping!r}, which is "
+                                    f"not a {source} mapping (its `source:` says otherwise)")

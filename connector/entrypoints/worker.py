@@ -25,9 +25,11 @@ from connector.usecases.dispatch import Dispatcher
 from connector.usecases.early_receipts import settle_held
 from connector.usecases.fetching import fetch_batch
 from connector.usecases.intake import drain
+from connector.usecases.outbox import push_until_idle
 from connector.usecases.polls import ask, deadline_questions, due_questions
 from connector.usecases.refusals import purge_unauthenticated
 from connector.usecases.sandbox_reports import deliver_due_reports
+from connector.usecases.writeback_targets import TARGETS
 
 log = logging.getLogger("connector.entrypoints.worker")
 
@@ -48,6 +50,7 @@ class Worker:
         self.sent_total = 0
         self.wake_dispatch: Callable[[], None] | None = None  # set by run_worker: its scheduler runs dispatch now
         self.wake_intake: Callable[[], None] | None = None  # … and the intake, once a CRM's entities are fetched
+        self.targets = TARGETS  # write-back target name → factory (connector.usecases.writeback_targets)
 
     def intake(self) -> int:
         """Apply pending inbound events (connector.usecases.intake); a notice due at once is sent without
@@ -115,6 +118,10 @@ class Worker:
             questions = due_questions(session, self.rt, self.accounts, now)
         return ask(self.rt, self.accounts, questions, now) if questions else 0
 
+    def push_writebacks(self) -> int:
+        """Push the due write-backs to the clinics' CRMs (connector.usecases.outbox); deliveries never wait on it."""
+        return push_until_idle(self.rt, targets=self.targets)
+
     def sync(self) -> int:
         """The safety-net sync of every tenant whose YCLIENTS source has API credentials."""
         from connector.usecases.sync import sync_due, sync_tenant
@@ -150,6 +157,7 @@ class Worker:
         self.poll()
         self.advance()
         self.dispatch()
+        self.push_writebacks()
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
@@ -190,6 +198,7 @@ def run_worker(runtime: Runtime) -> None:
                          (worker.dispatch, runtime.settings.dispatch_seconds),
                          (worker.advance, tick), (worker.deliver_sandbox_reports, tick),
                          (worker.settle_early_receipts, tick), (worker.poll, tick), (worker.heartbeat, 10 * tick),
+                         (worker.push_writebacks, tick),
                          (worker.sync, sync_every), (worker.reconcile, sync_every), (worker.fetch, tick),
                          (worker.purge, 3600 * tick)):
         scheduler.add_job(_guarded(job), "interval", seconds=seconds, id=job.__name__, next_run_time=now)

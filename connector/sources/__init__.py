@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from connector.core.model import SourceEvent
+from connector.sources.amocrm import parse_hints as amocrm_hints
+from connector.sources.bitrix24 import parse_hints as bitrix24_hints
 from connector.sources.crm import Hint
 from connector.sources.generic import parse_generic
 from connector.sources.mapping import SourceMapping
@@ -48,7 +50,23 @@ def _generic(body: Any, tenant: Tenant, mappings: Mapping[str, SourceMapping]) -
     return parse_generic(body, mappings[(tenant.generic or GenericSource()).mapping], default_tz=tenant.timezone)
 
 
+def _amocrm(body: Any, tenant: Tenant) -> list[Hint]:
+    if tenant.amocrm is None:
+        raise NotConfigured("this clinic takes no amoCRM webhooks (no sources.amocrm in its settings)")
+    return amocrm_hints(body, tenant.amocrm)
+
+
+def _bitrix24(body: Any, tenant: Tenant) -> list[Hint]:
+    if tenant.bitrix24 is None:
+        raise NotConfigured("this clinic takes no Bitrix24 webhooks (no sources.bitrix24 in its settings)")
+    return bitrix24_hints(body, tenant.bitrix24)
+
+
 SOURCES: Mapping[str, Source] = {
     "yclients": Source(_yclients),
     "generic": Source(_generic, signed=True),
+    # amoCRM signs nothing: the URL carries the tenant's token, as YCLIENTS'.
+    "amocrm": Source(hints=_amocrm),
+    # Bitrix24 signs nothing and sets the URL once per handler: its body's application_token says who sent it.
+    "bitrix24": Source(hints=_bitrix24, token_in_url=False),
 }

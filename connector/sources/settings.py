@@ -1,4 +1,5 @@
-"""The settings of the doors in (`sources:` of a tenant), typed at start-up.
+"""The settings of the doors in (`sources:` of a tenant), typed at start-up. amoCRM's and Bitrix24's blocks are
+typed by their adapters' own schemas (connector.sources.amocrm_settings, bitrix24_settings).
 
 `sources.yclients` names the branches routed to the tenant and, with API credentials, turns on the safety-net
 sync; `sources.generic` names the mapping that reads the tenant's JSON. A typo here must fail `check` and
@@ -16,6 +17,8 @@ from marshmallow import RAISE, Schema, ValidationError, fields, post_load, valid
 
 from connector.channels.settings import TimeoutSetting
 from connector.core.durations import parse_duration
+from connector.sources.amocrm_settings import AmocrmSchema
+from connector.sources.bitrix24_settings import Bitrix24Schema
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,8 @@ class _SourcesSchema(Schema):
 
     yclients = fields.Nested(_YclientsSchema)
     generic = fields.Nested(_GenericSchema)
+    amocrm = fields.Nested(AmocrmSchema)
+    bitrix24 = fields.Nested(Bitrix24Schema)
 
 
 class SourceBlocks(fields.Field):
@@ -116,13 +121,13 @@ class SourceBlocks(fields.Field):
         return value
 
 
-def typed_sources(blocks: Mapping[str, Any]) -> tuple[YclientsSource | None, GenericSource | None]:
-    """The typed `sources.yclients` and `sources.generic` (None where absent); ValueError naming the key."""
+def typed_sources(blocks: Mapping[str, Any]) -> dict[str, Any]:
+    """The typed source blocks by name (`yclients`, `generic`, `amocrm`, `bitrix24`; absent ones are not keys);
+    ValueError naming the key."""
     try:
-        loaded = _SourcesSchema().load(dict(blocks))
+        return dict(_SourcesSchema().load(dict(blocks)))
     except ValidationError as error:
         raise ValueError("; ".join(_named(error.messages, "sources"))) from error
-    return loaded.get("yclients"), loaded.get("generic")
 
 
 def _named(messages: Any, trail: str) -> list[str]:

@@ -13,6 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from connector.core.model import BookingFacts, BookingState, EventAction, Patient, Sex, SourceEvent
+from connector.core.notice_line import without_notice
 from connector.core.phones import normalise_phone
 from connector.sources.errors import PayloadError
 from connector.sources.limits import BRANCH_LENGTH, check_duration, check_id, check_moment, fit_facts
@@ -165,9 +166,10 @@ def _facts(
         doctor_name=_text(staff.get("name")),
         doctor_specialty=_text(staff.get("specialization")) or _text(position.get("title")),
         services=_services(data.get("services")),
-        # YCLIENTS has no preparation field; `comment` is the administrator's text and may say anything.
+        # YCLIENTS has no preparation field; `comment` is the administrator's text and may say anything. Our own
+        # write-back line is not part of it: the webhook our write causes must read as nothing changed.
         preparation=None,
-        comment=_text(data.get("comment")),
+        comment=_text(_without_ours(data.get("comment"))),
         branch_id=company_id,
         address=None,
     ))
@@ -334,6 +336,10 @@ def _text(raw: Any) -> str | None:
     if isinstance(raw, int | float) and not isinstance(raw, bool):
         return str(raw)
     return None
+
+
+def _without_ours(raw: Any) -> Any:
+    return without_notice(raw) if isinstance(raw, str) else raw
 
 
 def _present(raw: Any) -> bool:

@@ -154,13 +154,22 @@ class YclientsApi:
                 size = len(records)
             page += 1
 
+    def get_record(self, company_id: str | int, record_id: str | int) -> dict[str, Any]:
+        """GET /record/{company}/{record} (§3.3): the record's `data` object, as YCLIENTS sends it."""
+        path = f"/record/{_company_path_id(company_id)}/{_path_id(record_id, 'record_id')}"
+        return _data_object(self._get(path, {"include_consumables": 0, "include_finance_transactions": 0},
+                                      what="record"), "record")
+
+    def put_record(self, company_id: str | int, record_id: str | int, body: Mapping[str, Any]) -> dict[str, Any]:
+        """PUT /record/{company}/{record} (§3.4): a full update, so `body` is the whole record (see
+        connector.targets.yclients.record_update); the record as saved."""
+        path = f"/record/{_company_path_id(company_id)}/{_path_id(record_id, 'record_id')}"
+        return _data_object(self._call("PUT", path, None, what="record update", json=dict(body)), "record update")
+
     def company(self, company_id: str | int) -> dict[str, Any]:
         """GET /company/{id}: the `data` object (timezone_name, title, address…)."""
         body = self._get(f"/company/{_company_path_id(company_id)}", None, what="company")
-        data = body.get("data")
-        if not isinstance(data, dict):
-            raise YclientsApiError("yclients: company answer has no object in 'data'", transient=False)
-        return data
+        return _data_object(body, "company")
 
     # --- wire ---------------------------------------------------------------------------------------------------
 
@@ -176,8 +185,14 @@ class YclientsApi:
     def _get(self, path: str, params: Mapping[str, Any] | None, *, what: str,
              empty_when_not_found: bool = False) -> dict[str, Any] | None:
         """GET one envelope: the body when `success` holds; None for a list's «Не найдено» (with the flag)."""
+        return self._call("GET", path, params, what=what, empty_when_not_found=empty_when_not_found)
+
+    def _call(self, method: str, path: str, params: Mapping[str, Any] | None, *, what: str,
+              empty_when_not_found: bool = False, json: Any = None) -> dict[str, Any] | None:
+        """One call and its envelope; a 429 is waited out a few times (a PUT of the whole record may be sent
+        again as it is: it says the same thing twice)."""
         for tries in range(1, RETRIES_429 + 2):
-            response = self._send(path, params, what=what)
+            response = self._send(method, path, params, what=what, json=json)
             if response.status_code != 429 or tries > RETRIES_429:
                 break
             wait = retry_after_seconds(response.headers.get("Retry-After"))
@@ -187,14 +202,16 @@ class YclientsApi:
             self._throttle.hold(wait)  # the limit is per IP: every client in this process waits
         return self._read(response, what=what, empty_when_not_found=empty_when_not_found)
 
-    def _send(self, path: str, params: Mapping[str, Any] | None, *, what: str) -> requests.Response:
+    def _send(self, method: str, path: str, params: Mapping[str, Any] | None, *, what: str,
+              json: Any = None) -> requests.Response:
         headers = {"Authorization": self._authorization, "Accept": ACCEPT, "Content-Type": "application/json"}
         self._throttle.wait()
         # Transport failures are translated once, in connector.transport.wire (no URL, no chain);
         # 429 and 5xx are read here.
         try:
-            return wire.request(self.http, "GET", self.base_url + path, provider="yclients", what=what,
-                                timeout=self.timeout, transient_statuses=False, params=params, headers=headers)
+            return wire.request(self.http, method, self.base_url + path, provider="yclients", what=what,
+                                timeout=self.timeout, transient_statuses=False, params=params, headers=headers,
+                                **({"json": json} if json is not None else {}))
         except TransientError as error:
             raise YclientsApiError(str(error), transient=True) from None
 
@@ -228,6 +245,21 @@ def _company_path_id(company_id: str | int) -> str:
     if not (text.isascii() and text.isdigit() and int(text) > 0):
         raise ValueError(f"yclients: company_id must be a positive integer, not {company_id!r}")
     return str(int(text))
+
+
+def _path_id(value: str | int, name: str) -> str:
+    """An id as it goes into a path: digits only."""
+    text = str(value).strip() if isinstance(value, int | str) and not isinstance(value, bool) else ""
+    if not (text.isascii() and text.isdigit()):
+        raise ValueError(f"yclients: {name} must be a whole number, not {value!r}")
+    return text
+
+
+def _data_object(body: Mapping[str, Any] | None, what: str) -> dict[str, Any]:
+    data = body.get("data") if body is not None else None
+    if not isinstance(data, dict):
+        raise YclientsApiError(f"yclients: {what} answer has no object in 'data'", transient=False)
+    return data
 
 
 def _iso(moment: datetime, name: str) -> str:

@@ -14,8 +14,9 @@ from sqlalchemy.orm import Session, aliased, defer
 
 from connector.core.figures import AttemptGroup
 from connector.core.model import InboundOutcome, JobStatus
+from connector.core.writeback import WritebackStatus
 from connector.store.live import state_is
-from connector.store.models import DeliveryAttempt, InboundEvent, NotificationJob
+from connector.store.models import DeliveryAttempt, InboundEvent, NotificationJob, Writeback
 
 EVENTS_PER_PAGE = 50
 CHART_DAYS = 7
@@ -33,6 +34,13 @@ class Queue:
 class Daily:
     days: list[datetime]  # the local midnights, oldest first
     by_channel: dict[str, list[int]]  # channel → deliveries on each of `days`
+
+
+@dataclass(frozen=True)
+class WritebackTrouble:
+    failed: int  # reports to the CRM that failed for good
+    retrying: int  # still to be tried again after a failure
+    latest: Sequence[Writeback]  # the latest failed, newest first
 
 
 @dataclass(frozen=True)
@@ -126,3 +134,16 @@ def events_page(session: Session, *, tenant_id: str, source: str | None, outcome
     sources = list(session.scalars(select(InboundEvent.source).where(InboundEvent.tenant_id == tenant_id)
                                    .group_by(InboundEvent.source).order_by(InboundEvent.source)))
     return EventsPage(rows[:per_page], page, len(rows) > per_page, sources)
+
+
+def writeback_trouble(session: Session, *, tenant_id: str, limit: int = 10) -> WritebackTrouble:
+    """The tenant's failing reports to its CRM: how many failed for good, how many are being retried, the latest
+    failed (to open their bookings). Two queries."""
+    failed, retrying = session.execute(
+        select(func.count(case((state_is(Writeback.status, WritebackStatus.FAILED), 1))),
+               func.count(case((and_(state_is(Writeback.status, WritebackStatus.PENDING), Writeback.tries > 0), 1))))
+        .where(Writeback.tenant_id == tenant_id)).one()
+    latest = session.scalars(select(Writeback).where(Writeback.tenant_id == tenant_id,
+                                                     state_is(Writeback.status, WritebackStatus.FAILED))
+                             .order_by(Writeback.id.desc()).limit(limit)).all()
+    return WritebackTrouble(failed or 0, retrying or 0, latest)

@@ -343,3 +343,56 @@ class SignInAttempt(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+UNSENT = text("status IN ('pending', 'sending')")
+DUE = text("status = 'pending'")
+
+
+class Writeback(Base):
+    """One status report to push to the booking's CRM (connector.usecases.outbox): written with the change it
+    reports, pushed with bounded retries, the oldest unsent of each booking and target first. `status`: pending,
+    sending (leased until `lease_until`), sent, failed (its `last_error` says why), replaced (a newer report of the
+    same booking and target came before it was sent). `word` is the machine word beside the text."""
+
+    __tablename__ = "writeback"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    booking_id: Mapped[int] = mapped_column(ForeignKey("booking.id"))
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("notification_job.id"))
+    target: Mapped[str] = mapped_column(String(16))  # yclients | amocrm | bitrix24 | generic
+    status: Mapped[str] = mapped_column(String(16))
+    text: Mapped[str] = mapped_column(Text)
+    word: Mapped[str] = mapped_column(String(24))  # delivered | read | failed | expired | sent | fallback | …
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())  # when it happened
+    tries: Mapped[int] = mapped_column(Integer, default=0)
+    next_try_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        Index("ix_writeback_unsent", "booking_id", "target", "id", postgresql_where=UNSENT, sqlite_where=UNSENT),
+        Index("ix_writeback_due", "next_try_at", postgresql_where=DUE, sqlite_where=DUE),
+        Index(None, "tenant_id", "status", "id"),
+    )
+
+
+class CrmToken(Base):
+    """One tenant's OAuth pair for one CRM (amoCRM): the refresh token is single-use, so the pair lives here,
+    rotated atomically, and `refreshing_until` is the lease of the one process refreshing it
+    (connector.store.crm_tokens)."""
+
+    __tablename__ = "crm_token"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    source: Mapped[str] = mapped_column(String(32), primary_key=True)
+    access_token: Mapped[str | None] = mapped_column(Text)
+    refresh_token: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    refreshing_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, defer
 
 from connector.core.model import JobStatus
 from connector.core.phones import normalise_phone
+from connector.core.writeback import WritebackStatus
 from connector.store.early_receipts import held_list
 from connector.store.live import state_is
 from connector.store.models import (
@@ -27,6 +28,7 @@ from connector.store.models import (
     Patient,
     SyncState,
     WorkerHeartbeat,
+    Writeback,
 )
 
 LIST_LIMIT = 50
@@ -45,6 +47,7 @@ class BookingTrail:
     attempts: dict[int, list[DeliveryAttempt]]  # job id → its attempts, oldest first
     audit: Sequence[AuditEvent]
     inbound: Sequence[InboundEvent]  # bodies and headers not loaded
+    writebacks: Sequence[Writeback] = ()  # what was reported to its CRM, oldest first
 
 
 @dataclass(frozen=True)
@@ -101,7 +104,7 @@ def booking_trail_by_id(session: Session, *, tenant_id: str, booking_id: int) ->
 
 
 def _trail(session: Session, booking: Booking) -> BookingTrail:
-    """Five queries however many jobs a booking has."""
+    """Six queries however many jobs a booking has."""
     patient = session.get(Patient, booking.patient_id) if booking.patient_id else None
     jobs = session.scalars(select(NotificationJob).where(NotificationJob.booking_id == booking.id)
                            .order_by(planned_time(), NotificationJob.id)).all()
@@ -116,7 +119,9 @@ def _trail(session: Session, booking: Booking) -> BookingTrail:
         select(InboundEvent).where(InboundEvent.booking_id == booking.id)
         .options(defer(InboundEvent.body), defer(InboundEvent.headers))
         .order_by(InboundEvent.received_at, InboundEvent.id)).all()
-    return BookingTrail(booking, patient, jobs, attempts, audit, inbound)
+    writebacks = session.scalars(select(Writeback).where(Writeback.booking_id == booking.id)
+                                 .order_by(Writeback.id)).all()
+    return BookingTrail(booking, patient, jobs, attempts, audit, inbound, writebacks)
 
 
 def event_trail(session: Session, *, tenant_id: str, event_id: int) -> EventTrail | None:
@@ -136,6 +141,32 @@ def inbound_events(session: Session, *, tenant_id: str, outcome: str | None, lim
     if outcome:
         query = query.where(InboundEvent.outcome == outcome)
     return session.scalars(query.order_by(InboundEvent.id.desc()).limit(limit)).all()
+
+
+def writebacks(session: Session, *, tenant_id: str, status: str | None, limit: int,
+               before: int | None = None) -> Sequence[Writeback]:
+    """The tenant's outbox rows, newest first (ids below `before`, for the next page); one status's if given."""
+    query = select(Writeback).where(Writeback.tenant_id == tenant_id)
+    if status:
+        query = query.where(Writeback.status == status)
+    if before is not None:
+        query = query.where(Writeback.id < before)
+    return session.scalars(query.order_by(Writeback.id.desc()).limit(limit)).all()
+
+
+def writeback_counts(session: Session) -> list[tuple[str, str, str, int]]:
+    """(tenant, target, status, count) of every outbox row: what /metrics shows."""
+    rows = session.execute(select(Writeback.tenant_id, Writeback.target, Writeback.status, func.count())
+                           .group_by(Writeback.tenant_id, Writeback.target, Writeback.status))
+    return [(tenant, target, status, count) for tenant, target, status, count in rows]
+
+
+def writebacks_retrying(session: Session) -> list[tuple[str, str, int]]:
+    """(tenant, target, count) of the rows a target keeps failing on, still to be tried again."""
+    rows = session.execute(select(Writeback.tenant_id, Writeback.target, func.count())
+                           .where(state_is(Writeback.status, WritebackStatus.PENDING), Writeback.tries > 0)
+                           .group_by(Writeback.tenant_id, Writeback.target))
+    return [(tenant, target, count) for tenant, target, count in rows]
 
 
 def inbound_event(session: Session, *, tenant_id: str, event_id: int) -> InboundEvent | None:

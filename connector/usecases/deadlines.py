@@ -21,6 +21,7 @@ from connector.store.ledger import apply_decision, audit, note_with, update_atte
 from connector.store.mapping import fallback_scheduled
 from connector.store.models import DeliveryAttempt
 from connector.store.queue import claim_timed_out
+from connector.store.writebacks import add_writebacks
 
 log = logging.getLogger("connector.usecases.deadlines")
 
@@ -56,6 +57,7 @@ def advance_timed_out(session: Session, *, runtime: Runtime, accounts: Accounts,
         audits.append(audit(job, now, AuditWhat.of_job(decision.job_status), note_with(decision.note,
                                                                                         decision.waiting)))
     session.add_all(audits)
+    add_writebacks(session, runtime.tenants, audits, now)
     return len(jobs)
 
 

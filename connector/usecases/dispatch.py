@@ -52,6 +52,7 @@ from connector.store.mapping import DueBatch, booking_facts, due_job, fallback_s
 from connector.store.models import AuditEvent, Booking, DeliveryAttempt, NotificationJob, Patient
 from connector.store.queue import claim_due_jobs, renew_leases
 from connector.store.warmup import warmup_caps
+from connector.store.writebacks import add_writebacks
 from connector.tenants import Tenant
 from connector.usecases.batches import BatchStream
 from connector.usecases.early_receipts import on_recorded
@@ -165,6 +166,7 @@ class Dispatcher:
             audits.append(audit(plan.job, now, AuditWhat.ATTEMPT_QUEUED, f"step {plan.attempt.step + 1}: "
                                 f"{plan.step.channel} via {plan.step.provider}", plan.attempt))
         insert_trail(session, audits)
+        add_writebacks(session, self.rt.tenants, audits, now)
         return [Send(plan.job.id, plan.attempt.id, plan.job.tenant_id, plan.step, plan.message) for plan in plans]
 
     def _prepare_one(self, job: NotificationJob, booking: Booking | None, patient: Patient | None, batch: DueBatch,
@@ -245,6 +247,7 @@ class Dispatcher:
         for tenant_id, facts in memory.items():
             remember_channels(session, now, facts, self.rt.tenants[tenant_id].remember_not_registered)
         insert_trail(session, audits)
+        add_writebacks(session, self.rt.tenants, audits, now)
         # Receipts that came before these ids were written (a fast provider): applied now, in one lookup.
         on_recorded(session, [(jobs[s.send.job_id].tenant_id, attempts[s.send.attempt_id]) for s in results],
                     runtime=self.rt, accounts=self.accounts, now=now)

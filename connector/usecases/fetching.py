@@ -19,6 +19,8 @@ from typing import Any
 
 from connector.core.retry import retry_delay
 from connector.entrypoints.bootstrap import Runtime
+from connector.sources.amocrm_fetch import AmocrmFetcher, tokens_for
+from connector.sources.bitrix24_fetch import Bitrix24Fetcher
 from connector.sources.crm import CrmError, Fetcher
 from connector.sources.errors import PayloadError
 from connector.store.fetches import Claimed, Fetched, claim_fetches, record_fetches
@@ -33,7 +35,25 @@ BACKOFF_BASE = 10.0  # seconds before the first retry; doubling up to BACKOFF_CA
 BACKOFF_CAP = 1800.0
 
 FetcherFactory = Callable[[Tenant, Runtime], Fetcher | None]
-FETCHERS: dict[str, FetcherFactory] = {}  # source name → the tenant's fetcher (None: not configured)
+
+
+def _bitrix24(tenant: Tenant, runtime: Runtime) -> Fetcher | None:
+    if tenant.bitrix24 is None:
+        return None
+    writeback = getattr(tenant, "writeback_bitrix24", None)
+    return Bitrix24Fetcher.build(tenant.bitrix24, runtime.mappings[tenant.bitrix24.mapping], tenant.timezone,
+                                 writeback=writeback)
+
+
+def _amocrm(tenant: Tenant, runtime: Runtime) -> Fetcher | None:
+    if tenant.amocrm is None:
+        return None
+    return AmocrmFetcher.build(tenant.amocrm, runtime.mappings[tenant.amocrm.mapping], tenant.timezone,
+                               tokens=tokens_for(tenant.amocrm, runtime.sessions, tenant.id))
+
+
+# source → the tenant's fetcher (None: the tenant has no such source)
+FETCHERS: dict[str, FetcherFactory] = {"amocrm": _amocrm, "bitrix24": _bitrix24}
 
 
 def fetch_batch(runtime: Runtime, *, limit: int = BATCH,

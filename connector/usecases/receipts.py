@@ -36,6 +36,7 @@ from connector.store.ledger import (
 )
 from connector.store.mapping import fallback_scheduled
 from connector.store.models import AuditEvent, DeliveryAttempt, NotificationJob, Patient, PatientChannel, PatientLink
+from connector.store.writebacks import add_writebacks
 from connector.tenants import Tenant
 from connector.usecases.refusals import record_refused
 
@@ -130,6 +131,7 @@ def apply_known(session: Session, reports: Sequence[StatusReport], *, runtime: R
     if tenant is not None:
         remember_channels(session, now, memory, tenant.remember_not_registered)
     session.add_all(audits)
+    add_writebacks(session, runtime.tenants, audits, now)
     return matched, unmatched
 
 

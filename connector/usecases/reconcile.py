@@ -100,7 +100,7 @@ def _store_newer(runtime: Runtime, tenant: Tenant, source: str, changed: list[tu
         with runtime.sessions.begin() as session:
             held = dict(session.execute(select(Booking.external_id, Booking.source_version).where(
                 Booking.tenant_id == tenant.id, Booking.source == source,
-                Booking.external_id.in_([external_id for external_id, _ in chunk]))).tuples().all())
+                Booking.external_id.in_([external_id for external_id, _ in chunk]))).all())
             rows = []
             for external_id, at in chunk:
                 version = held.get(external_id)

@@ -1,5 +1,6 @@
 """Use case: what staff do to a job or an event from the console or the command line — send a failed job again,
-cancel a waiting one, send a waiting one now, replay a rejected event, see a patient's phone — each checked by
+cancel a waiting one, send a waiting one now, replay a rejected event, push a failed report to the CRM again, see
+a patient's phone — each checked by
 the core's rule (connector.core.interventions) and written to the audit trail with the staff member's name.
 
 A job sent again keeps its attempts (the proof of what was tried); it is scheduled due now on the chosen step, and
@@ -12,15 +13,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from connector.core.interventions import cancel_refusal, resend_refusal, send_now_refusal
+from connector.core.interventions import cancel_refusal, resend_refusal, retry_writeback_refusal, send_now_refusal
 from connector.core.model import AuditWhat, JobStatus
 from connector.core.wording import CHANNEL, INBOUND_OUTCOME, said
+from connector.core.writeback import WritebackStatus
 from connector.entrypoints.bootstrap import Runtime
 from connector.store.ledger import audit, audit_row
-from connector.store.models import Booking, InboundEvent, NotificationJob, Patient
+from connector.store.models import Booking, InboundEvent, NotificationJob, Patient, Writeback
 from connector.usecases.replay import Replayed, replay, settle
 
 
@@ -104,6 +106,25 @@ def replay_events(runtime: Runtime, event_ids: Sequence[int], *, staff: str, ten
                                   detail=f"{staff}: {said(INBOUND_OUTCOME, result.outcome)}", booking_id=row.booking_id,
                                   inbound_event_id=row.id))
     return [_replayed(event_id, results.get(event_id)) for event_id in event_ids]
+
+
+def retry_writeback(runtime: Runtime, writeback_id: int, *, staff: str, tenant_id: str | None = None) -> Done:
+    """Push a report to the CRM again that failed for good: pending at once, with a whole new round of tries."""
+    with runtime.sessions.begin() as session:
+        row = session.get(Writeback, writeback_id, with_for_update=True)
+        if row is None or (tenant_id is not None and row.tenant_id != tenant_id):
+            return Done(writeback_id, False, f"записи в CRM №{writeback_id} нет")
+        newer = session.scalar(select(func.count()).select_from(Writeback).where(
+            Writeback.booking_id == row.booking_id, Writeback.target == row.target, Writeback.id > row.id,
+            Writeback.status != WritebackStatus.FAILED)) or 0
+        why = retry_writeback_refusal(row.status, newer=newer > 0)
+        if why is not None:
+            return Done(writeback_id, False, f"запись в CRM №{writeback_id}: {why}")
+        now = runtime.clock()
+        row.status, row.tries, row.next_try_at, row.updated_at = WritebackStatus.PENDING, 0, now, now
+        session.add(audit_row(tenant_id=row.tenant_id, at=now, what=AuditWhat.STAFF_RETRY_WRITEBACK,
+                              detail=f"{staff}: {row.target}", booking_id=row.booking_id, job_id=row.job_id))
+    return Done(writeback_id, True, f"запись в CRM №{writeback_id} уйдёт ещё раз")
 
 
 def reveal_phone(runtime: Runtime, booking_id: int, *, staff: str, tenant_id: str) -> str | None:

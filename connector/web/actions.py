@@ -1,4 +1,5 @@
-"""The console's actions: send a job again, cancel it, send it now, replay a rejected event, see a phone.
+"""The console's actions: send a job again, cancel it, send it now, replay a rejected event, push a failed report
+to the CRM again, see a phone.
 
 Each is a POST with the CSRF token (connector.web.access: CSRFProtect checks it before the view runs). The first
 POST of an action only shows what it will do and asks to confirm (no scripts on these pages, so no
@@ -13,7 +14,7 @@ from flask import session as session_store
 from flask.typing import ResponseReturnValue
 
 from connector.core.wording import CHANNEL, JOB_KIND, said
-from connector.store.models import Booking, InboundEvent, NotificationJob
+from connector.store.models import Booking, InboundEvent, NotificationJob, Writeback
 from connector.usecases import staff_actions
 from connector.web.access import current_staff, requires
 from connector.web.context import current_runtime
@@ -73,6 +74,26 @@ def replay(tenant_id: str, event_id: int) -> ResponseReturnValue:
     [done] = staff_actions.replay_events(runtime, [event_id], staff=current_staff().name, tenant_id=tenant_id)
     _said(done)
     return redirect(url_for("status.event", tenant_id=tenant_id, event_id=event_id), 303)
+
+
+@bp.post("/<tenant_id>/bookings/<int:booking_id>/writebacks/<int:writeback_id>/retry")
+@requires("operator")
+def retry_writeback(tenant_id: str, booking_id: int, writeback_id: int) -> ResponseReturnValue:
+    runtime = current_runtime()
+    with runtime.sessions() as session:
+        row = session.get(Writeback, writeback_id)
+        if row is None or row.tenant_id != tenant_id or row.booking_id != booking_id:
+            abort(404, f"У записи №{booking_id} нет записи в CRM №{writeback_id}.")
+        target = row.target
+    back = url_for("status.booking", tenant_id=tenant_id, booking_id=booking_id)
+    if request.form.get("confirmed") != "1":
+        tenant = runtime.tenants[tenant_id]
+        return render_template(
+            "status/confirm.html", tenant=tenant, zone=tenant.timezone, staff=current_staff(), fields={},
+            title="Повторить запись в CRM", button="Да, повторить",
+            question=f"Записать в {target} ещё раз отчёт №{writeback_id} записи №{booking_id}?", back=back)
+    _said(staff_actions.retry_writeback(runtime, writeback_id, staff=current_staff().name, tenant_id=tenant_id))
+    return redirect(back, 303)
 
 
 def _said(done: staff_actions.Done) -> None:

@@ -14,8 +14,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from connector.core.invites import BOT_LINKS, invite_link
 from connector.core.phones import mask_phone, normalise_phone
+from connector.core.writeback import WritebackStatus
 from connector.store import views
-from connector.store.models import DeliveryAttempt, InboundEvent, NotificationJob
+from connector.store.models import DeliveryAttempt, InboundEvent, NotificationJob, Writeback
 from connector.tenants import CHANNELS
 from connector.usecases import patients
 from connector.web.auth import require_scope
@@ -65,6 +66,7 @@ def booking(tenant_id: str, source: str, external_id: str) -> Response:
         updated_at=utc_iso(found.updated_at),
         jobs=[_job(job, trail.attempts.get(job.id, [])) for job in jobs],
         events=[{"at": utc_iso(e.at), "what": e.what, "detail": e.detail, "job_id": e.job_id} for e in trail.audit],
+        writebacks=[_writeback(row) for row in trail.writebacks],  # what its CRM was told, oldest first
     )
 
 
@@ -86,6 +88,36 @@ def inbound_event(tenant_id: str, event_id: int) -> ResponseReturnValue:
     if row is None:
         abort(404, "no such inbound event for this tenant")
     return jsonify(_inbound_event(row))
+
+
+@bp.get("/<tenant_id>/writebacks")
+def writebacks(tenant_id: str) -> ResponseReturnValue:
+    """The outbox: what was (or is to be) reported to the clinic's CRM, newest first; `?status=pending|sent|failed`
+    (or sending, replaced), `limit`, and `before=<id>` for the next page."""
+    limit = _limit(request.args.get("limit", "50"))
+    if limit is None:
+        return jsonify(error="bad_request", field="limit", message="limit must be a whole number from 1 to 500"), 400
+    status = request.args.get("status") or None
+    if status is not None and status not in set(WritebackStatus):
+        return jsonify(error="bad_request", field="status",
+                       message=f"status must be one of {', '.join(WritebackStatus)}"), 400
+    before = request.args.get("before")
+    if before is not None and not re.fullmatch(r"[0-9]{1,12}", before):
+        return jsonify(error="bad_request", field="before", message="before must be an outbox row id"), 400
+    with current_runtime().sessions() as session:
+        rows = views.writebacks(session, tenant_id=tenant_id, status=status, limit=limit,
+                                before=int(before) if before is not None else None)
+    return jsonify(writebacks=[_writeback(row) for row in rows],
+                   next_before=rows[-1].id if len(rows) == limit else None)
+
+
+def _writeback(row: Writeback) -> dict[str, Any]:
+    return {
+        "id": row.id, "target": row.target, "booking_id": row.booking_id, "job_id": row.job_id,
+        "status": row.status, "text": row.text, "word": row.word, "at": utc_iso(row.at), "tries": row.tries,
+        "last_error": row.last_error, "next_try_at": utc_iso(row.next_try_at) if row.status == "pending" else None,
+        "sent_at": utc_iso(row.sent_at), "created_at": utc_iso(row.created_at), "details": row.details,
+    }
 
 
 def _inbound_event(row: InboundEvent) -> dict[str, Any]:

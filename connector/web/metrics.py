@@ -55,6 +55,11 @@ class _LedgerCollector:
         yield _family("connector_inbound_unauthenticated_24h",
                       "Bodies refused in 24 hours before anyone vouched for them, by reason", ["reason"],
                       [(reason, refused.get(reason, 0)) for reason in UNAUTHENTICATED])
+        yield _family("connector_writebacks", "Write-backs to the clinics' CRMs by state (failed: refused, or out of "
+                      "tries; see GET /api/v1/<tenant>/writebacks?status=failed)", ["tenant", "target", "status"],
+                      views.writeback_counts(session))
+        yield _family("connector_writebacks_retrying", "Write-backs that failed and wait to be tried again",
+                      ["tenant", "target"], views.writebacks_retrying(session))
         yield _family("connector_worker_heartbeat_age_seconds", "Seconds since each worker's last beat", ["worker"],
                       [(beat.worker_id, (self.now - beat.beat_at).total_seconds())
                        for beat in views.heartbeats_since(session, since=since)])

@@ -36,12 +36,14 @@ from connector.core.wording import (
     INBOUND_REASON,
     JOB_KIND,
     JOB_STATUS,
+    WRITEBACK,
     audit_line,
     duration_phrase,
     local_time,
     reason_phrase,
     said,
 )
+from connector.core.writeback import WritebackStatus
 from connector.store import console_views, views
 from connector.tenants import Tenant
 from connector.web.access import current_staff, guard, secure_headers
@@ -86,11 +88,12 @@ def overview(tenant_id: str) -> str:
         groups = console_views.attempt_groups(session, tenant_id=tenant_id, now=now, zone=zone)
         daily = console_views.daily_deliveries(session, tenant_id=tenant_id, now=now, zone=zone)
         waiting = console_views.queue(session, tenant_id=tenant_id, now=now)
+        writebacks = console_views.writeback_trouble(session, tenant_id=tenant_id)
     return _render("status/overview.html", tenant, zone, now=now,
                    **_overview_context(seen, now=now, query=query, settings=runtime.settings),
                    windows=[(name, label, _in_cascade_order(by_channel(groups, name), tenant), by_step(groups, name))
                             for name, label in (("today", "сегодня"), ("24h", "24 часа"), ("7d", "7 дней"))],
-                   chart=deliveries_svg(daily.days, daily.by_channel), queue=waiting,
+                   chart=deliveries_svg(daily.days, daily.by_channel), queue=waiting, writebacks=writebacks,
                    lag=None if waiting.oldest_due is None else max(now - waiting.oldest_due, timedelta(0)))
 
 
@@ -209,6 +212,8 @@ def _booking_context(trail: views.BookingTrail, tenant: Tenant, *, zone: ZoneInf
               for job in trail.jobs],
         timeline=_timeline(trail, kinds, zone=zone, now=now),
         inbound=[{"e": e, "error": scrub(e.error)} for e in trail.inbound],
+        writebacks=[{"w": w, "error": scrub(w.last_error), "retryable": w.status == WritebackStatus.FAILED}
+                    for w in trail.writebacks],
     )
 
 
@@ -229,14 +234,21 @@ def _attempt_rows(trail: views.BookingTrail, job_id: int, *, zone: ZoneInfo, now
 
 def _timeline(trail: views.BookingTrail, kinds: dict[int | None, str], *, zone: ZoneInfo,
               now: datetime) -> list[dict[str, Any]]:
-    """Everything that happened to the booking, oldest first: each inbound event as it came, and each line of the
-    trail (what the intake, the worker, the providers' receipts and staff did), worded."""
+    """Everything that happened to the booking, oldest first: each inbound event as it came, each line of the
+    trail (what the intake, the worker, the providers' receipts and staff did), worded, and each report to the
+    CRM with where it stands now."""
     channels: dict[int | None, str] = {a.id: a.channel for attempts in trail.attempts.values() for a in attempts}
     rows: list[dict[str, Any]] = [
         {"at": e.received_at, "order": 0, "who": "source", "event_id": e.id, "job_id": None, "kind": "",
          "channel": "", "what": "inbound", "line": f"пришло событие из {e.source}: {said(INBOUND_OUTCOME, e.outcome)}"
                                                + (f" ({scrub(e.error)})" if e.error else "")}
         for e in trail.inbound]
+    rows += [{"at": w.created_at, "order": 2, "who": "crm", "event_id": None, "job_id": w.job_id,
+              "kind": said(JOB_KIND, kinds.get(w.job_id)), "channel": "",
+              "line": f"отчёт в CRM ({w.target}) «{w.text}»: {said(WRITEBACK, w.status)}"
+                      + (f", попыток {w.tries}" if w.tries > 1 else "")
+                      + (f" ({scrub(w.last_error)})" if w.last_error else ""), "what": "writeback"}
+             for w in trail.writebacks]
     rows += [{"at": e.at, "order": 1, "who": e.what.split(".")[0], "event_id": e.inbound_event_id, "job_id": e.job_id,
               "kind": said(JOB_KIND, kinds.get(e.job_id)), "channel": said(CHANNEL, channels.get(e.attempt_id)),
               "what": e.what, "line": scrub(audit_line(e.what, e.detail, zone=zone, now=now))}
@@ -280,7 +292,7 @@ def _render(template: str, tenant: Tenant, zone: ZoneInfo, **context: Any) -> st
 
 WORDS = {"job": JOB_STATUS, "attempt": ATTEMPT_STATUS, "kind": JOB_KIND, "channel": CHANNEL,
          "outcome": INBOUND_OUTCOME, "reason": INBOUND_REASON, "booking": BOOKING_STATE,
-         "worker": {"alive": "работает", "dead": "молчит"}}
+         "worker": {"alive": "работает", "dead": "молчит"}, "writeback": WRITEBACK}
 
 
 from connector.web import actions  # noqa: E402,F401  (its routes join this blueprint)

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 revision: str = '0014'
-down_revision: Union[str, Sequence[str], None] = '0011'  # '0013' once the health and outbox migrations land
+down_revision: Union[str, Sequence[str], None] = '0013'  # after the outbox's 0012 and 0013
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from connector.core.interventions import cancel_refusal, resend_refusal, send_now_refusal
+from connector.core.interventions import cancel_refusal, resend_refusal, retry_writeback_refusal, send_now_refusal
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 LATER = NOW + timedelta(days=1)
@@ -55,3 +55,9 @@ def test_cancel_only_what_still_waits(status, allowed):
 ])
 def test_send_now_respects_nothing_but_the_visit(status, kind, visit, allowed):
     assert (send_now_refusal(status, kind=kind, visit_start=visit, now=NOW) is None) is allowed
+
+
+@pytest.mark.parametrize(("status", "newer", "allowed"), [("failed", False, True), ("failed", True, False),
+                                                         ("pending", False, False), ("sent", False, False)])
+def test_retry_only_a_failed_write_back_that_nothing_newer_followed(status, newer, allowed):
+    assert (retry_writeback_refusal(status, newer=newer) is None) is allowed

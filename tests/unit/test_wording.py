@@ -11,6 +11,7 @@ import pytest
 from connector.core import wording
 from connector.core.model import AttemptStatus, AuditWhat, BookingState, InboundOutcome, JobKind, JobStatus
 from connector.core.wording import audit_line, duration_phrase, local_time, reason_phrase, said
+from connector.core.writeback import WritebackStatus
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
@@ -19,6 +20,7 @@ NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 @pytest.mark.parametrize(("table", "values"), [
     (wording.JOB_STATUS, JobStatus), (wording.ATTEMPT_STATUS, AttemptStatus), (wording.JOB_KIND, JobKind),
     (wording.INBOUND_OUTCOME, InboundOutcome), (wording.BOOKING_STATE, BookingState), (wording.AUDIT, AuditWhat),
+    (wording.WRITEBACK, WritebackStatus),
 ])
 def test_every_value_of_the_ledger_has_russian_words(table, values):
     for value in values:

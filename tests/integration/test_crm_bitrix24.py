@@ -1,0 +1,154 @@
+"""A Bitrix24 clinic end to end: the portal's outgoing webhook through the real door, the deal and its contact
+read from a stand-in portal speaking the REST wire format, the booking and its jobs in the ledger; a wrong
+application token refused and recorded; reconciliation finding a deal whose webhook never came."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import select
+from werkzeug import Request, Response
+
+from connector.store.models import Booking, InboundEvent, NotificationJob
+from connector.tenants import demo_tenant
+from connector.usecases.fetching import fetch_batch
+from connector.usecases.intake import drain
+from connector.usecases.reconcile import reconcile_tenant
+from connector.web import create_app
+from tests.conftest import API_TOKEN, DEMO_TOKEN, make_runtime
+from tests.fixtures import sample
+
+NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+TOKEN = "app-token-from-the-handler-settings"
+URL = "/webhooks/bitrix24/demo"
+AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
+
+
+def answer(name: str) -> dict:
+    return json.loads(sample("bitrix24", name).read_text(encoding="utf-8"))
+
+
+class Portal:
+    """crm.item.get / crm.contact.get / crm.item.list of one portal, from the samples, as the REST API answers."""
+
+    def __init__(self, httpserver):
+        self.deals = {4455: answer("crm_item_get_deal_4455.json")["result"]["item"]}
+        self.calls: list[tuple[str, dict]] = []
+        for method in ("crm.item.get", "crm.contact.get", "crm.item.list"):
+            httpserver.expect_request(f"/rest/1/c0de/{method}.json", method="POST").respond_with_handler(
+                lambda request, method=method: self._answer(method, request))
+
+    def _answer(self, method: str, request: Request) -> Response:
+        body = json.loads(request.get_data() or b"{}")
+        self.calls.append((method, body))
+        if method == "crm.item.get":
+            deal = self.deals.get(int(body["id"]))
+            if deal is None:
+                return Response(json.dumps({"error": "NOT_FOUND", "error_description": "Not found"}), 400,
+                                content_type="application/json")
+            return Response(json.dumps({"result": {"item": deal}}), content_type="application/json")
+        if method == "crm.contact.get":
+            return Response(json.dumps(answer("crm_contact_get_6677.json")), content_type="application/json")
+        items = [{"id": deal["id"], "updatedTime": deal["updatedTime"]} for deal in self.deals.values()]
+        return Response(json.dumps({"result": {"items": items}, "total": len(items)}),
+                        content_type="application/json")
+
+
+@pytest.fixture
+def clinic(database_url, httpserver):
+    portal = Portal(httpserver)
+    tenant = replace(demo_tenant(DEMO_TOKEN), sources={"bitrix24": {
+        "webhook_url": httpserver.url_for("/rest/1/c0de/"), "application_token": TOKEN}})
+    runtime = make_runtime(database_url, [tenant])
+    runtime.clock = lambda: NOW
+    yield runtime, create_app(runtime).test_client(), portal
+    runtime.engine.dispose()
+
+
+def work(runtime) -> None:
+    """What the worker does with a CRM's webhook: fetch the entity, then apply it."""
+    while fetch_batch(runtime):
+        pass
+    drain(runtime)
+
+
+def test_a_deal_update_becomes_a_booking_with_its_reminders(clinic):
+    runtime, client, portal = clinic
+    body = sample("bitrix24", "deal_update_webhook.txt").read_bytes().strip()
+    response = client.post(URL, data=body, content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 200 and response.get_json()["outcome"] == "accepted"
+    assert portal.calls == [], "the portal is answered before anything is fetched"
+
+    work(runtime)
+    assert [method for method, _ in portal.calls] == ["crm.item.get", "crm.contact.get"]
+    booking = client.get("/api/v1/demo/bookings/bitrix24/4455", headers=AUTH).get_json()
+    assert booking["starts_at"] == "2026-12-03T10:00:00+03:00"
+    assert booking["state"] == "active"
+    with runtime.sessions() as session:
+        kinds = sorted(session.scalars(select(NotificationJob.kind)).all())
+    assert "reminder" in kinds and "confirmation" in kinds
+
+    # The same webhook again (Bitrix24 sends one per save): the deal re-read is the same, nothing new is planned.
+    again = client.post(URL, data=body, content_type="application/x-www-form-urlencoded").get_json()
+    work(runtime)
+    event = client.get(f"/api/v1/demo/inbound-events/{again['inbound_event_id']}", headers=AUTH).get_json()
+    assert event["outcome"] == "duplicate"
+    with runtime.sessions() as session:
+        assert sorted(session.scalars(select(NotificationJob.kind)).all()) == kinds
+
+
+def test_a_deal_moved_to_a_failed_stage_is_cancelled_with_its_notice(clinic):
+    runtime, client, portal = clinic
+    body = sample("bitrix24", "deal_update_webhook.txt").read_bytes().strip()
+    client.post(URL, data=body, content_type="application/x-www-form-urlencoded")
+    work(runtime)
+    portal.deals[4455] = {**portal.deals[4455], "stageId": "C1:LOSE", "stageSemanticId": "F",
+                          "updatedTime": "2026-11-28T12:00:00+03:00"}
+    client.post(URL, data=body, content_type="application/x-www-form-urlencoded")
+    work(runtime)
+    with runtime.sessions() as session:
+        assert session.scalars(select(Booking.state)).one() == "cancelled"
+        jobs = dict(session.execute(select(NotificationJob.kind, NotificationJob.status)).all())
+    assert jobs["cancellation"] == "scheduled" and jobs["reminder"] == "cancelled"
+
+
+def test_a_wrong_application_token_is_refused_and_recorded(clinic):
+    runtime, client, portal = clinic
+    body = sample("bitrix24", "deal_update_webhook.txt").read_bytes().strip().replace(TOKEN.encode(), b"forged")
+    response = client.post(URL, data=body, content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 401
+    assert response.get_json()["error"] == "unauthorized"
+    with runtime.sessions() as session:
+        stored = session.scalars(select(InboundEvent)).one()
+        assert (stored.outcome, stored.reason, stored.source) == ("rejected", "unauthorized", "bitrix24")
+        assert stored.body.startswith("event=ONCRMDEALUPDATE")
+    assert portal.calls == []
+
+
+def test_a_tenant_without_bitrix24_answers_404(database_url):
+    runtime = make_runtime(database_url)
+    client = create_app(runtime).test_client()
+    body = sample("bitrix24", "deal_update_webhook.txt").read_bytes().strip()
+    response = client.post(URL, data=body, content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 404 and response.get_json()["error"] == "source_not_configured"
+    runtime.engine.dispose()
+
+
+def test_reconciliation_finds_a_deal_whose_webhook_never_came(clinic):
+    runtime, client, portal = clinic
+    result = reconcile_tenant(runtime, runtime.tenants["demo"], "bitrix24", "worker-1")
+    assert (result.read, result.stored, result.error) == (1, 1, None)
+    work(runtime)
+    booking = client.get("/api/v1/demo/bookings/bitrix24/4455", headers=AUTH).get_json()
+    assert booking["state"] == "active"
+    [listing] = [body for method, body in portal.calls if method == "crm.item.list"]
+    assert listing["entityTypeId"] == 2
+
+    calls = len(portal.calls)  # the next pass finds nothing newer than what we hold: nothing is fetched
+    runtime.clock = lambda: NOW.replace(hour=10)
+    assert reconcile_tenant(runtime, runtime.tenants["demo"], "bitrix24", "worker-1").stored == 0
+    work(runtime)
+    assert [method for method, _ in portal.calls[calls:]] == ["crm.item.list"]
