@@ -115,8 +115,7 @@ def retry_writeback(runtime: Runtime, writeback_id: int, *, staff: str, tenant_i
         if row is None or (tenant_id is not None and row.tenant_id != tenant_id):
             return Done(writeback_id, False, f"записи в CRM №{writeback_id} нет")
         newer = session.scalar(select(func.count()).select_from(Writeback).where(
-            Writeback.booking_id == row.booking_id, Writeback.target == row.target, Writeback.id > row.id,
-            Writeback.status != WritebackStatus.FAILED)) or 0
+            Writeback.booking_id == row.booking_id, Writeback.target == row.target, Writeback.id > row.id)) or 0
         why = retry_writeback_refusal(row.status, newer=newer > 0)
         if why is not None:
             return Done(writeback_id, False, f"запись в CRM №{writeback_id}: {why}")

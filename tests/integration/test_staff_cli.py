@@ -10,8 +10,9 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from connector.store.models import AuditEvent, DeliveryAttempt, NotificationJob
+from connector.store.models import AuditEvent, Booking, DeliveryAttempt, NotificationJob, Writeback
 from connector.tenants import demo_tenant
+from connector.usecases.intake import drain
 from connector.web import create_app
 from tests.conftest import DEMO_TOKEN, make_runtime
 from tests.integration.test_console import Clock, book, work
@@ -65,4 +66,35 @@ def test_resend_and_cancel_from_the_command_line(database_url):
     with runtime.sessions() as session:
         assert session.scalars(select(DeliveryAttempt.channel).where(DeliveryAttempt.job_id == failed)
                                .order_by(DeliveryAttempt.id.desc()).limit(1)).one() == "sms"
+    runtime.engine.dispose()
+
+
+def test_a_failed_write_back_is_pushed_again_unless_a_newer_one_followed(database_url):
+    runtime = make_runtime(database_url)
+    client = create_app(runtime).test_client()
+    book(client, 7002, "+7 (916) 123-45-60")
+    drain(runtime)  # the intake makes the booking
+    now = runtime.clock()
+    with runtime.sessions.begin() as session:
+        booking_id = session.scalars(select(Booking.id)).one()
+
+        def row(status: str) -> Writeback:
+            return Writeback(tenant_id="demo", booking_id=booking_id, target="yclients", status=status, text="…",
+                             word="failed", details={}, at=now, tries=8, next_try_at=now, created_at=now,
+                             updated_at=now, last_error="HTTP 403")
+
+        old, latest, other = row("failed"), row("failed"), row("sent")
+        session.add_all([old, latest])
+        session.flush()
+        other.target = "generic"  # another target's newer report does not hold this one back
+        session.add(other)
+        session.flush()
+        ids = old.id, latest.id
+    session_lines = run_cli(database_url, "retry-writeback", *map(str, ids), "--by", "Дежурный")
+    assert session_lines.stdout.splitlines() == [
+        f"{ids[0]}\trefused\tзапись в CRM №{ids[0]}: после неё в CRM ушла более новая запись: старая затёрла бы её",
+        f"{ids[1]}\tok\tзапись в CRM №{ids[1]} уйдёт ещё раз"], session_lines
+    with runtime.sessions() as session:
+        assert [(w.status, w.tries) for w in session.scalars(select(Writeback).where(Writeback.id.in_(ids))
+                                                            .order_by(Writeback.id))] == [("failed", 8), ("pending", 0)]
     runtime.engine.dispose()
