@@ -112,11 +112,12 @@ def test_an_admin_finds_a_patient_by_phone_and_sends_a_failed_confirmation_again
     # the search: a phone as people type it; POSTed, so it is in no URL
     chrome.find_element(By.NAME, "q").send_keys(TYPED)
     chrome.find_element(By.CSS_SELECTOR, "form.search button[type=submit]").click()
+    results = _wait(chrome, "//h2[starts-with(., 'Поиск по телефону')]", By.XPATH)
     assert "123-45-67" not in chrome.current_url and "9161234567" not in chrome.current_url
-    results = chrome.find_element(By.XPATH, "//h2[starts-with(., 'Поиск по телефону')]")
     assert results.text == "Поиск по телефону +7 916 ***-**-67: 1", results.text
     results.find_element(By.XPATH, "following-sibling::table[1]").find_element(
         By.PARTIAL_LINK_TEXT, "yclients / 8207").click()
+    _wait(chrome, "div.job[data-kind='confirmation']")
     assert re.search(r"/status/demo/bookings/\d+$", chrome.current_url), chrome.current_url
 
     # the cascade in Russian: every channel tried, each «не доставлено»
@@ -131,13 +132,14 @@ def test_an_admin_finds_a_patient_by_phone_and_sends_a_failed_confirmation_again
 
     # send it again, from the first step, after confirming
     card.find_element(By.XPATH, ".//button[normalize-space(.)='Отправить ещё раз']").click()
-    assert chrome.find_element(By.TAG_NAME, "h1").text == "Отправить ещё раз"
+    assert _wait(chrome, "section.confirm") and chrome.find_element(By.TAG_NAME, "h1").text == "Отправить ещё раз"
     chrome.find_element(By.XPATH, "//button[normalize-space(.)='Да, отправить ещё раз']").click()
-    flash = chrome.find_element(By.CSS_SELECTOR, "p.flash-ok").text
+    flash = _wait(chrome, "p.flash-ok").text
     assert "уйдёт ещё раз с шага 1 (MAX)" in flash, flash
     job = _confirmation(runtime, "8207")
     _passes(worker, until=lambda: _attempts(runtime, job.id) == 8 and _confirmation_status(runtime, "8207") == "failed")
     chrome.refresh()
+    card = _wait(chrome, "div.job[data-kind='confirmation']")
     card = chrome.find_element(By.CSS_SELECTOR, "div.job[data-kind='confirmation']")
     rows = _rows(card)
     assert len(rows) == 8 and {cells[1] for cells in rows[4:]} == RUSSIAN, rows  # the new sequence, the old kept
@@ -147,6 +149,14 @@ def test_an_admin_finds_a_patient_by_phone_and_sends_a_failed_confirmation_again
     assert "отправлено ещё раз по просьбе сотрудника: Администратор: с шага 1 (MAX)" in timeline, timeline
     assert "+00:00" not in timeline and "T0" not in timeline
     _screenshot(chrome, ARTIFACTS / "console-booking.png")
+
+
+def _wait(browser, selector: str, by: str = "css selector"):
+    """The element once the page that has it has loaded (a form's POST and its redirect take a moment)."""
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(browser, 15).until(expected_conditions.presence_of_element_located((by, selector)))
 
 
 def _rows(card) -> list[list[str]]:
