@@ -319,3 +319,14 @@ def test_another_tenants_booking_and_actions_answer_404(app, runtime, ledger):
     mine = signed_in(app, "admin")  # a job of another booking under this one's path is not found either
     assert post(mine, f"/status/demo/bookings/{ledger['delivered']}/jobs/{ledger['job']}/resend",
                 {"confirmed": "1"}).status_code == 404
+
+
+def test_signed_out_every_console_page_asks_to_sign_in_and_no_action_runs(app, runtime, ledger):
+    stranger = app.test_client()
+    page = f"/status/demo/bookings/{ledger['booking']}"
+    for path in ("/status/demo/events", "/status/demo/events?outcome=rejected", page, "/status/demo/events/1"):
+        answer = stranger.get(path)
+        assert answer.status_code == 302 and answer.headers["Location"].startswith("/status/sign-in?next="), path
+    token = csrf_token(stranger)  # a real token of the sign-in form: still no session
+    answer = stranger.post(f"{page}/jobs/{ledger['job']}/resend", data={"confirmed": "1", "csrf_token": token})
+    assert answer.status_code == 401 and trail(runtime, "staff.resend") == []
