@@ -87,6 +87,8 @@ def test_signed_out_a_page_sends_to_the_sign_in_form_and_back_after_it(client):
     form = client.get(response.headers["Location"])
     page = text_of(form)
     assert form.status_code == 200 and form.headers["Cache-Control"] == "no-store"
+    # a browser must send the Referer to this site: Flask-WTF requires it of a form posted over HTTPS
+    assert form.headers["Referrer-Policy"] == "same-origin"
     for field in ('name="login"', 'name="password"', 'name="csrf_token"', 'name="next" value="/status/demo?x=1"'):
         assert field in page
     answer = client.post("/status/sign-in", data={"login": "admin", "password": ADMIN_PASSWORD,
