@@ -1,4 +1,4 @@
-"""Command line: `python -m connector release|worker|check|replay|demo|hash-password`."""
+"""Command line: `python -m connector release|worker|check|replay|resend|cancel|send-now|demo|hash-password`."""
 
 from __future__ import annotations
 
@@ -39,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
         return _release(settings, runtime)
     if args.command == "replay":
         return _replay(runtime, args.ids)
+    if args.command in ("resend", "cancel", "send-now"):
+        return _act(runtime, args)
     return _work(runtime)
 
 
@@ -50,6 +52,16 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("worker", help="run the scheduler: dispatch due jobs, advance cascades, poll statuses")
     replay = sub.add_parser("replay", help="apply rejected inbound events again, their bodies parsed anew")
     replay.add_argument("ids", nargs="+", type=int, metavar="inbound_event_id")
+    by = argparse.ArgumentParser(add_help=False)
+    by.add_argument("--by", default=f"командная строка ({os.environ.get('USER') or 'без имени'})",
+                    help="who asks: written in the audit trail (default: the shell's user)")
+    resend = sub.add_parser("resend", parents=[by], help="send failed or expired jobs again")
+    resend.add_argument("ids", nargs="+", type=int, metavar="job_id")
+    resend.add_argument("--from-step", type=int, default=1, help="the cascade's step to start from, counted from 1")
+    cancel = sub.add_parser("cancel", parents=[by], help="cancel jobs still waiting to be sent")
+    cancel.add_argument("ids", nargs="+", type=int, metavar="job_id")
+    send_now = sub.add_parser("send-now", parents=[by], help="send waiting jobs at the next pass (not after the visit)")
+    send_now.add_argument("ids", nargs="+", type=int, metavar="job_id")
     demo = sub.add_parser("demo", help="post one booking per last digit to a running service and watch them")
     demo.add_argument("--url", default="http://127.0.0.1:8000")
     sub.add_parser("hash-password", help="print a password hash for a staff user's password_hash in the tenants file "
@@ -102,6 +114,23 @@ def _replay(runtime: Runtime, ids: list[int]) -> int:
     for result in results:
         print(f"{result.event_id}\t{result.outcome}" + (f"\t{result.detail}" if result.detail else ""), flush=True)
     return 0 if all(result.outcome != "rejected" for result in results) else 1
+
+
+def _act(runtime: Runtime, args: argparse.Namespace) -> int:
+    """One line per job: its id, ok or refused, and what became of it (exit 1 when any was refused)."""
+    from connector.usecases import staff_actions
+
+    def one(job_id: int) -> staff_actions.Done:
+        if args.command == "resend":
+            return staff_actions.resend(runtime, job_id, staff=args.by, from_step=args.from_step - 1)
+        if args.command == "cancel":
+            return staff_actions.cancel(runtime, job_id, staff=args.by)
+        return staff_actions.send_now(runtime, job_id, staff=args.by)
+
+    results = [one(job_id) for job_id in args.ids]
+    for done in results:
+        print(f"{done.id}\t{'ok' if done.ok else 'refused'}\t{done.message}", flush=True)
+    return 0 if all(done.ok for done in results) else 1
 
 
 def _apply_here_or_wait(runtime: Runtime, ids: Sequence[int], patience: float = 30.0) -> None:

@@ -108,11 +108,11 @@ def test_overview_lists_workers_jobs_events_and_bookings(client, ledger):
     assert "+7 916 ***-**-60" in text
     assert "Иванов Сергей Петрович" in text
     # the worker that just beat is alive; today's confirmation is counted
-    assert "работает" in text and "delivered" in text
+    assert "работает" in text and "доставлено" in text
     # both inbound events, the rejected one with its error, and no raw body on the list
     assert f"/status/demo/events/{ledger['event']}" in text
     assert f"/status/demo/events/{ledger['rejected']}" in text
-    assert "rejected" in text and "malformed_json: the body is not valid JSON" in text
+    assert "отклонено" in text and "malformed_json: the body is not valid JSON" in text
     assert "short_link" not in text and "Онлайн-запись" not in text
     assert "27.11.2026 12:00" in text
     assert_no_personal_data(text)
@@ -130,28 +130,30 @@ def test_search_by_phone_in_any_format_finds_the_booking(client, ledger, typed):
 
 def test_search_by_external_id_and_misses(client, ledger):
     text = page(client, "/status/demo?q=987654321")
-    assert "Поиск по id записи «987654321»: 1" in text
+    assert "Поиск «987654321»: 1" in text
     assert f"/status/demo/bookings/{ledger['booking']}" in text
     assert "Поиск по телефону +7 916 ***-**-99: 0" in page(client, "/status/demo", data={"q": "+7 916 123-45-99"})
     assert "Ничего не найдено" in page(client, "/status/demo", data={"q": "no-such-record"})
 
 
-def test_booking_page_shows_jobs_attempts_and_the_audit_trail_masked(client, ledger):
+def test_booking_page_shows_jobs_attempts_and_the_timeline_in_russian(client, ledger):
     text = page(client, f"/status/demo/bookings/{ledger['booking']}")
-    assert_no_personal_data(text)
-    assert "+7 916 ***-**-60" in text and "С*** И*** П***" in text
+    # staff see their patient's name; the phone stays masked
+    assert "Смирнов Иван Петрович" in text and "+7 916 ***-**-60" in text
+    assert CLEAR_PHONE not in "".join(ch for ch in text if ch.isdigit() or ch == "\n")
     assert "03.12.2026 10:00" in text and "Приём кардиолога первичный" in text and "Кардиолог" in text
     # the three jobs with their due times in Moscow; the confirmation went through MAX and was delivered
-    assert "confirmation · срок 27.11.2026 12:00" in text
-    assert "reminder · срок 02.12.2026 10:00" in text and "reminder · срок 03.12.2026 09:00" in text
-    assert "moved out of quiet hours" in text
-    assert "Уважаемый И*** П***!" in text and "Вас примет кардиолог Иванов Сергей Петрович" in text
-    attempts = text[text.index("#1 confirmation"):text.index("Журнал (аудит)")]
-    assert "max" in attempts and "sandbox" in attempts and "delivered" in attempts
-    # the audit trail, in the order things happened
-    trail = text[text.index("Журнал (аудит)"):text.index("Входящие события этой записи")]
-    lines = ["booking.created", "job.planned", "attempt.queued", "attempt.sent", "attempt.delivered",
-             "job.delivered"]
+    assert "№1 Подтверждение записи · срок 27.11 12:00" in text
+    assert "Напоминание · срок 02.12 10:00" in text and "Напоминание · срок 03.12 09:00" in text
+    assert "перенесено из тихих часов 21:00–09:00 на 09:00" in text
+    assert "Уважаемый Иван Петрович!" in text and "Вас примет кардиолог Иванов Сергей Петрович" in text
+    attempts = text[text.index("№1 Подтверждение записи"):text.index("Хронология")]
+    assert "MAX" in attempts and "sandbox" in attempts and "доставлено" in attempts
+    # one timeline, in the order things happened, as a person would say it
+    trail = text[text.index("Хронология"):text.index("Входящие события этой записи")]
+    lines = ["пришло событие из yclients: применено", "запись создана",
+             "подтверждение записи запланировано на 27.11 12:00", "попытка поставлена в очередь: шаг 1: MAX (sandbox)",
+             "отправлено провайдеру", "доставлено: MAX (sandbox) сообщает"]
     positions = [trail.index(line) for line in lines]
     assert positions == sorted(positions), positions
     # the inbound event that made the booking, linked
@@ -189,13 +191,13 @@ def test_event_page_shows_the_raw_body_pretty_with_phones_masked(client, ledger)
     assert '"phone": "+7 916 ***-**-60"' in text
     assert '"surname": "С***"' in text and '"name": "И***"' in text
     assert '"short_link": "https://yclients.com/c/AbCdE/FgHiJ/"' in text
-    assert "applied" in text and "booking.created" in text
+    assert "применено" in text and "запись создана" in text
     assert f"/status/demo/bookings/{ledger['booking']}" in text
 
 
 def test_a_rejected_webhook_is_shown_with_its_error_and_masked_body(client, ledger):
     text = page(client, f"/status/demo/events/{ledger['rejected']}")
-    assert "rejected" in text and "malformed_json: the body is not valid JSON" in text
+    assert "отклонено" in text and "malformed_json: the body is not valid JSON" in text
     assert '"phone": "+7 916 ***-**-60"' in text  # not JSON, still shown as received, phone masked
     assert_no_personal_data(text)
 
