@@ -13,7 +13,6 @@ import pytest
 
 from connector.tenants import demo_tenant
 from connector.web import create_app
-from connector.web.access import current_staff, requires
 from tests.conftest import DEMO_TOKEN
 from tests.fixtures import sample
 from tests.intake import deliver
@@ -51,21 +50,17 @@ def clinics(database_url):
 
 @pytest.fixture
 def app(clinics):
-    app = create_app(clinics)
+    return create_app(clinics)
 
-    @requires("operator")
-    def probe(tenant_id: str):  # stands for the console's actions until they are merged: guarded as they are
-        return f"done by {current_staff().name}"
 
-    # An endpoint named `status.…` runs the status blueprint's guard, exactly as the console's routes do.
-    app.add_url_rule("/status/<tenant_id>/probe", endpoint="status.probe", view_func=probe, methods=["POST"])
-    return app
+def event_of_booking(client, runtime, tenant: str, token: str, record_id: int) -> dict:
+    body = json.loads(sample("yclients", "record_create.json").read_text(encoding="utf-8"))
+    body["resource_id"] = body["data"]["id"] = record_id
+    return deliver(client, runtime, f"/webhooks/yclients/{tenant}?token={token}", json=body)
 
 
 def booking_of(client, runtime, tenant: str, token: str, record_id: int) -> int:
-    body = json.loads(sample("yclients", "record_create.json").read_text(encoding="utf-8"))
-    body["resource_id"] = body["data"]["id"] = record_id
-    return deliver(client, runtime, f"/webhooks/yclients/{tenant}?token={token}", json=body)["booking_id"]
+    return event_of_booking(client, runtime, tenant, token, record_id)["booking_id"]
 
 
 def attempt(client, login: str, password: str):
@@ -219,24 +214,31 @@ def test_another_clinics_pages_and_bookings_answer_404_as_if_they_did_not_exist(
     assert admin_client.get(f"/status/other/bookings/{theirs}").status_code == 200  # "*": every clinic
 
 
-def test_a_viewer_reads_but_cannot_act_an_operator_can(app):
+def test_a_viewer_reads_but_cannot_act_an_operator_can(app, clinics):
     viewer, operator = app.test_client(), app.test_client()
+    ours = event_of_booking(viewer, clinics, "demo", DEMO_TOKEN, 5103)["id"]
+    theirs = event_of_booking(viewer, clinics, "other", OTHER_TOKEN, 5104)["id"]
     sign_in(viewer, "vera")
     sign_in(operator, "oleg")
-    refused = viewer.post("/status/demo/probe", data={"csrf_token": csrf_token(viewer, "/status/demo")})
+    replay = f"/status/demo/events/{ours}/replay"  # the console's action, asked to confirm first
+    assert viewer.get(f"/status/demo/events/{ours}").status_code == 200
+    refused = viewer.post(replay, data={"csrf_token": csrf_token(viewer, "/status/demo")})
     assert refused.status_code == 403 and "Недостаточно прав" in text_of(refused)
-    done = operator.post("/status/demo/probe", data={"csrf_token": csrf_token(operator, "/status/demo")})
-    assert done.status_code == 200 and text_of(done) == "done by Олег Действующий"
+    asked = operator.post(replay, data={"csrf_token": csrf_token(operator, "/status/demo")})
+    assert asked.status_code == 200 and "Да, обработать заново" in text_of(asked)
     # and an operator is still held to their clinics
-    assert operator.post("/status/other/probe", data={"csrf_token": csrf_token(operator, "/status/demo")}) \
-        .status_code == 404
+    elsewhere = operator.post(f"/status/other/events/{theirs}/replay",
+                              data={"csrf_token": csrf_token(operator, "/status/demo")})
+    assert elsewhere.status_code == 404
 
 
-def test_a_form_without_its_csrf_token_is_refused(app):
+def test_a_form_without_its_csrf_token_is_refused(app, clinics):
     client = app.test_client()
+    event = event_of_booking(client, clinics, "demo", DEMO_TOKEN, 5105)["id"]
     assert client.post("/status/sign-in", data={"login": "admin", "password": ADMIN_PASSWORD}).status_code == 400
     sign_in(client, "oleg")
-    for path, data in (("/status/demo", {"q": "5101"}), ("/status/demo/probe", {}), ("/status/sign-out", {})):
+    for path, data in (("/status/demo", {"q": "5105"}), (f"/status/demo/events/{event}/replay", {"confirmed": "1"}),
+                       ("/status/sign-out", {})):
         response = client.post(path, data=data)
         assert response.status_code == 400, path
         assert "Форма устарела" in text_of(response)
