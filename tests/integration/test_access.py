@@ -113,8 +113,10 @@ def test_next_never_leads_to_another_site(client):
 
 def test_a_user_lands_on_their_first_clinic_and_signs_out(app):
     client = app.test_client()
+    assert client.get("/status/").headers["Location"] == "/status/sign-in"
     response = attempt(client, "vera", "staff-password-0123")
     assert response.headers["Location"] == "/status/demo"
+    assert client.get("/status/").headers["Location"] == "/status/demo"
     token = csrf_token(client, "/status/demo")
     assert client.post("/status/sign-out", data={"csrf_token": token}).headers["Location"] == "/status/sign-in"
     assert client.get("/status/demo").status_code == 302
