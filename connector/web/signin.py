@@ -13,6 +13,7 @@ from functools import cache
 
 from flask import Blueprint, Response, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from connector.core.sign_in_limit import Limit, retry_after
@@ -28,6 +29,13 @@ PER_LOGIN = Limit(failures=5, window=timedelta(minutes=1))
 PER_ADDRESS = Limit(failures=20, window=timedelta(minutes=1))
 WRONG = "Неверный логин или пароль"
 log = logging.getLogger("connector.access")
+
+
+@bp.errorhandler(SQLAlchemyError)
+def _database_down(_error):
+    # the limit cannot be read, so no password is checked: better a minute without sign-in than no limit
+    return render_template("status/error.html", title="База недоступна",
+                           message="Вход сейчас невозможен; попробуйте через минуту."), 503
 
 
 @bp.get("/")

@@ -295,3 +295,13 @@ def test_one_address_trying_many_logins_is_held_up_too(client, runtime):
         "/status/sign-in", environ_overrides={"REMOTE_ADDR": "10.0.0.9"},
         data={"login": "admin", "password": ADMIN_PASSWORD, "csrf_token": csrf_token(other_address)})
     assert response.status_code == 302
+
+
+
+def test_without_the_database_nobody_signs_in_and_the_page_says_why():
+    runtime = staff_runtime("postgresql+psycopg://postgres@127.0.0.1:1/nowhere")
+    client = create_app(runtime).test_client()
+    response = client.post("/status/sign-in", data={"login": "admin", "password": ADMIN_PASSWORD,
+                                                    "csrf_token": csrf_token(client)})
+    assert response.status_code == 503 and "База недоступна" in text_of(response)
+    assert client.get("/status/demo").status_code == 302  # not signed in
