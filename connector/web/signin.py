@@ -7,16 +7,18 @@ login is checked against a dummy hash. Failures are counted in the database per 
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from functools import cache
 
 from flask import Blueprint, Response, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from connector.core.sign_in_limit import Limit, retry_after
 from connector.store import sign_ins
-from connector.web.access import Staff, safe_next, secure_headers, sign_in_session
+from connector.web.access import Staff, safe_next, secure_headers, sign_in_session, signed_in
 from connector.web.context import current_runtime
 
 bp = Blueprint("signin", __name__, url_prefix="/status")
@@ -26,6 +28,21 @@ PER_LOGIN = Limit(failures=5, window=timedelta(minutes=1))
 # Wider: a clinic's staff may share one office address behind NAT.
 PER_ADDRESS = Limit(failures=20, window=timedelta(minutes=1))
 WRONG = "Неверный логин или пароль"
+log = logging.getLogger("connector.access")
+
+
+@bp.errorhandler(SQLAlchemyError)
+def _database_down(_error):
+    # the limit cannot be read, so no password is checked: better a minute without sign-in than no limit
+    return render_template("status/error.html", title="База недоступна",
+                           message="Вход сейчас невозможен; попробуйте через минуту."), 503
+
+
+@bp.get("/")
+def home() -> ResponseReturnValue:
+    """`/status/`: the signed-in user's first clinic, or the sign-in form."""
+    staff = signed_in()
+    return redirect(_home(staff) if staff is not None else url_for("signin.form"))
 
 
 @bp.get("/sign-in")
@@ -47,6 +64,7 @@ def submit() -> ResponseReturnValue:
                retry_after(failures.get(keys[1], []), PER_ADDRESS, now) or 0)
     if wait:
         minutes = max(1, round(wait / 60))
+        log.warning("sign-in refused: too many failures, retry in %s s", wait)
         body = render_template("status/sign_in.html", title="Вход", login=login, next=_next(),
                                error=f"Слишком много неудачных попыток входа. Попробуйте через {minutes} мин.")
         return Response(body, 429, {"Retry-After": str(wait)}, content_type="text/html; charset=utf-8")
@@ -56,10 +74,12 @@ def submit() -> ResponseReturnValue:
     if user is None or not matches:
         with runtime.sessions.begin() as db:
             sign_ins.record_failure(db, keys, at=now, forget_before=now - window)
+        log.warning("sign-in failed")  # not the login: it may be a password typed in the wrong field
         return _form(login=login, error=WRONG)
     with runtime.sessions.begin() as db:
         sign_ins.forget(db, keys[0])
     sign_in_session(user)
+    log.info("signed in: %s (%s)", user.login, user.role)
     target = safe_next(_next()) or _home(Staff.of(user))
     return redirect(target)
 

@@ -119,6 +119,7 @@ def test_a_support_engineer_sees_the_bookings_their_messages_and_a_trail(chrome,
     chrome.find_element(By.NAME, "password").send_keys("not-the-password")
     chrome.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
     assert "Неверный логин или пароль" in chrome.find_element(By.TAG_NAME, "body").text
+    _screenshot(chrome, ARTIFACTS / "status-sign-in.png")
     chrome.find_element(By.NAME, "password").send_keys(STATUS_PASSWORD)
     chrome.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
     assert chrome.current_url == f"{service.base_url}/status/demo", chrome.current_url

@@ -13,7 +13,6 @@ import pytest
 
 from connector.tenants import demo_tenant
 from connector.web import create_app
-from connector.web.access import current_staff, requires
 from tests.conftest import DEMO_TOKEN
 from tests.fixtures import sample
 from tests.intake import deliver
@@ -51,21 +50,17 @@ def clinics(database_url):
 
 @pytest.fixture
 def app(clinics):
-    app = create_app(clinics)
+    return create_app(clinics)
 
-    @requires("operator")
-    def probe(tenant_id: str):  # stands for the console's actions until they are merged: guarded as they are
-        return f"done by {current_staff().name}"
 
-    # An endpoint named `status.…` runs the status blueprint's guard, exactly as the console's routes do.
-    app.add_url_rule("/status/<tenant_id>/probe", endpoint="status.probe", view_func=probe, methods=["POST"])
-    return app
+def event_of_booking(client, runtime, tenant: str, token: str, record_id: int) -> dict:
+    body = json.loads(sample("yclients", "record_create.json").read_text(encoding="utf-8"))
+    body["resource_id"] = body["data"]["id"] = record_id
+    return deliver(client, runtime, f"/webhooks/yclients/{tenant}?token={token}", json=body)
 
 
 def booking_of(client, runtime, tenant: str, token: str, record_id: int) -> int:
-    body = json.loads(sample("yclients", "record_create.json").read_text(encoding="utf-8"))
-    body["resource_id"] = body["data"]["id"] = record_id
-    return deliver(client, runtime, f"/webhooks/yclients/{tenant}?token={token}", json=body)["booking_id"]
+    return event_of_booking(client, runtime, tenant, token, record_id)["booking_id"]
 
 
 def attempt(client, login: str, password: str):
@@ -87,6 +82,8 @@ def test_signed_out_a_page_sends_to_the_sign_in_form_and_back_after_it(client):
     form = client.get(response.headers["Location"])
     page = text_of(form)
     assert form.status_code == 200 and form.headers["Cache-Control"] == "no-store"
+    # a browser must send the Referer to this site: Flask-WTF requires it of a form posted over HTTPS
+    assert form.headers["Referrer-Policy"] == "same-origin"
     for field in ('name="login"', 'name="password"', 'name="csrf_token"', 'name="next" value="/status/demo?x=1"'):
         assert field in page
     answer = client.post("/status/sign-in", data={"login": "admin", "password": ADMIN_PASSWORD,
@@ -116,8 +113,10 @@ def test_next_never_leads_to_another_site(client):
 
 def test_a_user_lands_on_their_first_clinic_and_signs_out(app):
     client = app.test_client()
+    assert client.get("/status/").headers["Location"] == "/status/sign-in"
     response = attempt(client, "vera", "staff-password-0123")
     assert response.headers["Location"] == "/status/demo"
+    assert client.get("/status/").headers["Location"] == "/status/demo"
     token = csrf_token(client, "/status/demo")
     assert client.post("/status/sign-out", data={"csrf_token": token}).headers["Location"] == "/status/sign-in"
     assert client.get("/status/demo").status_code == 302
@@ -217,24 +216,31 @@ def test_another_clinics_pages_and_bookings_answer_404_as_if_they_did_not_exist(
     assert admin_client.get(f"/status/other/bookings/{theirs}").status_code == 200  # "*": every clinic
 
 
-def test_a_viewer_reads_but_cannot_act_an_operator_can(app):
+def test_a_viewer_reads_but_cannot_act_an_operator_can(app, clinics):
     viewer, operator = app.test_client(), app.test_client()
+    ours = event_of_booking(viewer, clinics, "demo", DEMO_TOKEN, 5103)["id"]
+    theirs = event_of_booking(viewer, clinics, "other", OTHER_TOKEN, 5104)["id"]
     sign_in(viewer, "vera")
     sign_in(operator, "oleg")
-    refused = viewer.post("/status/demo/probe", data={"csrf_token": csrf_token(viewer, "/status/demo")})
+    replay = f"/status/demo/events/{ours}/replay"  # the console's action, asked to confirm first
+    assert viewer.get(f"/status/demo/events/{ours}").status_code == 200
+    refused = viewer.post(replay, data={"csrf_token": csrf_token(viewer, "/status/demo")})
     assert refused.status_code == 403 and "Недостаточно прав" in text_of(refused)
-    done = operator.post("/status/demo/probe", data={"csrf_token": csrf_token(operator, "/status/demo")})
-    assert done.status_code == 200 and text_of(done) == "done by Олег Действующий"
+    asked = operator.post(replay, data={"csrf_token": csrf_token(operator, "/status/demo")})
+    assert asked.status_code == 200 and "Да, обработать заново" in text_of(asked)
     # and an operator is still held to their clinics
-    assert operator.post("/status/other/probe", data={"csrf_token": csrf_token(operator, "/status/demo")}) \
-        .status_code == 404
+    elsewhere = operator.post(f"/status/other/events/{theirs}/replay",
+                              data={"csrf_token": csrf_token(operator, "/status/demo")})
+    assert elsewhere.status_code == 404
 
 
-def test_a_form_without_its_csrf_token_is_refused(app):
+def test_a_form_without_its_csrf_token_is_refused(app, clinics):
     client = app.test_client()
+    event = event_of_booking(client, clinics, "demo", DEMO_TOKEN, 5105)["id"]
     assert client.post("/status/sign-in", data={"login": "admin", "password": ADMIN_PASSWORD}).status_code == 400
     sign_in(client, "oleg")
-    for path, data in (("/status/demo", {"q": "5101"}), ("/status/demo/probe", {}), ("/status/sign-out", {})):
+    for path, data in (("/status/demo", {"q": "5105"}), (f"/status/demo/events/{event}/replay", {"confirmed": "1"}),
+                       ("/status/sign-out", {})):
         response = client.post(path, data=data)
         assert response.status_code == 400, path
         assert "Форма устарела" in text_of(response)
@@ -289,3 +295,13 @@ def test_one_address_trying_many_logins_is_held_up_too(client, runtime):
         "/status/sign-in", environ_overrides={"REMOTE_ADDR": "10.0.0.9"},
         data={"login": "admin", "password": ADMIN_PASSWORD, "csrf_token": csrf_token(other_address)})
     assert response.status_code == 302
+
+
+
+def test_without_the_database_nobody_signs_in_and_the_page_says_why():
+    runtime = staff_runtime("postgresql+psycopg://postgres@127.0.0.1:1/nowhere")
+    client = create_app(runtime).test_client()
+    response = client.post("/status/sign-in", data={"login": "admin", "password": ADMIN_PASSWORD,
+                                                    "csrf_token": csrf_token(client)})
+    assert response.status_code == 503 and "База недоступна" in text_of(response)
+    assert client.get("/status/demo").status_code == 302  # not signed in
