@@ -44,6 +44,13 @@ class Settings:
     sync_interval_seconds: float = 600.0  # between YCLIENTS read-backs (connector.usecases.sync)
     # The oldest scheduled job this far past due makes /healthz/worker answer 503: monitoring's threshold.
     health_max_queue_lag_seconds: int = 300
+    # The status pages' sign-in (connector.web.access): the built-in admin's password when there is no tenants
+    # file, the key that signs the session cookie, and how long a session lives idle and at most.
+    status_password: str = ""
+    secret_key: str = ""  # empty: each app makes its own (tests); load_settings shares one through instance/
+    session_idle: timedelta = timedelta(minutes=30)
+    session_max: timedelta = timedelta(hours=12)
+    proxy_fix: bool = False  # behind a reverse proxy: trust its X-Forwarded-For/-Proto (one hop)
 
 
 class SettingsError(ValueError):
@@ -73,6 +80,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         worker_concurrency=_positive(environ, "WORKER_CONCURRENCY", 32, int),
         sync_interval_seconds=_positive(environ, "SYNC_INTERVAL_SECONDS", 600.0, float),
         health_max_queue_lag_seconds=_positive(environ, "HEALTH_MAX_QUEUE_LAG_SECONDS", 300, int),
+        status_password=environ.get("CONNECTOR_STATUS_PASSWORD") or _generated_secret("status_password", quiet=True),
+        secret_key=environ.get("CONNECTOR_SECRET_KEY") or environ.get("SECRET_KEY")
+        or _generated_secret("secret_key", quiet=True),
+        session_idle=timedelta(minutes=_positive(environ, "CONNECTOR_SESSION_IDLE_MINUTES", 30, int)),
+        session_max=timedelta(hours=_positive(environ, "CONNECTOR_SESSION_MAX_HOURS", 12, int)),
+        proxy_fix=environ.get("CONNECTOR_PROXY_FIX", "") == "1",
     )
 
 

@@ -32,6 +32,10 @@ TEMPLATE_KINDS = ("confirmation", "reminder", "reschedule", "cancellation", "res
 _REFERENCE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 # webhook_url: a Bitrix24 inbound webhook's URL holds its secret code in the path.
 _SECRET_KEY = re.compile(r"token|secret|password|passwd|psw|api_?key|api_?id|webhook_url", re.IGNORECASE)
+ROLES = ("viewer", "operator", "admin")  # each may do what the ones before it may (connector.web.access)
+API_SCOPES = ("read", "send", "admin")
+# What werkzeug's generate_password_hash makes (`python -m connector hash-password`): method$salt$hash.
+_PASSWORD_HASH = re.compile(r"^(scrypt:\d+:\d+:\d+|pbkdf2:sha(256|512):\d+)\$[^$]+\$[0-9a-f]{32,}$")
 
 
 class TenantConfigError(ValueError):
@@ -49,6 +53,26 @@ class CascadeStep:
 
 
 @dataclass(frozen=True)
+class ApiToken:
+    """One bearer token of a tenant's JSON API; several per tenant, so one can be rotated without downtime."""
+
+    name: str
+    token: str = field(repr=False)
+    scopes: frozenset[str] = frozenset({"read"})
+
+
+@dataclass(frozen=True)
+class StaffUser:
+    """Someone who may sign in to the status pages: the tenants file's `staff`, or the built-in `admin`."""
+
+    login: str
+    name: str
+    password_hash: str = field(repr=False)
+    role: str = "viewer"
+    tenants: frozenset[str] | None = None  # None: every tenant ("*")
+
+
+@dataclass(frozen=True)
 class Tenant:
     id: str
     name: str
@@ -63,6 +87,7 @@ class Tenant:
     sources: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     remember_not_registered: timedelta = timedelta(days=30)  # how long "not on this messenger" is believed
     preparations: Mapping[str, str] = field(default_factory=dict)  # service title → what to do before the visit
+    api_tokens: tuple[ApiToken, ...] = ()  # the JSON API's bearer tokens for this tenant (connector.web.auth)
     writeback_block: Mapping[str, Any] | None = None  # `writeback:` as written; None: nothing is reported back
     # Typed from `sources` and `providers` when the tenant is made (__post_init__), so nothing reads them later.
     yclients: YclientsSource | None = field(init=False, repr=False, compare=False)
@@ -185,6 +210,38 @@ class _StepSchema(Schema):
     on_unknown = fields.Str(load_default=None, allow_none=True, validate=validate.OneOf(ON_UNKNOWN))
 
 
+class _ApiTokenSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    name = fields.Str(required=True, validate=validate.Length(min=1, max=64))
+    token = fields.Str(required=True, validate=validate.Length(min=16))
+    scopes = fields.List(fields.Str(validate=validate.OneOf(API_SCOPES)), load_default=["read"],
+                         validate=validate.Length(min=1))
+
+
+class _StaffTenants(fields.Field):
+    """A list of tenant ids, or "*" for every tenant."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if value == "*":
+            return None
+        if isinstance(value, list) and value and all(isinstance(item, str) for item in value):
+            return frozenset(value)
+        raise ValidationError('write a list of tenant ids, or "*" for every tenant')
+
+
+class _StaffSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    login = fields.Str(required=True, validate=validate.Regexp(r"^[A-Za-z0-9_.@-]{1,64}$"))
+    name = fields.Str(required=True, validate=validate.Length(min=1, max=120))
+    password_hash = fields.Str(required=True)
+    tenants = _StaffTenants(required=True)
+    role = fields.Str(required=True, validate=validate.OneOf(ROLES))
+
+
 class _TenantSchema(Schema):
     class Meta:
         unknown = RAISE
@@ -206,6 +263,7 @@ class _TenantSchema(Schema):
     providers = ProviderBlocks()  # the settings every provider takes are typed there (warmup, rate, …)
     templates = fields.Dict(keys=fields.Str(validate=validate.OneOf(TEMPLATE_KINDS)), values=fields.Str())
     sources = SourceBlocks()  # checked by key path, kept as written: Tenant types them (yclients, generic)
+    api_tokens = fields.List(fields.Nested(_ApiTokenSchema), load_default=[])
     writeback = WritebackBlock(load_default=None)  # likewise: Tenant.writeback
 
     @validates("timezone")
@@ -221,12 +279,33 @@ class _FileSchema(Schema):
         unknown = RAISE
 
     tenants = fields.List(fields.Nested(_TenantSchema), required=True, validate=validate.Length(min=1))
+    staff = fields.List(fields.Nested(_StaffSchema), load_default=[])
 
 
 # --- loading ----------------------------------------------------------------------------------------------
 
 
 def load_tenants(path: str | Path, environ: Mapping[str, str] | None = None) -> dict[str, Tenant]:
+    loaded = _load_file(path, environ)
+    tenants = [_build(item) for item in loaded["tenants"]]
+    ids = [tenant.id for tenant in tenants]
+    if len(set(ids)) != len(ids):
+        raise TenantConfigError(f"{path}: tenants: the same id appears twice")
+    _check_templates(path, tenants)
+    _check_api_tokens(path, tenants)
+    _check_staff(path, loaded["staff"], set(ids))
+    return {tenant.id: tenant for tenant in tenants}
+
+
+def load_staff(path: str | Path, environ: Mapping[str, str] | None = None) -> dict[str, StaffUser]:
+    """The tenants file's `staff`, by login (checked with the tenants by `load_tenants`)."""
+    loaded = _load_file(path, environ)
+    _check_staff(path, loaded["staff"], {item["id"] for item in loaded["tenants"]})
+    return {item["login"]: StaffUser(login=item["login"], name=item["name"], password_hash=item["password_hash"],
+                                     role=item["role"], tenants=item["tenants"]) for item in loaded["staff"]}
+
+
+def _load_file(path: str | Path, environ: Mapping[str, str] | None) -> dict[str, Any]:
     environ = os.environ if environ is None else environ
     try:
         raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
@@ -239,12 +318,7 @@ def load_tenants(path: str | Path, environ: Mapping[str, str] | None = None) -> 
         raise TenantConfigError(f"{path}: {'; '.join(_flatten(error.messages))}") from error
     except _ReferenceError as error:
         raise TenantConfigError(f"{path}: {error}") from error
-    tenants = [_build(item) for item in loaded["tenants"]]
-    ids = [tenant.id for tenant in tenants]
-    if len(set(ids)) != len(ids):
-        raise TenantConfigError(f"{path}: tenants: the same id appears twice")
-    _check_templates(path, tenants)
-    return {tenant.id: tenant for tenant in tenants}
+    return loaded
 
 
 def _build(item: dict[str, Any]) -> Tenant:
@@ -273,8 +347,27 @@ def _build(item: dict[str, Any]) -> Tenant:
         sources=item.get("sources") or {},
         remember_not_registered=item["remember_not_registered"],
         preparations=item["preparations"],
+        api_tokens=tuple(ApiToken(name=token["name"], token=token["token"], scopes=frozenset(token["scopes"]))
+                         for token in item["api_tokens"]),
         writeback_block=item["writeback"],
     )
+
+
+def _check_api_tokens(path: str | Path, tenants: list[Tenant]) -> None:
+    for index, tenant in enumerate(tenants):
+        names = [token.name for token in tenant.api_tokens]
+        if len(set(names)) != len(names):
+            raise TenantConfigError(f"{path}: tenants[{index}].api_tokens: the same name appears twice")
+
+
+def _check_staff(path: str | Path, staff: list[dict[str, Any]], tenant_ids: set[str]) -> None:
+    logins = [item["login"] for item in staff]
+    if len(set(logins)) != len(logins):
+        raise TenantConfigError(f"{path}: staff: the same login appears twice")
+    for index, item in enumerate(staff):
+        unknown = sorted((item["tenants"] or frozenset()) - tenant_ids)
+        if unknown:
+            raise TenantConfigError(f"{path}: staff[{index}].tenants: no tenant {', '.join(map(repr, unknown))}")
 
 
 def _check_templates(path: str | Path, tenants: list[Tenant]) -> None:
@@ -311,6 +404,11 @@ def _resolve_value(key: Any, value: Any, environ: Mapping[str, str], trail: str)
         if name not in environ or environ[name] == "":
             raise _ReferenceError(f"{trail}: the environment variable {name} is not set")
         return environ[name]
+    if key == "password_hash" and value:
+        if not _PASSWORD_HASH.match(value.strip()):
+            raise _ReferenceError(f"{trail}: not a password hash (make one with `python -m connector "
+                                  f"hash-password`; never write the password itself)")
+        return value.strip()
     if isinstance(key, str) and _SECRET_KEY.search(key) and value:
         raise _ReferenceError(f"{trail}: a secret must be an ${{ENV_VAR}} reference, not a literal value")
     return value

@@ -64,7 +64,7 @@ def truncate_all(url: str) -> None:
     with engine.begin() as connection:
         connection.execute(text(
             "TRUNCATE audit_event, delivery_attempt, notification_job, inbound_event, booking, patient_channel, "
-            "patient_link, worker_heartbeat, sandbox_callback, sync_state, patient, crm_token "
+            "patient_link, worker_heartbeat, sandbox_callback, sync_state, patient, sign_in_attempt, crm_token "
             "RESTART IDENTITY CASCADE"))
     engine.dispose()
 
@@ -91,8 +91,10 @@ def make_settings(database_url: str, **overrides) -> Settings:
 def make_runtime(database_url: str, tenants: list[Tenant] | None = None, **settings) -> Runtime:
     engine = make_engine(database_url)
     tenants = tenants or [demo_tenant(DEMO_TOKEN)]
+    from tests.staff import admin
+
     return Runtime(make_settings(database_url, **settings), {t.id: t for t in tenants},
-                   load_mappings(MAPPINGS_DIR), engine, make_sessionmaker(engine))
+                   load_mappings(MAPPINGS_DIR), engine, make_sessionmaker(engine), staff={"admin": admin()})
 
 
 @pytest.fixture

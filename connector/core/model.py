@@ -243,6 +243,14 @@ class AuditWhat(StrEnum):
     ATTEMPT_UNKNOWN = "attempt.unknown"  # a worker stopped mid-send: the outcome was never learnt
     ATTEMPT_WITHDRAWN = "attempt.withdrawn"  # queued, never started: nothing went out
 
+    # What staff did from the console or the command line; the detail names who.
+    STAFF_RESEND = "staff.resend"
+    STAFF_CANCEL = "staff.cancel"
+    STAFF_SEND_NOW = "staff.send_now"
+    STAFF_REPLAY = "staff.replay"
+    STAFF_PHONE_SHOWN = "staff.phone_shown"
+    STAFF_RETRY_WRITEBACK = "staff.retry_writeback"
+
     @classmethod
     def of_job(cls, status: JobStatus) -> AuditWhat:
         return cls(f"job.{status}")

@@ -28,7 +28,16 @@ from connector.sources.bitrix24_mapping import Bitrix24Mapping, check_writeback_
 from connector.sources.generic import load_mappings
 from connector.sources.mapping import MappingError, SourceMapping
 from connector.store.db import make_engine, make_sessionmaker
-from connector.tenants import CascadeStep, Tenant, TenantConfigError, demo_tenant, load_tenants, parse_quiet_hours
+from connector.tenants import (
+    CascadeStep,
+    StaffUser,
+    Tenant,
+    TenantConfigError,
+    demo_tenant,
+    load_staff,
+    load_tenants,
+    parse_quiet_hours,
+)
 from connector.transport.sessions import new_session
 
 MAPPINGS_DIR = ROOT / "mappings"
@@ -42,6 +51,7 @@ class Runtime:
     engine: Engine
     sessions: sessionmaker[Session]
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    staff: Mapping[str, StaffUser] = field(default_factory=dict)  # who may sign in to the status pages, by login
 
 
 def build_runtime(settings: Settings | None = None) -> Runtime:
@@ -49,15 +59,25 @@ def build_runtime(settings: Settings | None = None) -> Runtime:
     settings = settings or load_settings()
     if settings.config_path:
         tenants = load_tenants(settings.config_path)
+        staff = load_staff(settings.config_path)
     else:
         tenants = {"demo": demo_tenant(settings.demo_token, step_seconds=settings.demo_step_seconds,
                                        quiet_hours=parse_quiet_hours(settings.demo_quiet_hours))}
+        staff = {"admin": builtin_admin(settings.status_password)}
     mappings = load_mappings(MAPPINGS_DIR)
     for tenant in tenants.values():
         check_mappings(tenant, mappings)
         check_providers(tenant)
     engine = make_engine(settings.database_url)
-    return Runtime(settings, tenants, mappings, engine, make_sessionmaker(engine))
+    return Runtime(settings, tenants, mappings, engine, make_sessionmaker(engine), staff=staff)
+
+
+def builtin_admin(password: str) -> StaffUser:
+    """The embedded default's one staff user: `admin`, every tenant, with CONNECTOR_STATUS_PASSWORD."""
+    from werkzeug.security import generate_password_hash
+
+    return StaffUser(login="admin", name="Администратор", password_hash=generate_password_hash(password),
+                     role="admin", tenants=None)
 
 
 def check_providers(tenant: Tenant) -> None:

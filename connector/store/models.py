@@ -330,6 +330,21 @@ class SyncState(Base):
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
+class SignInAttempt(Base):
+    """A failed sign-in to the status pages, kept a short while so every web worker counts the same failures.
+
+    `key` is a SHA-256 of "login:<login>" or "address:<ip>": neither a login typed by mistake (a password?) nor an
+    address is stored in clear.
+    """
+
+    __tablename__ = "sign_in_attempt"
+    __table_args__ = (Index(None, "key", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 UNSENT = text("status IN ('pending', 'sending')")
 DUE = text("status = 'pending'")
 

@@ -66,6 +66,7 @@ class BookingRow:
     booking: Booking
     phone: str | None
     job_counts: dict[str, int]
+    name: str = ""  # the patient's full name (surname first), for signed-in staff
 
 
 @dataclass(frozen=True)
@@ -235,11 +236,19 @@ def planned_time() -> ColumnElement[Any]:
 
 
 def _search(session: Session, *, tenant_id: str, query: str, phone: str | None) -> Sequence[Booking]:
-    """Bookings whose external id is `query`, and, when it reads as a phone, the bookings of that patient."""
+    """Bookings whose external id (or our number) is `query`; when it reads as a phone, the bookings of that
+    patient; when it reads as a word, those of the patients with that surname (as typed, or in any one case:
+    SQLite's lower() knows no Cyrillic, so the usual spellings are matched exactly)."""
     conditions = [Booking.external_id == query]
+    if query.isdigit() and int(query) < 2**31:  # our number; a longer one would overflow PostgreSQL's integer
+        conditions.append(Booking.id == int(query))
     if phone is not None:
         patient_ids = select(Patient.id).where(Patient.tenant_id == tenant_id, Patient.phone == phone)
         conditions.append(Booking.patient_id.in_(patient_ids))
+    elif any(ch.isalpha() for ch in query):
+        spellings = {query, query.lower(), query.upper(), query.capitalize(), query.title()}
+        namesakes = select(Patient.id).where(Patient.tenant_id == tenant_id, Patient.last_name.in_(spellings))
+        conditions.append(Booking.patient_id.in_(namesakes))
     return session.scalars(select(Booking).where(Booking.tenant_id == tenant_id, or_(*conditions))
                            .order_by(Booking.starts_at.desc(), Booking.id.desc()).limit(SEARCH_LIMIT)).all()
 
@@ -248,8 +257,11 @@ def _booking_rows(session: Session, bookings: Iterable[Booking]) -> dict[int, Bo
     """Each booking with its patient's phone and its jobs counted by status: two IN queries in all."""
     by_id = {b.id: b for b in bookings}
     patient_ids = {b.patient_id for b in by_id.values() if b.patient_id}
-    phones: dict[int, str] = dict(session.execute(
-        select(Patient.id, Patient.phone).where(Patient.id.in_(patient_ids))).all()) if patient_ids else {}
+    people = session.execute(select(Patient.id, Patient.phone, Patient.last_name, Patient.first_name,
+                                    Patient.patronymic).where(Patient.id.in_(patient_ids))).all() if patient_ids else []
+    phones: dict[int, str] = {row.id: row.phone for row in people}
+    names = {row.id: " ".join(part for part in (row.last_name, row.first_name, row.patronymic) if part)
+             for row in people}
     counts: dict[int, dict[str, int]] = {}
     if by_id:
         for booking_id, status, count in session.execute(
@@ -258,7 +270,8 @@ def _booking_rows(session: Session, bookings: Iterable[Booking]) -> dict[int, Bo
                 .group_by(NotificationJob.booking_id, NotificationJob.status)):
             if booking_id is not None:
                 counts.setdefault(booking_id, {})[status] = count
-    return {b.id: BookingRow(b, phones.get(b.patient_id) if b.patient_id else None, counts.get(b.id, {}))
+    return {b.id: BookingRow(b, phones.get(b.patient_id) if b.patient_id else None, counts.get(b.id, {}),
+                             names.get(b.patient_id, "") if b.patient_id else "")
             for b in by_id.values()}
 
 

@@ -18,6 +18,7 @@ from tests.conftest import truncate_all
 
 ROOT = Path(__file__).resolve().parents[2]
 API_TOKEN = "e2e-api-token-0123456789"
+STATUS_PASSWORD = "e2e-status-password-0123"  # the built-in admin's (CONNECTOR_STATUS_PASSWORD)
 DEMO_TOKEN = "e2e-demo-token-0123456789"
 
 
@@ -58,6 +59,7 @@ def start_service(tmp_path: Path, extra_env: dict[str, str] | None = None,
                   workers: int = 1) -> tuple[Service, list[subprocess.Popen]]:
     port = free_port()
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'e2e.db'}", "CONNECTOR_API_TOKEN": API_TOKEN,
+           "CONNECTOR_STATUS_PASSWORD": STATUS_PASSWORD,
            "CONNECTOR_DEMO_TOKEN": DEMO_TOKEN, "CONNECTOR_LINK_SECRET": "e2e-link-secret",
            "CONNECTOR_DEMO_STEP_SECONDS": "3",
            "CONNECTOR_DEMO_QUIET_HOURS": "off", "WORKER_TICK_SECONDS": "0.3", "PYTHONUNBUFFERED": "1",

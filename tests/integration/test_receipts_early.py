@@ -29,7 +29,7 @@ from connector.tenants import CascadeStep, demo_tenant
 from connector.web import create_app
 from tests.conftest import DEMO_TOKEN, make_runtime
 from tests.integration.test_delivery import START, Clock, book, confirmation
-from tests.integration.test_receipts_polling import STATUS_AUTH
+from tests.staff import sign_in
 
 PROJECT, SECRET = "4242", "cb-secret-0123456789"
 UUIDS = {"whatsapp": "uuid-wa"}
@@ -137,7 +137,8 @@ def test_a_receipt_no_attempt_takes_is_shown_then_ignored_after_an_hour(setup):
         "event": "channel.message.updated", "data": {"id": "m-nobody", "status": "delivered"}})
     assert answer.status_code == 200
     assert callbacks(runtime) == [("held", "1 report(s) for message ids not known yet: kept for 1 h")]
-    page = client.get("/status/demo", headers=STATUS_AUTH).get_data(as_text=True)
+    sign_in(client)
+    page = client.get("/status/demo").get_data(as_text=True)
     assert "m-nobody" in page
     clock.advance(59 * 60)
     run(worker, clock, 1)
@@ -145,7 +146,9 @@ def test_a_receipt_no_attempt_takes_is_shown_then_ignored_after_an_hour(setup):
     clock.advance(60)
     run(worker, clock, 1)
     assert callbacks(runtime) == [("ignored", "1 report(s) for message ids no attempt took within 1 h: ignored")]
-    assert "m-nobody" not in client.get("/status/demo", headers=STATUS_AUTH).get_data(as_text=True)
+    sign_in(client)  # an hour idle has ended the session
+    page = client.get("/status/demo").get_data(as_text=True)
+    assert "/status/sign-out" in page and "m-nobody" not in page
 
 
 class RacingWahelp(FakeWahelp):

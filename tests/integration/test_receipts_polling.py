@@ -6,7 +6,6 @@ Time is the runtime's clock, driven one worker pass per second; nothing sleeps.
 
 from __future__ import annotations
 
-import base64
 import json
 from dataclasses import replace
 from datetime import timedelta
@@ -19,9 +18,9 @@ from connector.tenants import CascadeStep, demo_tenant
 from connector.web import create_app
 from tests.conftest import API_TOKEN, DEMO_TOKEN, make_runtime
 from tests.integration.test_delivery import START, Clock, book, confirmation
+from tests.staff import sign_in
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
-STATUS_AUTH = {"Authorization": "Basic " + base64.b64encode(f"support:{API_TOKEN}".encode()).decode()}
 
 
 class FakeSmsRu:
@@ -154,8 +153,10 @@ def test_a_silent_last_step_waits_for_the_status_window_then_ends_unconfirmed(
     assert "never confirmed" in job["reason"]
     assert ("job.unconfirmed", job["reason"]) in events(client, 9300)
     booking_id = client.get("/api/v1/demo/bookings/yclients/9300", headers=AUTH).get_json()["id"]
-    status_page = client.get(f"/status/demo/bookings/{booking_id}", headers=STATUS_AUTH).get_data(as_text=True)
-    assert 'class="st st-unconfirmed" title="отправлено, но доставка не подтверждена' in status_page
+    sign_in(client)
+    status_page = client.get(f"/status/demo/bookings/{booking_id}").get_data(as_text=True)
+    assert 'class="st st-unconfirmed" title="отправлено, но провайдер так и не сообщил, доставлено ли' in status_page
+    assert ">доставка не подтверждена</span>" in status_page
     asked = len(smsru.asked)
     run(worker, clock, 3 * 3600, every=60)
     assert len(smsru.asked) == asked  # past the window, nobody asks any more

@@ -30,6 +30,7 @@ from tests.conftest import API_TOKEN, DEMO_TOKEN, make_runtime
 from tests.fixtures import sample
 from tests.intake import deliver
 from tests.integration.test_delivery import EXPECTED, START, Clock, run
+from tests.staff import csrf_token, sign_in
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 SECRET = "whsec_" + base64.b64encode(b"a clinic's listener secret, 32b!").decode()
@@ -270,11 +271,25 @@ def test_a_refusal_fails_the_row_with_its_error_and_the_api_lists_it(database_ur
     assert client.get("/api/v1/demo/writebacks?status=nope", headers=AUTH).status_code == 400
     metrics = client.get("/metrics", headers=AUTH).get_data(as_text=True)
     assert 'connector_writebacks{status="failed",target="yclients",tenant="demo"} 1.0' in metrics
-    page = client.get(f"/status/demo/bookings/{row.booking_id}",
-                      headers={"Authorization": "Basic " + base64.b64encode(b"admin:" + API_TOKEN.encode()).decode()})
+    sign_in(client)
+    booking_page = f"/status/demo/bookings/{row.booking_id}"
+    page = client.get(booking_page)
     html = page.get_data(as_text=True)
     assert page.status_code == 200
-    assert "Отчёты в CRM (1)" in html and "Недостаточно прав" in html
+    assert "Отчёты в CRM (1)" in html and "Недостаточно прав" in html and "не записано в CRM" in html
+    assert "Не записано</dt><dd class=\"err\">1<" in client.get("/status/demo").get_data(as_text=True)
+    # support fixes the CRM user's rights, then pushes the report again from the booking's page
+    retry = f"{booking_page}/writebacks/{row.id}/retry"
+    asked = client.post(retry, data={"csrf_token": csrf_token(client, booking_page)})
+    assert "Да, повторить" in asked.get_data(as_text=True)
+    done = client.post(retry, data={"csrf_token": csrf_token(client, booking_page), "confirmed": "1"})
+    assert done.status_code == 303
+    with runtime.sessions() as session:
+        again = session.get(Writeback, row.id)
+        assert (again.status, again.tries) == ("pending", 0)
+        line = session.scalars(select(AuditEvent).where(AuditEvent.what == "staff.retry_writeback")).one()
+        assert (line.detail, line.booking_id) == ("Администратор: yclients", row.booking_id)
+    assert "уйдёт ещё раз" in client.get(booking_page).get_data(as_text=True)
     runtime.engine.dispose()
 
 
