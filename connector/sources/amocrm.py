@@ -20,8 +20,9 @@ from connector.sources.amocrm_mapping import AmocrmMapping, FieldRef, whole
 from connector.sources.amocrm_settings import AmocrmSource
 from connector.sources.crm import Hint
 from connector.sources.errors import PayloadError
-from connector.sources.limits import BRANCH_LENGTH, check_duration, check_id, check_moment, fit_facts
+from connector.sources.limits import BRANCH_LENGTH, check_duration, check_id, check_moment, fit_facts, scalar_text
 from connector.sources.signatures import AuthError
+from connector.transport.wire import dig
 
 __all__ = ["CHANGES", "main_contact_id", "lead_event", "parse_hints"]
 
@@ -95,7 +96,7 @@ def _lead_id(item: Mapping[str, Any], field: str) -> str:
 
 def main_contact_id(lead: Mapping[str, Any]) -> str | None:
     """The lead's main contact (`is_main`), else its first; None when it has none."""
-    contacts = _dig(lead, "_embedded", "contacts")
+    contacts = dig(lead, "_embedded", "contacts")
     if not isinstance(contacts, list):
         return None
     linked = [c for c in contacts if isinstance(c, Mapping) and whole(c.get("id")) is not None]
@@ -131,12 +132,12 @@ def lead_event(lead: Mapping[str, Any], contact: Mapping[str, Any] | None, mappi
         state=state,
         duration=_duration(fields.value(mapping.duration_minutes)),
         patient=_patient(contact, mapping),
-        doctor_name=_text(fields.value(mapping.doctor)),
-        doctor_specialty=_text(fields.value(mapping.specialty)),
-        services=tuple(t for t in (_text(v) for v in fields.values(mapping.service)) if t),
-        comment=_text(fields.value(mapping.comment)),
+        doctor_name=scalar_text(fields.value(mapping.doctor)),
+        doctor_specialty=scalar_text(fields.value(mapping.specialty)),
+        services=tuple(t for t in (scalar_text(v) for v in fields.values(mapping.service)) if t),
+        comment=scalar_text(fields.value(mapping.comment)),
         branch_id=_branch_id(fields.enum(mapping.branch), branch_value),
-        address=_text(fields.value(mapping.address)) if mapping.address is not None else _text(branch_value),
+        address=scalar_text(fields.value(mapping.address) if mapping.address is not None else branch_value),
     )
     return SourceEvent(EventAction.UPSERT, external_id, version, fit_facts(facts))
 
@@ -155,17 +156,17 @@ def _patient(contact: Mapping[str, Any] | None, mapping: AmocrmMapping) -> Patie
     first, last, patronymic = _names(contact, mapping.name_style)
     contact_id = whole(contact.get("id"))
     return Patient(
-        phone=normalise_phone(_text(fields.value(mapping.phone)), mapping.phone_region),
+        phone=normalise_phone(scalar_text(fields.value(mapping.phone)), mapping.phone_region),
         first_name=first,
         last_name=last,
-        patronymic=_text(fields.value(mapping.patronymic)) or patronymic,
+        patronymic=scalar_text(fields.value(mapping.patronymic)) or patronymic,
         external_id=str(contact_id) if contact_id is not None else None,
     )
 
 
 def _names(contact: Mapping[str, Any], style: str) -> tuple[str | None, str | None, str | None]:
     """(first, last, patronymic) of the contact as the mapping's `name` style reads them."""
-    full = _text(contact.get("name"))
+    full = scalar_text(contact.get("name"))
     if style == "fio" and full is not None:
         parts = full.split()
         if len(parts) >= 3:
@@ -173,7 +174,7 @@ def _names(contact: Mapping[str, Any], style: str) -> tuple[str | None, str | No
         if len(parts) == 2:
             return parts[1], parts[0], None
         return full, None, None
-    first, last = _text(contact.get("first_name")), _text(contact.get("last_name"))
+    first, last = scalar_text(contact.get("first_name")), scalar_text(contact.get("last_name"))
     if first is None and last is None:
         return full, None, None  # only the full name was written: greet by it as it stands
     return first, last, None
@@ -248,20 +249,6 @@ def _branch_id(enum_id: int | None, value: Any) -> str | None:
     """A list field's option id keys the branch (its text may be long and may be edited); else the text."""
     if enum_id is not None:
         return str(enum_id)
-    return check_id(_text(value), "branch", BRANCH_LENGTH)
+    return check_id(scalar_text(value), "branch", BRANCH_LENGTH)
 
 
-def _text(raw: Any) -> str | None:
-    if isinstance(raw, str):
-        return raw.strip() or None
-    if isinstance(raw, int | float) and not isinstance(raw, bool):
-        return str(raw)
-    return None
-
-
-def _dig(value: Any, *keys: str) -> Any:
-    for key in keys:
-        if not isinstance(value, Mapping):
-            return None
-        value = value.get(key)
-    return value

@@ -18,7 +18,7 @@ import phonenumbers
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from connector.core.model import BookingState
-from connector.sources.mapping import MappingError
+from connector.sources.mapping import MappingError, flatten_errors
 
 __all__ = ["AmocrmMapping", "FieldRef", "load_amocrm_mapping", "whole"]
 
@@ -72,7 +72,7 @@ def load_amocrm_mapping(raw: Any, *, source: str, name: str) -> AmocrmMapping:
     try:
         loaded = _MappingSchema().load(dict(raw))
     except ValidationError as error:
-        problems = _flatten(error.messages)
+        problems = flatten_errors(error.messages)
         key = problems[0][0]
         raise MappingError(source, key, "; ".join(f"{k}: {m}" if k != key else m for k, m in problems)) from None
     lead, contact = loaded["lead_fields"], loaded.get("contact_fields", {})
@@ -186,15 +186,3 @@ def whole(value: Any) -> int | None:
     if text.isascii() and text.isdigit() and len(text) < 19:
         return int(text)
     return None
-
-
-def _flatten(messages: Any, prefix: str = "") -> list[tuple[str, str]]:
-    """marshmallow's nested error dict as sorted (dotted key, message) pairs."""
-    if isinstance(messages, Mapping):
-        pairs: list[tuple[str, str]] = []
-        for key, inner in messages.items():
-            pairs.extend(_flatten(inner, prefix if key == "_schema" else f"{prefix}{key}."))
-        return sorted(pairs)
-    if isinstance(messages, list):
-        return [pair for item in messages for pair in _flatten(item, prefix)]
-    return [(prefix.rstrip(".") or "<mapping>", str(messages).replace("Unknown field.", "unknown key"))]

@@ -23,6 +23,7 @@ from connector.sources.crm import Hint
 from connector.sources.errors import PayloadError
 from connector.sources.limits import BRANCH_LENGTH, check_duration, check_id, check_moment, check_zone_name, fit_facts
 from connector.sources.signatures import AuthError
+from connector.transport.wire import dig
 
 __all__ = ["BOOKING_PREFIX", "booking_id", "deal_id", "map_booking", "map_deal", "parse_hints"]
 
@@ -51,17 +52,17 @@ def parse_hints(body: Mapping[str, Any], settings: Any) -> list[Hint]:
         raise PayloadError("the body names no event", field="event")
     name = event.strip().upper()
     if name in DEAL_CHANGED or name == DEAL_DELETED:
-        return [Hint(_id(_dig(body, "data", "FIELDS", "ID"), "data[FIELDS][ID]"), deleted=name == DEAL_DELETED)]
+        return [Hint(_id(dig(body, "data", "FIELDS", "ID"), "data[FIELDS][ID]"), deleted=name == DEAL_DELETED)]
     if name in BOOKING_CHANGED or name == BOOKING_DELETED:
-        raw, field = _dig(body, "data", "ID"), "data[ID]"
-        if raw is None and _dig(body, "data", "FIELDS", "ID") is not None:  # documented: data[ID]; read this too
-            raw, field = _dig(body, "data", "FIELDS", "ID"), "data[FIELDS][ID]"
+        raw, field = dig(body, "data", "ID"), "data[ID]"
+        if raw is None and dig(body, "data", "FIELDS", "ID") is not None:  # documented: data[ID]; read this too
+            raw, field = dig(body, "data", "FIELDS", "ID"), "data[FIELDS][ID]"
         return [Hint(BOOKING_PREFIX + _id(raw, field), deleted=name == BOOKING_DELETED)]
     return []
 
 
 def _authenticate(body: Mapping[str, Any], expected: str) -> None:
-    given = _dig(body, "auth", "application_token")
+    given = dig(body, "auth", "application_token")
     if not isinstance(given, str) or not given:
         raise AuthError("bitrix24: the body has no auth[application_token]")
     if not expected or not hmac.compare_digest(given.encode(), str(expected).encode()):
@@ -73,14 +74,6 @@ def _id(raw: Any, field: str) -> str:
     if not text or not (text.isascii() and text.isdigit()) or len(text) > _MAX_ID_DIGITS or int(text) <= 0:
         raise PayloadError(f"{field} is not an id: {str(raw)[:40]!r}", field=field)
     return str(int(text))
-
-
-def _dig(value: Any, *keys: str) -> Any:
-    for key in keys:
-        if not isinstance(value, Mapping):
-            return None
-        value = value.get(key)
-    return value
 
 
 def booking_id(external_id: str) -> str | None:
@@ -145,10 +138,10 @@ def map_booking(booking: Mapping[str, Any], contact: Mapping[str, Any] | None, m
     if not mapping.booking_module:
         return None
     external_id = BOOKING_PREFIX + _id(str(booking.get("id", "")), "id")
-    start = _dig(booking, "datePeriod", "from")
-    zone_name = _zone_name(_dig(start, "timezone"), "datePeriod.from.timezone")
-    begins = _unix(_dig(start, "timestamp"), "datePeriod.from.timestamp")
-    ends_raw = _dig(booking, "datePeriod", "to", "timestamp")
+    start = dig(booking, "datePeriod", "from")
+    zone_name = _zone_name(dig(start, "timezone"), "datePeriod.from.timezone")
+    begins = _unix(dig(start, "timestamp"), "datePeriod.from.timestamp")
+    ends_raw = dig(booking, "datePeriod", "to", "timestamp")
     ends = _unix(ends_raw, "datePeriod.to.timestamp") if ends_raw is not None else None
     duration = check_duration((ends - begins).total_seconds(), "datePeriod") if ends is not None else None
     facts = BookingFacts(

@@ -31,7 +31,7 @@ from connector.sources.crm import CrmError
 from connector.transport import wire
 from connector.transport.sessions import new_session
 from connector.transport.throttle import Throttle
-from connector.transport.wire import json_or_none, request_timeout, retry_after_seconds
+from connector.transport.wire import dig, json_or_none, request_timeout, retry_after_seconds
 
 __all__ = ["MIN_INTERVAL", "Bitrix24Api"]
 
@@ -93,7 +93,7 @@ class Bitrix24Api:
     def deal(self, deal_id: str) -> dict[str, Any] | None:
         """crm.item.get of a deal with user fields as written (`result.item`); None when it is not found."""
         body = self._maybe("crm.item.get", {"entityTypeId": 2, "id": int(deal_id), "useOriginalUfNames": "Y"})
-        return None if body is None else _object(_dig(body, "result", "item"), "crm.item.get", "result.item")
+        return None if body is None else _object(dig(body, "result", "item"), "crm.item.get", "result.item")
 
     def contact(self, contact_id: str) -> dict[str, Any] | None:
         """crm.contact.get (`result`: NAME, LAST_NAME, SECOND_NAME, PHONE[]); None when it is not found."""
@@ -103,13 +103,13 @@ class Bitrix24Api:
     def booking(self, booking_id: str) -> dict[str, Any] | None:
         """booking.v1.booking.get (`result.booking`); None when it is not found."""
         body = self._maybe("booking.v1.booking.get", {"id": int(booking_id)})
-        return None if body is None else _object(_dig(body, "result", "booking"), "booking.v1.booking.get",
+        return None if body is None else _object(dig(body, "result", "booking"), "booking.v1.booking.get",
                                                  "result.booking")
 
     def booking_clients(self, booking_id: str) -> list[dict[str, Any]]:
         """booking.v1.booking.client.list (`result.bookingClient`: {id, type: {module, code}}); [] when none."""
         body = self._maybe("booking.v1.booking.client.list", {"bookingId": int(booking_id)})
-        clients = _dig(body, "result", "bookingClient") if body is not None else None
+        clients = dig(body, "result", "bookingClient") if body is not None else None
         return [client for client in clients if isinstance(client, dict)] if isinstance(clients, list) else []
 
     def changed_deals(self, since: datetime, until: datetime, *,
@@ -125,7 +125,7 @@ class Bitrix24Api:
         start = 0
         for _page in range(max_pages):
             body = self.call("crm.item.list", {**query, "start": start})
-            items = _dig(body, "result", "items")
+            items = dig(body, "result", "items")
             if not isinstance(items, list):
                 raise CrmError("bitrix24: crm.item.list: the answer has no list in result.items", transient=False)
             for item in items:
@@ -188,7 +188,7 @@ class Bitrix24Api:
             header = retry_after_seconds(response.headers.get("Retry-After"))
             if header is not None:
                 return header
-            reset = _dig(body, "time", "operating_reset_at")
+            reset = dig(body, "time", "operating_reset_at")
             if isinstance(reset, int | float) and not isinstance(reset, bool):
                 return max(0.0, float(reset) - self._wall())
             return WAIT_LIMIT
@@ -256,12 +256,4 @@ def _described(code: str | None, body: Mapping[str, Any] | None) -> str:
 def _object(value: Any, method: str, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise CrmError(f"bitrix24: {method}: the answer has no object in {where}", transient=False)
-    return value
-
-
-def _dig(value: Any, *keys: str) -> Any:
-    for key in keys:
-        if not isinstance(value, Mapping):
-            return None
-        value = value.get(key)
     return value

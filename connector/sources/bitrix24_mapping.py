@@ -17,7 +17,7 @@ import phonenumbers
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from connector.core.model import BookingState
-from connector.sources.mapping import MappingError, _Expression, _flatten
+from connector.sources.mapping import MappingError, _Expression, flatten_errors
 
 __all__ = ["Bitrix24Mapping", "load_bitrix24_mapping"]
 
@@ -59,7 +59,7 @@ def load_bitrix24_mapping(raw: Any, *, source: str, name: str) -> Bitrix24Mappin
     try:
         loaded = _MappingSchema().load(dict(raw))
     except ValidationError as error:
-        problems = _flatten(error.messages)
+        problems = flatten_errors(error.messages)
         key = problems[0][0]
         raise MappingError(source, key, "; ".join(f"{k}: {m}" if k != key else m for k, m in problems)) from None
     categories = loaded.get("categories")

@@ -47,11 +47,12 @@ class CrmError(Exception):
         self.status_code = status_code
 
     def __reduce__(self):  # keep the attributes when pickled (keyword-only arguments defeat the default)
-        return (_rebuild, (str(self), self.transient, self.retry_after, self.status_code))
+        return (_rebuild, (type(self), str(self), self.transient, self.retry_after, self.status_code))
 
 
-def _rebuild(message: str, transient: bool, retry_after: float | None, status_code: int | None) -> CrmError:
-    return CrmError(message, transient=transient, retry_after=retry_after, status_code=status_code)
+def _rebuild(kind: type[CrmError], message: str, transient: bool, retry_after: float | None,
+             status_code: int | None) -> CrmError:
+    return kind(message, transient=transient, retry_after=retry_after, status_code=status_code)
 
 
 class Fetcher(Protocol):

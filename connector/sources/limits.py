@@ -74,6 +74,15 @@ def check_zone_name(name: str, field: str = "timezone") -> str:
     return name
 
 
+def scalar_text(raw: object) -> str | None:
+    """A JSON scalar as trimmed text: a string (None when blank) or a number; None for anything else."""
+    if isinstance(raw, str):
+        return raw.strip() or None
+    if isinstance(raw, int | float) and not isinstance(raw, bool):
+        return str(raw)
+    return None
+
+
 def fit_text(value: str | None, limit: int) -> str | None:
     if value is None:
         return None

@@ -133,7 +133,7 @@ def compile_mapping(raw: Any, *, source: str = "<mapping>", name: str = "mapping
     try:
         loaded = _MappingSchema().load(raw)
     except ValidationError as exc:
-        problems = _flatten(exc.messages)
+        problems = flatten_errors(exc.messages)
         key = problems[0][0]
         raise MappingError(
             source, key, "; ".join(f"{k}: {m}" if k != key else m for k, m in problems)
@@ -243,16 +243,16 @@ class _MappingSchema(Schema):
             raise ValidationError(f"unknown phone region {region!r}", field_name="phone_region")
 
 
-def _flatten(messages: Any, prefix: str = "") -> list[tuple[str, str]]:
+def flatten_errors(messages: Any, prefix: str = "") -> list[tuple[str, str]]:
     """marshmallow's nested error dict as sorted (dotted key, message) pairs."""
     if isinstance(messages, Mapping):
         pairs: list[tuple[str, str]] = []
         for key, inner in messages.items():
             # "_schema" holds errors about the object itself: report them at the object's own key.
-            pairs.extend(_flatten(inner, prefix if key == "_schema" else f"{prefix}{key}."))
+            pairs.extend(flatten_errors(inner, prefix if key == "_schema" else f"{prefix}{key}."))
         return sorted(pairs)
     if isinstance(messages, list):
-        return [pair for item in messages for pair in _flatten(item, prefix)]
+        return [pair for item in messages for pair in flatten_errors(item, prefix)]
     return [(prefix.rstrip(".") or "<mapping>", str(messages).replace("Unknown field.", "unknown key"))]
 
 

@@ -127,12 +127,12 @@ def typed_sources(blocks: Mapping[str, Any]) -> dict[str, Any]:
     try:
         return dict(_SourcesSchema().load(dict(blocks)))
     except ValidationError as error:
-        raise ValueError("; ".join(_named(error.messages, "sources"))) from error
+        raise ValueError("; ".join(named_errors(error.messages, "sources"))) from error
 
 
-def _named(messages: Any, trail: str) -> list[str]:
+def named_errors(messages: Any, trail: str) -> list[str]:
     if isinstance(messages, dict):
-        return [line for key, value in messages.items() for line in _named(value, f"{trail}.{key}")]
+        return [line for key, value in messages.items() for line in named_errors(value, f"{trail}.{key}")]
     if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
         return [f"{trail}: {' '.join(messages)}"]
     return [f"{trail}: {messages}"]

@@ -16,7 +16,7 @@ from connector.core.model import BookingFacts, BookingState, EventAction, Patien
 from connector.core.notice_line import without_notice
 from connector.core.phones import normalise_phone
 from connector.sources.errors import PayloadError
-from connector.sources.limits import BRANCH_LENGTH, check_duration, check_id, check_moment, fit_facts
+from connector.sources.limits import BRANCH_LENGTH, check_duration, check_id, check_moment, fit_facts, scalar_text
 
 __all__ = ["check_company", "parse_record_webhook"]
 
@@ -163,13 +163,13 @@ def _facts(
         timezone=None,  # the company's offset is in starts_at; its zone name needs GET /company
         duration=_duration(data),
         patient=_patient(data.get("client")),
-        doctor_name=_text(staff.get("name")),
-        doctor_specialty=_text(staff.get("specialization")) or _text(position.get("title")),
+        doctor_name=scalar_text(staff.get("name")),
+        doctor_specialty=scalar_text(staff.get("specialization")) or scalar_text(position.get("title")),
         services=_services(data.get("services")),
         # YCLIENTS has no preparation field; `comment` is the administrator's text and may say anything. Our own
         # write-back line is not part of it: the webhook our write causes must read as nothing changed.
         preparation=None,
-        comment=_text(_without_ours(data.get("comment"))),
+        comment=scalar_text(_without_ours(data.get("comment"))),
         branch_id=company_id,
         address=None,
     ))
@@ -236,12 +236,12 @@ def _patient(raw: Any) -> Patient:
         return Patient()
     # The name is kept as given: a `name` (or `display_name`) holding "Фамилия Имя Отчество" is not split,
     # because the order of the parts differs between clinics and a wrong split reads worse than none.
-    first_name = _text(client.get("name")) or _text(client.get("display_name"))
+    first_name = scalar_text(client.get("name")) or scalar_text(client.get("display_name"))
     return Patient(
         phone=normalise_phone(client.get("phone")),
         first_name=first_name,
-        last_name=_text(client.get("surname")),
-        patronymic=_text(client.get("patronymic")),
+        last_name=scalar_text(client.get("surname")),
+        patronymic=scalar_text(client.get("patronymic")),
         sex=_sex(client),
         external_id=_id(client.get("id")),
     )
@@ -261,7 +261,7 @@ def _sex(client: Mapping[str, Any]) -> Sex:
 def _services(raw: Any) -> tuple[str, ...]:
     if not isinstance(raw, list):
         return ()
-    titles = (_text(item.get("title")) for item in raw if isinstance(item, Mapping))
+    titles = (scalar_text(item.get("title")) for item in raw if isinstance(item, Mapping))
     return tuple(title for title in titles if title)
 
 
@@ -328,14 +328,6 @@ def _flag(raw: Any, field: str) -> bool:
             return False
     # Guessing here could delete a live booking or keep a deleted one; better to fail loudly.
     raise PayloadError(f"{field!r} must be a boolean, got {raw!r}", field=field)
-
-
-def _text(raw: Any) -> str | None:
-    if isinstance(raw, str):
-        return raw.strip() or None
-    if isinstance(raw, int | float) and not isinstance(raw, bool):
-        return str(raw)
-    return None
 
 
 def _without_ours(raw: Any) -> Any:

@@ -27,6 +27,7 @@ from typing import Any, Literal, overload
 import requests
 
 from connector.channels.base import TransientError
+from connector.sources.crm import CrmError
 from connector.transport import wire
 from connector.transport.sessions import new_session
 from connector.transport.throttle import Throttle
@@ -45,27 +46,13 @@ NOT_FOUND = "не найдено"  # a list endpoint's way of saying "nothing ma
 _MESSAGE_LIMIT = 200  # meta.message is YCLIENTS' own text; cut it anyway, an error message is no place for essays
 
 
-class YclientsApiError(Exception):
+class YclientsApiError(CrmError):
     """A YCLIENTS call failed. `transient`: worth trying again later (after `retry_after` seconds when known).
 
     The message never contains tokens or patient data: it names the call, the HTTP status and YCLIENTS'
     meta.message (texts such as «Необходимо продлить лицензию…», «Недостаточно прав»). `status_code` is the
     HTTP status when there was an answer.
     """
-
-    def __init__(self, message: str, *, transient: bool, retry_after: float | None = None,
-                 status_code: int | None = None):
-        super().__init__(message)
-        self.transient = transient
-        self.retry_after = retry_after
-        self.status_code = status_code
-
-    def __reduce__(self):  # keep the attributes when pickled (keyword-only arguments defeat the default)
-        return (_rebuild, (str(self), self.transient, self.retry_after, self.status_code))
-
-
-def _rebuild(message: str, transient: bool, retry_after: float | None, status_code: int | None) -> YclientsApiError:
-    return YclientsApiError(message, transient=transient, retry_after=retry_after, status_code=status_code)
 
 
 _SHARED_THROTTLE = Throttle(MIN_INTERVAL, time.monotonic, time.sleep)  # one per process: the limit is per IP

@@ -21,6 +21,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, post_load, valid
 from connector.core.writeback import FINAL, STEPS
 from connector.sources.amocrm_settings import AmocrmWriteback, AmocrmWritebackSchema
 from connector.sources.bitrix24_settings import Bitrix24Writeback, Bitrix24WritebackSchema
+from connector.sources.settings import named_errors
 
 __all__ = ["TARGETS", "AmocrmWriteback", "Bitrix24Writeback", "GenericWriteback", "WritebackBlock",
            "WritebackSettings", "YclientsWriteback", "typed_writeback"]
@@ -118,12 +119,4 @@ def typed_writeback(block: Mapping[str, Any] | None) -> WritebackSettings | None
     try:
         return _WritebackSchema().load(dict(block))
     except ValidationError as error:
-        raise ValueError("; ".join(_named(error.messages, "writeback"))) from error
-
-
-def _named(messages: Any, trail: str) -> list[str]:
-    if isinstance(messages, dict):
-        return [line for key, value in messages.items() for line in _named(value, f"{trail}.{key}")]
-    if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
-        return [f"{trail}: {' '.join(messages)}"]
-    return [f"{trail}: {messages}"]
+        raise ValueError("; ".join(named_errors(error.messages, "writeback"))) from error
