@@ -15,6 +15,7 @@ from flask.typing import ResponseReturnValue
 
 from connector.core.wording import CHANNEL, JOB_KIND, said
 from connector.store.models import Booking, InboundEvent, NotificationJob, Writeback
+from connector.tenants import Tenant
 from connector.usecases import staff_actions
 from connector.web.access import current_staff, requires
 from connector.web.context import current_runtime
@@ -40,11 +41,11 @@ def job_action(tenant_id: str, booking_id: int, job_id: int, action: str) -> Res
     step = min(max(request.form.get("step", 0, type=int) or 0, 0), len(tenant.cascade) - 1)
     if request.form.get("confirmed") != "1":
         where = f" с шага {step + 1} ({said(CHANNEL, tenant.cascade[step].channel)})" if action == "resend" else ""
-        return render_template(
-            "status/confirm.html", tenant=tenant, zone=tenant.timezone, staff=current_staff(),
-            title=ACTIONS[action][0], button=ACTIONS[action][1], fields={"step": step} if action == "resend" else {},
+        return _confirm(
+            tenant, title=ACTIONS[action][0], button=ACTIONS[action][1],
             question=f"{ACTIONS[action][0]}{where}: {said(JOB_KIND, kind)} №{job_id} записи №{booking_id}?",
-            back=url_for("status.booking", tenant_id=tenant_id, booking_id=booking_id))
+            back=url_for("status.booking", tenant_id=tenant_id, booking_id=booking_id),
+            fields={"step": step} if action == "resend" else {})
     who = current_staff().name
     if action == "resend":
         done = staff_actions.resend(runtime, job_id, staff=who, from_step=step, tenant_id=tenant_id)
@@ -65,10 +66,8 @@ def replay(tenant_id: str, event_id: int) -> ResponseReturnValue:
         if found is None or found.tenant_id != tenant_id:
             abort(404, f"У клиники {tenant_id} нет входящего события №{event_id}.")
     if request.form.get("confirmed") != "1":
-        tenant = runtime.tenants[tenant_id]
-        return render_template(
-            "status/confirm.html", tenant=tenant, zone=tenant.timezone, staff=current_staff(), fields={},
-            title="Обработать событие заново", button="Да, обработать заново",
+        return _confirm(
+            runtime.tenants[tenant_id], title="Обработать событие заново", button="Да, обработать заново",
             question=f"Разобрать событие №{event_id} заново сегодняшним кодом и применить?",
             back=url_for("status.event", tenant_id=tenant_id, event_id=event_id))
     [done] = staff_actions.replay_events(runtime, [event_id], staff=current_staff().name, tenant_id=tenant_id)
@@ -87,13 +86,18 @@ def retry_writeback(tenant_id: str, booking_id: int, writeback_id: int) -> Respo
         target = row.target
     back = url_for("status.booking", tenant_id=tenant_id, booking_id=booking_id)
     if request.form.get("confirmed") != "1":
-        tenant = runtime.tenants[tenant_id]
-        return render_template(
-            "status/confirm.html", tenant=tenant, zone=tenant.timezone, staff=current_staff(), fields={},
-            title="Повторить запись в CRM", button="Да, повторить",
+        return _confirm(
+            runtime.tenants[tenant_id], title="Повторить запись в CRM", button="Да, повторить",
             question=f"Записать в {target} ещё раз отчёт №{writeback_id} записи №{booking_id}?", back=back)
     _said(staff_actions.retry_writeback(runtime, writeback_id, staff=current_staff().name, tenant_id=tenant_id))
     return redirect(back, 303)
+
+
+def _confirm(tenant: Tenant, *, title: str, button: str, question: str, back: str,
+             fields: dict[str, object] | None = None) -> ResponseReturnValue:
+    """The page that asks before an action is done: the same form posted again with `confirmed=1`."""
+    return render_template("status/confirm.html", tenant=tenant, zone=tenant.timezone, staff=current_staff(),
+                           title=title, button=button, question=question, back=back, fields=fields or {})
 
 
 def _said(done: staff_actions.Done) -> None:
