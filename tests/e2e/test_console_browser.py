@@ -103,6 +103,7 @@ def test_an_admin_finds_a_patient_by_phone_and_sends_a_failed_confirmation_again
     chrome.find_element(By.NAME, "login").send_keys("admin")
     chrome.find_element(By.NAME, "password").send_keys(STATUS_PASSWORD)
     chrome.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
+    _wait(chrome, "//h2[normalize-space(.)='Доставка по каналам']", By.XPATH)  # the POST and its redirect landed
     assert chrome.current_url == f"{service.base_url}/status/demo", chrome.current_url
     _screenshot(chrome, ARTIFACTS / "console-overview.png")
     overview = chrome.find_element(By.TAG_NAME, "body").text

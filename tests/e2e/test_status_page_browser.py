@@ -117,11 +117,11 @@ def test_a_support_engineer_sees_the_bookings_their_messages_and_a_trail(chrome,
     assert "/status/sign-in?next=" in chrome.current_url, chrome.current_url
     chrome.find_element(By.NAME, "login").send_keys("admin")
     chrome.find_element(By.NAME, "password").send_keys("not-the-password")
-    chrome.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
+    _follow(chrome, chrome.find_element(By.CSS_SELECTOR, "main form button[type=submit]"))
     assert "Неверный логин или пароль" in chrome.find_element(By.TAG_NAME, "body").text
     _screenshot(chrome, ARTIFACTS / "status-sign-in.png")
     chrome.find_element(By.NAME, "password").send_keys(STATUS_PASSWORD)
-    chrome.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
+    _follow(chrome, chrome.find_element(By.CSS_SELECTOR, "main form button[type=submit]"))
     assert chrome.current_url == f"{service.base_url}/status/demo", chrome.current_url
     _screenshot(chrome, ARTIFACTS / "status-page.png")
     text = chrome.find_element(By.TAG_NAME, "body").text
@@ -143,7 +143,7 @@ def test_a_support_engineer_sees_the_bookings_their_messages_and_a_trail(chrome,
         assert "Иванов Сергей Петрович" in row  # the doctor, as the source named him
 
     # the failed booking: every channel tried, each attempt failed, and the trail says so
-    rows[7].find_element(By.PARTIAL_LINK_TEXT, f"yclients / {_record_id(7)}").click()
+    _follow(chrome, rows[7].find_element(By.PARTIAL_LINK_TEXT, f"yclients / {_record_id(7)}"))
     _screenshot(chrome, ARTIFACTS / "status-booking-failed.png")
     assert chrome.current_url.endswith(f"/status/demo/bookings/{views[7]['id']}"), chrome.current_url
     assert chrome.find_element(By.TAG_NAME, "h1").text.startswith(f"Запись yclients / {_record_id(7)}")
@@ -161,7 +161,7 @@ def test_a_support_engineer_sees_the_bookings_their_messages_and_a_trail(chrome,
 
     # the Telegram booking, reached from the overview again: not on MAX, delivered by Telegram
     chrome.back()
-    _booking_row(chrome, 2).find_element(By.PARTIAL_LINK_TEXT, f"yclients / {_record_id(2)}").click()
+    _follow(chrome, _booking_row(chrome, 2).find_element(By.PARTIAL_LINK_TEXT, f"yclients / {_record_id(2)}"))
     _screenshot(chrome, ARTIFACTS / "status-booking-telegram.png")
     _assert_masked(chrome.find_element(By.TAG_NAME, "body").text, surname=False)
     attempts = _attempt_rows(chrome, "confirmation")
@@ -214,6 +214,19 @@ def _trail(chrome) -> list[list[str]]:
 
     rows = chrome.find_elements(By.XPATH, "//table[contains(@class, 'timeline')]//tr[td]")
     return [[cell.text for cell in row.find_elements(By.TAG_NAME, "td")] for row in rows]
+
+
+def _follow(chrome, element) -> None:
+    """Click a link or a form's button and wait until the page it leads to has replaced this one: a click returns
+    before the browser has navigated, and reading the page at once may read the old one."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    page = chrome.find_element(By.TAG_NAME, "html")
+    element.click()
+    WebDriverWait(chrome, 15).until(expected_conditions.staleness_of(page))
+    WebDriverWait(chrome, 15).until(lambda browser: browser.execute_script("return document.readyState") == "complete")
 
 
 def _screenshot(chrome, path: Path) -> None:
