@@ -212,7 +212,10 @@ def audit_line(what: str, detail: str | None, *, zone: ZoneInfo, now: datetime) 
             rest = found["rest"]
             return f"{head}; {reason_phrase(rest, zone=zone, now=now)}" if rest else head
     worded = reason_phrase(detail, zone=zone, now=now)
-    return f"{title}: {worded}" if worded else title
+    if not worded:
+        return title
+    # «MAX (sandbox): не доставлено: …» already says what happened: «не доставлено: » before it would say it twice
+    return worded if re.search(rf"(?:^|: ){re.escape(title)}(?=$|[;:( ])", worded) else f"{title}: {worded}"
 
 
 def reason_phrase(text: str | None, *, zone: ZoneInfo, now: datetime) -> str:

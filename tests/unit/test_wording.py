@@ -76,8 +76,10 @@ def line(what: str, detail: str | None) -> str:
     ("attempt.queued", "step 1: max via sandbox", "попытка поставлена в очередь: шаг 1: MAX (sandbox)"),
     ("attempt.delivered", "telegram via sandbox reports DELIVRD",
      "доставлено: Telegram (sandbox) сообщает: DELIVRD"),
-    ("attempt.read", "max via sandbox reports read", "прочитано: MAX (sandbox) сообщает: прочитано"),
+    ("attempt.read", "max via sandbox reports read", "MAX (sandbox) сообщает: прочитано"),
     ("attempt.failed", "max via sandbox", "не доставлено: MAX (sandbox)"),
+    # the title is left out only where the detail says the same words, not their negation
+    ("job.delivered", "max via sandbox: failed", "доставлено: MAX (sandbox): не доставлено"),
     ("job.scheduled", "max via sandbox: failed; falling back to step 2 (telegram)",
      "снова в очереди: MAX (sandbox): не доставлено; переходим к шагу 2 (Telegram)"),
     ("job.failed", "sms via smsru: not_registered; no channel left",
@@ -87,7 +89,7 @@ def line(what: str, detail: str | None) -> str:
     ("job.delivered", "max via wahelp: sent; the channel has no receipts, so a send counts as final",
      "доставлено: MAX (wahelp): отправлено; у канала нет отчётов о доставке: отправка окончательна"),
     ("job.read", "late receipt from step 1 (max): read; the pending fall back is withdrawn",
-     "прочитано: поздний отчёт по шагу 1 (MAX): прочитано; запасной шаг больше не нужен"),
+     "поздний отчёт по шагу 1 (MAX): прочитано; запасной шаг больше не нужен"),
     ("job.scheduled", "max via sandbox: sent_timeout, still sent after 0:00:20; falling back to step 2 (telegram); "
      "moved before quiet hours 21:00-09:00 to 20:45 local",
      "снова в очереди: MAX (sandbox): за 20 с нет отчёта о доставке (статус «отправлено»); переходим к шагу 2 "
@@ -104,7 +106,7 @@ def line(what: str, detail: str | None) -> str:
      "снова в очереди: MAX (sandbox): доставлено, но не прочитано за 5 мин"),
     ("job.scheduled", "max via sandbox: queued at the deadline", "снова в очереди: MAX (sandbox): к сроку: в очереди"),
     ("job.delivered", "max via sandbox: delivered (recorded before the deadline)",
-     "доставлено: MAX (sandbox): доставлено (отчёт пришёл до срока)"),
+     "MAX (sandbox): доставлено (отчёт пришёл до срока)"),
     ("job.delivered", "max via sandbox: awaiting_delivery", "доставлено: MAX (sandbox): ждём отчёта о доставке"),
     ("job.scheduled", "sent at once despite quiet hours 21:00-09:00: the visit starts before they end",
      "снова в очереди: отправлено сразу, несмотря на тихие часы 21:00–09:00: приём раньше"),
@@ -139,7 +141,7 @@ def line(what: str, detail: str | None) -> str:
     ("job.deferred", "until 2026-12-02T13:00:00+00:00 then", "отложено: until 02.12 16:00 then"),
     ("job.deferred", "until 2026-12-02T13:00:00Z or 2026-12-02 13:30", "отложено: until 02.12 16:00 or 02.12 16:30"),
     ("attempt.failed", "max via sandbox: failed (sandbox: simulated failure)",
-     "не доставлено: MAX (sandbox): не доставлено: sandbox: simulated failure"),
+     "MAX (sandbox): не доставлено: sandbox: simulated failure"),
     ("attempt.sent", "sms via smsru: sent after 3 tries (a call's answer was lost: timeout)",
      "отправлено провайдеру: SMS (smsru): отправлено с 3-й попытки (ответ на один из вызовов потерялся: timeout)"),
     ("a.new_line", "something", "a.new_line: something"),
