@@ -70,6 +70,9 @@ class StaffUser:
     password_hash: str = field(repr=False)
     role: str = "viewer"
     tenants: frozenset[str] | None = None  # None: every tenant ("*")
+    # What a session's credentials mark is made from (connector.web.access): the password hash, unless set. The
+    # built-in admin sets its password, because its hash is salted anew in every process.
+    credential: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)

@@ -77,7 +77,7 @@ def builtin_admin(password: str) -> StaffUser:
     from werkzeug.security import generate_password_hash
 
     return StaffUser(login="admin", name="Администратор", password_hash=generate_password_hash(password),
-                     role="admin", tenants=None)
+                     role="admin", tenants=None, credential=password)
 
 
 def check_providers(tenant: Tenant) -> None:

@@ -1,13 +1,15 @@
 """Who is looking at the status pages, and what they may do there.
 
 Staff sign in with a login and a password (`connector.web.signin`); the session is Flask's signed cookie, and it
-holds three keys, which tests may also set with `client.session_transaction()`:
+holds four keys, which tests may also set with `client.session_transaction()`:
 
 - `staff_login`: the login of a `StaffUser` in `Runtime.staff` (looked up on every request, so a user removed
   from the tenants file is signed out at the next deploy);
 - `signed_in_at`: when they signed in (POSIX seconds); the session ends `Settings.session_max` after it;
 - `seen_at`: their last request (POSIX seconds); the session ends `Settings.session_idle` after it. Each request
-  refreshes it.
+  refreshes it;
+- `credentials`: a keyed digest of the user's password hash (`credentials_mark`), so a password changed in the
+  tenants file (or CONNECTOR_STATUS_PASSWORD) ends every session signed in with the old one at the next deploy.
 
 Roles form a ladder (`ROLES`): a viewer reads; an operator also acts (resend, cancel, replay…); an admin also
 reveals phones. A user sees only their tenants: any other tenant's page answers 404, exactly as an unknown one.
@@ -15,6 +17,8 @@ reveals phones. A user sees only their tenants: any other tenant's page answers 
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,18 +26,19 @@ from functools import wraps
 from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
-from flask import Response, abort, g, redirect, render_template, request, session, url_for
+from flask import Response, abort, current_app, g, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 
 from connector.tenants import ROLES, StaffUser
 from connector.web.context import current_runtime
 
-__all__ = ["ROLES", "Staff", "current_staff", "guard", "requires", "safe_next", "secure_headers", "sign_in_session",
-           "signed_in"]
+__all__ = ["ROLES", "Staff", "credentials_mark", "current_staff", "guard", "requires", "safe_next",
+           "secure_headers", "sign_in_session", "signed_in"]
 
 LOGIN_KEY = "staff_login"
 SIGNED_IN_KEY = "signed_in_at"
 SEEN_KEY = "seen_at"
+CREDENTIALS_KEY = "credentials"
 
 _View = TypeVar("_View", bound=Callable[..., Any])
 
@@ -85,7 +90,7 @@ def guard() -> ResponseReturnValue | None:
     not see → 404, the same page as an unknown tenant."""
     staff = _signed_in()
     if staff is None:
-        for key in (LOGIN_KEY, SIGNED_IN_KEY, SEEN_KEY):
+        for key in (LOGIN_KEY, SIGNED_IN_KEY, SEEN_KEY, CREDENTIALS_KEY):
             session.pop(key, None)
         if request.method in ("GET", "HEAD"):
             return redirect(url_for("signin.form", next=request.full_path.rstrip("?")))
@@ -106,6 +111,15 @@ def sign_in_session(user: StaffUser) -> None:
     session[LOGIN_KEY] = user.login
     session[SIGNED_IN_KEY] = now
     session[SEEN_KEY] = now
+    session[CREDENTIALS_KEY] = credentials_mark(user)
+
+
+def credentials_mark(user: StaffUser) -> str:
+    """What the session keeps of the user's credentials: an HMAC under the app's secret key (the cookie is signed,
+    not encrypted, so nothing in it may help guess a password), changed whenever the password is."""
+    secret = current_app.secret_key
+    key = secret.encode() if isinstance(secret, str) else bytes(secret or b"")
+    return hmac.new(key, (user.credential or user.password_hash).encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def safe_next(target: str | None) -> str | None:
@@ -143,6 +157,9 @@ def _signed_in() -> Staff | None:
     signed_in_at, seen_at = session.get(SIGNED_IN_KEY), session.get(SEEN_KEY)
     if user is None or not isinstance(signed_in_at, (int, float)) or not isinstance(seen_at, (int, float)):
         return None
+    mark = session.get(CREDENTIALS_KEY)
+    if not isinstance(mark, str) or not hmac.compare_digest(mark, credentials_mark(user)):
+        return None  # signed in with a password that is no longer this user's
     now = _now()
     settings = runtime.settings
     idle, held = now - seen_at, now - signed_in_at

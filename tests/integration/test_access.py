@@ -11,12 +11,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from connector.entrypoints.bootstrap import builtin_admin
 from connector.tenants import demo_tenant
 from connector.web import create_app
-from tests.conftest import DEMO_TOKEN
+from connector.web.access import credentials_mark
+from tests.conftest import DEMO_TOKEN, make_runtime
 from tests.fixtures import sample
 from tests.intake import deliver
-from tests.staff import ADMIN_PASSWORD, admin, csrf_token, sign_in, staff_runtime, user
+from tests.staff import ADMIN_PASSWORD, PASSWORD, admin, csrf_token, sign_in, staff_runtime, user
 
 START = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 OTHER_TOKEN = "other-token-0123456789abcdef"
@@ -188,10 +190,52 @@ def test_a_user_removed_from_the_staff_is_signed_out_at_once(app, clinics):
 
 def test_the_documented_session_keys_sign_a_test_client_in(app, clinics):
     client = app.test_client()
+    with app.app_context():
+        mark = credentials_mark(clinics.staff["oleg"])
     with client.session_transaction() as session:
         now = clinics.clock().timestamp()
         session.update(staff_login="oleg", signed_in_at=now, seen_at=now)
+    assert client.get("/status/demo").status_code == 302  # without the credentials' mark, no session
+    with client.session_transaction() as session:
+        session.update(staff_login="oleg", signed_in_at=now, seen_at=now, credentials=mark)
     assert "Олег Действующий" in text_of(client.get("/status/demo"))
+
+
+def test_a_changed_password_ends_the_sessions_signed_in_with_the_old_one(app, clinics):
+    client, other = app.test_client(), app.test_client()
+    sign_in(client, "vera")
+    sign_in(other, "oleg")
+    clinics.staff["vera"] = user("vera", "viewer", frozenset({"demo"}), name="Вера Смотрящая", password="new-0123456")
+    answer = client.get("/status/demo")
+    assert answer.status_code == 302 and "/status/sign-in" in answer.headers["Location"]
+    assert other.get("/status/demo").status_code == 200  # everybody else stays signed in
+    assert attempt(client, "vera", PASSWORD).status_code == 200  # the old password no longer signs in
+    sign_in(client, "vera", "new-0123456")
+    assert client.get("/status/demo").status_code == 200
+
+
+def test_the_built_in_admins_session_holds_in_every_web_process_of_one_deploy(database_url):
+    """Its password hash is salted anew in each process; the session must still be good in all of them, and end
+    in all of them when CONNECTOR_STATUS_PASSWORD changes."""
+    runtimes = [make_runtime(database_url, secret_key="one-deploy-secret-0123456789") for _ in range(3)]
+    try:
+        for runtime, password in zip(runtimes, [ADMIN_PASSWORD, ADMIN_PASSWORD, "a-new-status-password"], strict=True):
+            runtime.staff = {"admin": builtin_admin(password)}  # each process salts its own hash
+        assert runtimes[0].staff["admin"].password_hash != runtimes[1].staff["admin"].password_hash
+        apps = [create_app(runtime) for runtime in runtimes]
+        with apps[0].test_client() as first:
+            sign_in(first, "admin")
+            cookie = first.get_cookie("connector_session")
+            assert cookie is not None
+            pages = []
+            for app in apps[1:]:
+                client = app.test_client()
+                client.set_cookie("connector_session", cookie.value)
+                pages.append(client.get("/status/demo").status_code)
+            assert pages == [200, 302]  # the same password in the second process; a changed one in the third
+    finally:
+        for runtime in runtimes:
+            runtime.engine.dispose()
 
 
 # --- tenants and roles ------------------------------------------------------------------------------------------
