@@ -331,7 +331,7 @@ class SyncState(Base):
 
 
 class SignInAttempt(Base):
-    """A failed sign-in to the status pages, kept a short while so every web worker counts the same failures.
+    """A sign-in try (a failure unless it succeeded), kept a short while so every web worker counts the same ones.
 
     `key` is a SHA-256 of "login:<login>" or "address:<ip>": neither a login typed by mistake (a password?) nor an
     address is stored in clear.

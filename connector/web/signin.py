@@ -1,8 +1,9 @@
 """Signing in to and out of the status pages: `GET/POST /status/sign-in`, `POST /status/sign-out`.
 
 One answer for an unknown login and a wrong password («Неверный логин или пароль»), in the same time: an unknown
-login is checked against a dummy hash. Failures are counted in the database per login and per address
-(connector.store.sign_ins), so every web worker refuses the sixth wrong password in a minute with 429.
+login is checked against a dummy hash. Tries are counted in the database per login and per address
+(connector.store.sign_ins), written before the password is checked, so every web worker refuses the sixth wrong
+password in a minute with 429, even when several arrive at once.
 """
 
 from __future__ import annotations
@@ -58,10 +59,12 @@ def submit() -> ResponseReturnValue:
     keys = (sign_ins.login_key(login), sign_ins.address_key(request.remote_addr or "unknown"))
     now = runtime.clock()
     window = max(PER_LOGIN.window, PER_ADDRESS.window)
-    with runtime.sessions() as db:
+    with runtime.sessions.begin() as db:  # counting and writing this try is one step for every web worker
+        sign_ins.hold(db, keys, forget_before=now - window)
         failures = sign_ins.failures_since(db, keys, now - window)
-    wait = max(retry_after(failures.get(keys[0], []), PER_LOGIN, now) or 0,
-               retry_after(failures.get(keys[1], []), PER_ADDRESS, now) or 0)
+        wait = max(retry_after(failures.get(keys[0], []), PER_LOGIN, now) or 0,
+                   retry_after(failures.get(keys[1], []), PER_ADDRESS, now) or 0)
+        tries = [] if wait else sign_ins.record_try(db, keys, at=now)
     if wait:
         minutes = max(1, round(wait / 60))
         log.warning("sign-in refused: too many failures, retry in %s s", wait)
@@ -71,13 +74,11 @@ def submit() -> ResponseReturnValue:
     user = runtime.staff.get(login)
     # An unknown login costs the same hash check as a known one: the time does not tell which logins exist.
     matches = check_password_hash(user.password_hash if user else _dummy_hash(), password)
-    if user is None or not matches:
-        with runtime.sessions.begin() as db:
-            sign_ins.record_failure(db, keys, at=now, forget_before=now - window)
+    if user is None or not matches:  # the try stays written: it is a failure
         log.warning("sign-in failed")  # not the login: it may be a password typed in the wrong field
         return _form(login=login, error=WRONG)
     with runtime.sessions.begin() as db:
-        sign_ins.forget(db, keys[0])
+        sign_ins.succeeded(db, keys[0], tries)
     sign_in_session(user)
     log.info("signed in: %s (%s)", user.login, user.role)
     target = safe_next(_next()) or _home(Staff.of(user))

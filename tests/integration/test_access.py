@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import html
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from werkzeug.security import generate_password_hash
 
 from connector.entrypoints.bootstrap import builtin_admin
-from connector.tenants import demo_tenant
+from connector.tenants import StaffUser, demo_tenant
 from connector.web import create_app
 from connector.web.access import credentials_mark
 from tests.conftest import DEMO_TOKEN, make_runtime
@@ -327,6 +329,29 @@ def test_the_sixth_wrong_password_in_a_minute_is_refused_by_either_of_two_web_pr
     finally:
         first_runtime.engine.dispose()
         second_runtime.engine.dispose()
+
+
+def test_wrong_passwords_sent_all_at_once_still_get_five_answers_and_no_more(database_url):
+    """A script firing twelve guesses at once at two web processes: five are checked, seven refused. The hash is
+    slow on purpose (as scrypt is), so guesses that counted the failures before any was written would all pass."""
+    slow = StaffUser(login="nina", name="Нина", role="viewer", tenants=None,
+                     password_hash=generate_password_hash(PASSWORD, method="pbkdf2:sha256:300000"))
+    runtimes = [two_clinics(database_url, [slow]) for _ in range(2)]
+    clients = [create_app(runtime).test_client() for runtime in runtimes]
+    tokens = [csrf_token(client) for client in clients]
+
+    def guess(index: int) -> int:
+        client, token = clients[index % 2], tokens[index % 2]
+        return client.post("/status/sign-in", data={"login": "nina", "password": f"guess-{index}",
+                                                   "csrf_token": token}).status_code
+
+    try:
+        with ThreadPoolExecutor(max_workers=12) as pool:
+            answers = sorted(pool.map(guess, range(12)))
+        assert answers == [200] * 5 + [429] * 7, answers
+    finally:
+        for runtime in runtimes:
+            runtime.engine.dispose()
 
 
 def test_one_address_trying_many_logins_is_held_up_too(client, runtime):
