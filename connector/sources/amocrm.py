@@ -28,35 +28,62 @@ __all__ = ["CHANGES", "main_contact_id", "lead_event", "parse_hints"]
 
 CHANGES = ("add", "update", "status", "restore")  # lead hooks that mean "read it again"
 DELETES = ("delete",)
+CONTACT_CHANGES = ("add", "update")  # a contact's phone or name changed: its leads are read again, with it
+LINKED_LEADS = 20  # of a contact's linked leads, the newest (highest ids) are read again: the visits to come
 # Other lead hooks (a note added — our own write-back among them —, a responsible user changed) say nothing
 # about the visit: they give no hint.
 
 
 def parse_hints(body: Mapping[str, Any], settings: AmocrmSource) -> list[Hint]:
     """One Hint per lead the body names, in the order first named; `deleted` for a lead deleted (and not
-    restored) in this batch. AuthError when the body is another account's; PayloadError when it is malformed;
-    [] for a hook about no lead (contacts, companies, tasks)."""
+    restored) in this batch. A contact added or changed names its linked leads (`linked_leads_id`): they are
+    read again, so a new phone reaches the bookings before their next message. AuthError when the body is
+    another account's; PayloadError when it is malformed; [] for a hook about no lead (companies, tasks, a
+    contact with no lead)."""
     if not isinstance(body, Mapping):
         raise PayloadError("the webhook body is not a form", field="body")
     _check_account(body, settings)
-    leads = body.get("leads")
-    if leads is None:
-        return []
-    if not isinstance(leads, Mapping):
-        raise PayloadError("`leads` is not a group of lead events", field="leads")
     order: list[str] = []
     deleted: set[str] = set()
     restored: set[str] = set()
-    for action in (*CHANGES, *DELETES):
-        for index, item in _items(leads.get(action), action):
-            lead_id = _lead_id(item, f"leads[{action}][{index}][id]")
+    for action, index, item in _events(body, "leads", (*CHANGES, *DELETES)):
+        lead_id = _lead_id(item.get("id"), f"leads[{action}][{index}][id]")
+        if lead_id not in order:
+            order.append(lead_id)
+        if action in DELETES:
+            deleted.add(lead_id)
+        elif action == "restore":
+            restored.add(lead_id)
+    for action, index, item in _events(body, "contacts", CONTACT_CHANGES):
+        for lead_id in _linked_leads(item.get("linked_leads_id"), f"contacts[{action}][{index}][linked_leads_id]"):
             if lead_id not in order:
                 order.append(lead_id)
-            if action in DELETES:
-                deleted.add(lead_id)
-            elif action == "restore":
-                restored.add(lead_id)
     return [Hint(lead_id, deleted=lead_id in deleted and lead_id not in restored) for lead_id in order]
+
+
+def _events(body: Mapping[str, Any], entity: str, actions: tuple[str, ...]
+            ) -> list[tuple[str, str, Mapping[str, Any]]]:
+    """(action, index, item) of every `entity[action][index]` in the body, actions in the order given."""
+    group = body.get(entity)
+    if group is None:
+        return []
+    if not isinstance(group, Mapping):
+        raise PayloadError(f"`{entity}` is not a group of events", field=entity)
+    return [(action, index, item) for action in actions for index, item in _items(group.get(action), entity, action)]
+
+
+def _linked_leads(linked: Any, field: str) -> list[str]:
+    """A contact's `linked_leads_id[<id>][ID]=<id>` as lead ids, the newest LINKED_LEADS of them."""
+    if linked is None:
+        return []
+    if isinstance(linked, Mapping):
+        raws = [entry.get("ID", key) if isinstance(entry, Mapping) else entry for key, entry in linked.items()]
+    elif isinstance(linked, list):
+        raws = [entry.get("ID") if isinstance(entry, Mapping) else entry for entry in linked]
+    else:
+        raise PayloadError(f"`{field}` is not a list of leads", field=field)
+    ids = {_lead_id(raw, f"{field}[{index}]") for index, raw in enumerate(raws)}
+    return sorted(ids, key=int, reverse=True)[:LINKED_LEADS]
 
 
 def _check_account(body: Mapping[str, Any], settings: AmocrmSource) -> None:
@@ -68,7 +95,7 @@ def _check_account(body: Mapping[str, Any], settings: AmocrmSource) -> None:
         raise AuthError("the body is from another amoCRM account than this tenant's")
 
 
-def _items(group: Any, action: str) -> list[tuple[str, Mapping[str, Any]]]:
+def _items(group: Any, entity: str, action: str) -> list[tuple[str, Mapping[str, Any]]]:
     if group is None:
         return []
     if isinstance(group, list):
@@ -76,15 +103,14 @@ def _items(group: Any, action: str) -> list[tuple[str, Mapping[str, Any]]]:
     elif isinstance(group, Mapping):
         pairs = [(str(key), item) for key, item in group.items()]
     else:
-        raise PayloadError(f"`leads[{action}]` is not a list of leads", field=f"leads[{action}]")
+        raise PayloadError(f"`{entity}[{action}]` is not a list", field=f"{entity}[{action}]")
     for index, item in pairs:
         if not isinstance(item, Mapping):
-            raise PayloadError(f"`leads[{action}][{index}]` is not a lead", field=f"leads[{action}][{index}]")
+            raise PayloadError(f"`{entity}[{action}][{index}]` is not an entity", field=f"{entity}[{action}][{index}]")
     return pairs
 
 
-def _lead_id(item: Mapping[str, Any], field: str) -> str:
-    raw = item.get("id")
+def _lead_id(raw: Any, field: str) -> str:
     text = raw.strip() if isinstance(raw, str) else ""
     if not (text.isascii() and text.isdigit() and 0 < len(text) <= 18 and int(text) > 0):
         raise PayloadError(f"`{field}` is not a lead id", field=field)

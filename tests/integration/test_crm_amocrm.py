@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 from werkzeug import Request, Response
 
-from connector.store.models import Booking, InboundEvent, NotificationJob
+from connector.store.models import Booking, InboundEvent, NotificationJob, Patient
 from connector.tenants import demo_tenant
 from connector.usecases.fetching import fetch_batch
 from connector.usecases.intake import drain
@@ -47,6 +47,7 @@ class Account:
     def __init__(self, httpserver):
         first = load("lead_24681357.json")
         self.leads = {"24681357": first, "24681358": {**first, "id": 24681358}}
+        self.contacts = {"11223344": load("contact_11223344.json")}
         self.too_many = 0  # how many requests to answer 429 first
         self.requests: list[str] = []
         httpserver.expect_request("").respond_with_handler(self._answer)
@@ -62,8 +63,8 @@ class Account:
         if kind == "leads" and entity in self.leads:
             assert request.args.get("with") == "contacts"
             return Response(json.dumps(self.leads[entity]), content_type="application/hal+json")
-        if kind == "contacts" and entity == "11223344":
-            return Response(json.dumps(load("contact_11223344.json")), content_type="application/hal+json")
+        if kind == "contacts" and entity in self.contacts:
+            return Response(json.dumps(self.contacts[entity]), content_type="application/hal+json")
         return Response(status=204)
 
 
@@ -163,3 +164,25 @@ def test_a_contacts_only_hook_is_answered_and_plans_nothing(clinic):
     assert answer["detail"] == "not a booking event; nothing to apply"
     work(runtime)
     assert account.requests == []
+
+
+def test_a_patients_new_phone_in_the_contact_reaches_the_booking_before_its_reminder(clinic):
+    """Editing the contact changes no lead, so amoCRM's contact hook (with the contact's linked leads) is what
+    tells us: the lead is read again with its contact, and the booking's messages go to the new number."""
+    runtime, client, account = clinic
+    client.post(URL, data=hook(("add", "24681357", "55501")), content_type=FORM)
+    work(runtime)
+    contact = account.contacts["11223344"]
+    contact["custom_fields_values"][0]["values"][0]["value"] = "8 (926) 555-00-11"
+    contact["updated_at"] += 600
+    pairs = [("contacts[update][0][id]", "11223344"), ("contacts[update][0][name]", contact["name"]),
+             ("contacts[update][0][linked_leads_id][24681357][ID]", "24681357"), ("account[subdomain]", "clinic")]
+    answer = client.post(URL, data="&".join(f"{quote(k)}={quote(v)}" for k, v in pairs), content_type=FORM)
+    assert answer.status_code == 200 and answer.get_json()["outcome"] == "accepted"
+    work(runtime)
+    with runtime.sessions() as session:
+        booking = session.scalars(select(Booking).where(Booking.external_id == "24681357")).one()
+        assert session.get(Patient, booking.patient_id).phone == "+79265550011"
+        waiting = session.scalars(select(NotificationJob).where(NotificationJob.booking_id == booking.id,
+                                                                NotificationJob.status == "scheduled")).all()
+        assert waiting and {job.patient_id for job in waiting} == {booking.patient_id}

@@ -54,6 +54,26 @@ def test_a_lead_deleted_and_restored_in_one_batch_is_read_again_not_deleted():
     assert parse_hints(hook, CLINIC) == [Hint("302")]
 
 
+def test_a_changed_contact_has_its_linked_leads_read_again():
+    hook = body([("contacts[update][0][id]", "11223344"), ("contacts[update][0][name]", "Смирнов Иван"),
+                 ("contacts[update][0][linked_leads_id][24681357][ID]", "24681357"),
+                 ("contacts[update][0][linked_leads_id][24681358][ID]", "24681358"),
+                 ("contacts[add][0][id]", "11223345"), ("contacts[add][0][linked_leads_id][0]", "501"),
+                 ("leads[update][0][id]", "24681357")])
+    # the leads the body names first, then each contact's leads (newest first), each lead once
+    assert parse_hints(hook, CLINIC) == [Hint("24681357"), Hint("501"), Hint("24681358")]
+
+
+def test_a_contact_with_many_leads_has_only_its_newest_read_again():
+    hook = body([(f"contacts[update][0][linked_leads_id][{lead}][ID]", str(lead)) for lead in range(1, 31)])
+    assert parse_hints(hook, CLINIC) == [Hint(str(lead)) for lead in range(30, 10, -1)]
+
+
+def test_a_deleted_contact_reads_nothing_again():
+    hook = body({"contacts[delete][0][id]": "11223344", "contacts[delete][0][linked_leads_id][7][ID]": "7"})
+    assert parse_hints(hook, CLINIC) == []
+
+
 @pytest.mark.parametrize("pairs", [
     {"contacts[update][0][id]": "11223344", "contacts[update][0][name]": "Смирнов Иван"},
     {"leads[note][0][note][id]": "5", "leads[note][0][note][element_id]": "101"},  # our own notes echo back
@@ -86,6 +106,9 @@ def test_a_body_from_another_account_is_refused(account):
     ({"leads[status][0]": "24681357"}, "leads[status][0]"),
     ({"leads[status]": "24681357"}, "leads[status]"),
     ({"leads": "24681357"}, "leads"),
+    ({"contacts": "11223344"}, "contacts"),
+    ({"contacts[update][0][linked_leads_id][x][ID]": "x"}, "contacts[update][0][linked_leads_id][0]"),
+    ({"contacts[update][0][linked_leads_id]": "7"}, "contacts[update][0][linked_leads_id]"),
 ])
 def test_a_malformed_body_names_the_field(pairs, field):
     with pytest.raises(PayloadError) as caught:
