@@ -71,6 +71,9 @@ class AmocrmFetcher:
         contact = self.api.contact(contact_id) if contact_id is not None else None
         return lead_event(lead, contact, self.mapping, self.default_tz)
 
+    def related(self, hint: Hint) -> list[Hint] | None:
+        return None  # every hint names a lead: a contact's hook names its leads at the door
+
     def changed(self, since: datetime, until: datetime) -> Iterator[tuple[str, datetime]]:
         return self.api.changed_leads(since, until)
 

@@ -25,13 +25,16 @@ from connector.sources.limits import BRANCH_LENGTH, check_duration, check_id, ch
 from connector.sources.signatures import AuthError
 from connector.transport.wire import dig
 
-__all__ = ["BOOKING_PREFIX", "booking_id", "deal_id", "map_booking", "map_deal", "parse_hints"]
+__all__ = ["BOOKING_PREFIX", "CONTACT_PREFIX", "booking_id", "contact_id", "deal_id", "map_booking", "map_deal",
+           "parse_hints"]
 
 DEAL_CHANGED = frozenset({"ONCRMDEALADD", "ONCRMDEALUPDATE", "ONCRMDEALMOVETOCATEGORY"})
 DEAL_DELETED = "ONCRMDEALDELETE"
 BOOKING_CHANGED = frozenset({"ONBOOKINGADD", "ONBOOKINGUPDATE"})
 BOOKING_DELETED = "ONBOOKINGDELETE"
 BOOKING_PREFIX = "booking-"
+CONTACT_CHANGED = frozenset({"ONCRMCONTACTADD", "ONCRMCONTACTUPDATE"})
+CONTACT_PREFIX = "contact-"  # a hint that names a contact: its deals are read again (Bitrix24Fetcher.related)
 _MAX_ID_DIGITS = 18  # Bitrix24 ids are database integers; more digits is no id
 
 
@@ -42,7 +45,7 @@ def parse_hints(body: Mapping[str, Any], settings: Any) -> list[Hint]:
     """The hints of one outgoing-webhook body (nested by connector.sources.brackets.parse_form).
 
     AuthError when `auth[application_token]` is absent or not the tenant's (`settings.application_token`);
-    PayloadError for a body with no event or no usable id; [] for an event we do not book from (contacts, leads…).
+    PayloadError for a body with no event or no usable id; [] for an event we do not book from (leads…).
     """
     if not isinstance(body, Mapping):
         raise PayloadError(f"the body must be a form, got {type(body).__name__}", field="body")
@@ -58,6 +61,8 @@ def parse_hints(body: Mapping[str, Any], settings: Any) -> list[Hint]:
         if raw is None and dig(body, "data", "FIELDS", "ID") is not None:  # documented: data[ID]; read this too
             raw, field = dig(body, "data", "FIELDS", "ID"), "data[FIELDS][ID]"
         return [Hint(BOOKING_PREFIX + _id(raw, field), deleted=name == BOOKING_DELETED)]
+    if name in CONTACT_CHANGED:  # a new phone or name changes no deal: the contact's deals are read again
+        return [Hint(CONTACT_PREFIX + _id(dig(body, "data", "FIELDS", "ID"), "data[FIELDS][ID]"))]
     return []
 
 
@@ -79,6 +84,11 @@ def _id(raw: Any, field: str) -> str:
 def booking_id(external_id: str) -> str | None:
     """The booking module's id in a `booking-<id>` external id; None for a deal's."""
     return external_id[len(BOOKING_PREFIX):] if external_id.startswith(BOOKING_PREFIX) else None
+
+
+def contact_id(external_id: str) -> str | None:
+    """The contact's id in a `contact-<id>` hint; None for any other."""
+    return external_id[len(CONTACT_PREFIX):] if external_id.startswith(CONTACT_PREFIX) else None
 
 
 def deal_id(external_id: str) -> str:

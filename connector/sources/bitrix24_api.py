@@ -139,6 +139,18 @@ class Bitrix24Api:
             start = following
         raise CrmError(f"bitrix24: crm.item.list: stopped after {max_pages} pages", transient=True)
 
+    def deals_of_contact(self, contact_id: str, *, limit: int) -> list[str]:
+        """The ids of the contact's newest deals (at most `limit`: one page of crm.item.list, filtered by the
+        deal's `contactId`; whether the filter also matches deals where the contact is not the first is
+        UNCONFIRMED, so the contact's first deals are what is certain)."""
+        body = self.call("crm.item.list", {"entityTypeId": 2, "select": ["id"], "order": {"id": "DESC"},
+                                           "filter": {"=contactId": int(contact_id)}, "start": 0})
+        items = dig(body, "result", "items")
+        if not isinstance(items, list):
+            raise CrmError("bitrix24: crm.item.list: the answer has no list in result.items", transient=False)
+        ids = [str(item.get("id")) for item in items if isinstance(item, dict)]
+        return [deal for deal in ids if deal.isascii() and deal.isdigit() and int(deal) > 0][:limit]
+
     def add_comment(self, deal_id: str, text: str) -> None:
         """crm.timeline.comment.add on the deal (lower-case `fields`, as that method takes them)."""
         self.call("crm.timeline.comment.add",

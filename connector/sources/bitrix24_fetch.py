@@ -17,7 +17,7 @@ from typing import Any
 import requests
 
 from connector.core.model import EventAction, SourceEvent
-from connector.sources.bitrix24 import booking_id, deal_id, map_booking, map_deal
+from connector.sources.bitrix24 import booking_id, contact_id, deal_id, map_booking, map_deal
 from connector.sources.bitrix24_api import Bitrix24Api
 from connector.sources.bitrix24_mapping import Bitrix24Mapping
 from connector.sources.bitrix24_settings import Bitrix24Source, Bitrix24Writeback
@@ -25,6 +25,8 @@ from connector.sources.crm import CrmError, Hint, Report
 from connector.sources.errors import PayloadError
 
 __all__ = ["Bitrix24CommentTarget", "Bitrix24Fetcher"]
+
+RELATED_DEALS = 20  # of a changed contact's deals, the newest are read again: the visits still to come
 
 
 class Bitrix24Fetcher:
@@ -62,6 +64,13 @@ class Bitrix24Fetcher:
         if event is not None and event.external_id != hint.external_id:
             event = replace(event, external_id=hint.external_id)  # keyed as the hint was (it is the same deal)
         return event
+
+    def related(self, hint: Hint) -> list[Hint] | None:
+        """A contact's deals (its newest RELATED_DEALS), read again with the contact: a new phone reaches them."""
+        contact = contact_id(hint.external_id)
+        if contact is None:
+            return None
+        return [Hint(deal) for deal in self.api.deals_of_contact(contact, limit=RELATED_DEALS)]
 
     def changed(self, since: datetime, until: datetime) -> Iterator[tuple[str, datetime]]:
         """Deals only: the booking module's listing has no change time to filter on."""

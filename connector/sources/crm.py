@@ -64,6 +64,11 @@ class Fetcher(Protocol):
         no booking of ours (a pipeline or stage the mapping does not know). Raises CrmError, PayloadError."""
         ...
 
+    def related(self, hint: Hint) -> list[Hint] | None:
+        """None when the hint names a booking (fetch it); else the hints it stands for: a Bitrix24 contact
+        changed names no booking, but its deals are read again with it. Raises CrmError."""
+        ...
+
     def changed(self, since: datetime, until: datetime) -> Iterator[tuple[str, datetime]]:
         """(external id, change time) of every entity changed in [since, until), for reconciliation; pages
         through the listing as the CRM allows. Raises CrmError."""

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from connector.core.event_records import to_record
 from connector.core.model import InboundOutcome, SourceEvent
 from connector.sources.crm import Hint
+from connector.store.inbound import store_many
 from connector.store.ledger import inbound_values, storable
 from connector.store.live import state_is
 from connector.store.models import InboundEvent
@@ -88,6 +89,8 @@ class Fetched:
     retry_at: datetime | None = None
     error: str | None = None
     reason: str | None = None  # why it ended: fetch_failed, invalid_payload
+    note: str | None = None  # why it ended ignored, when not for the usual reason (a contact: what it stands for)
+    follow: Sequence[dict[str, Any]] = ()  # new hint rows (hint_rows) this one stands for, stored with it
 
 
 _READY = (update(_TABLE).where(_TABLE.c.id == bindparam("b_id"))
@@ -101,20 +104,23 @@ _END = (update(_TABLE).where(_TABLE.c.id == bindparam("b_id"))
 
 
 def record_fetches(session: Session, results: Sequence[Fetched], now: datetime) -> None:
-    """Every result of a fetch pass, in at most three statements."""
+    """Every result of a fetch pass, in at most four statements."""
     ready = [{"b_id": r.id, "b_parsed": to_record(r.event, confirm_new=r.confirm_new), "b_version": r.event.version}
              for r in results if r.event is not None]
     retry = [{"b_id": r.id, "b_due": r.retry_at, "b_error": storable(r.error, 4000) if r.error else None}
              for r in results if r.event is None and r.retry_at is not None]
     ended = [{"b_id": r.id, "b_now": now,
               "b_outcome": InboundOutcome.REJECTED if r.error else InboundOutcome.IGNORED,
-              "b_error": storable(r.error or "not a booking of ours: the entity's pipeline or stage is not in the "
-                                  "mapping", 4000),
+              "b_error": storable(r.error or r.note or "not a booking of ours: the entity's pipeline or stage is "
+                                  "not in the mapping", 4000),
               "b_reason": r.reason if r.error else None, "b_failed": 1 if r.error else 0}
              for r in results if r.event is None and r.retry_at is None]
     for statement, rows in ((_READY, ready), (_RETRY, retry), (_END, ended)):
         if rows:
             session.execute(statement, rows)
+    follow = [row for r in results for row in r.follow]
+    if follow:
+        store_many(session, follow)
 
 
 def make_fetchable_again(event: InboundEvent, now: datetime) -> None:

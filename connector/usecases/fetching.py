@@ -11,6 +11,7 @@ not know (another pipeline) leaves it `ignored`.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -21,9 +22,9 @@ from connector.core.retry import retry_delay
 from connector.entrypoints.bootstrap import Runtime
 from connector.sources.amocrm_fetch import AmocrmFetcher, tokens_for
 from connector.sources.bitrix24_fetch import Bitrix24Fetcher
-from connector.sources.crm import CrmError, Fetcher
+from connector.sources.crm import CrmError, Fetcher, Hint
 from connector.sources.errors import PayloadError
-from connector.store.fetches import Claimed, Fetched, claim_fetches, record_fetches
+from connector.store.fetches import Claimed, Fetched, claim_fetches, hint_rows, record_fetches
 from connector.tenants import Tenant
 
 log = logging.getLogger("connector.usecases.fetching")
@@ -81,6 +82,9 @@ def _fetch_one(runtime: Runtime, item: Claimed, built: dict[tuple[str, str], Any
     if isinstance(fetcher, str):
         return Fetched(item.id, error=fetcher, reason="fetch_failed")
     try:
+        related = fetcher.related(item.hint)
+        if related is not None:
+            return _followed(runtime, item, related)
         event = fetcher.fetch(item.hint)
     except CrmError as error:
         tries = item.tries + 1
@@ -104,6 +108,16 @@ def _fetch_one(runtime: Runtime, item: Claimed, built: dict[tuple[str, str], Any
         return Fetched(item.id, error=f"unprocessable: the CRM answered for entity {event.external_id[:40]!r}, not "
                        f"{item.hint.external_id[:40]!r}", reason="unprocessable")
     return Fetched(item.id, event=event, confirm_new=item.confirm_new)
+
+
+def _followed(runtime: Runtime, item: Claimed, related: list[Hint]) -> Fetched:
+    """A hint that names no booking ends `ignored`, saying which entities it stands for; each of those becomes a
+    hint of its own, due at once, its body saying which event it came from."""
+    names = ", ".join(hint.external_id for hint in related) or "none"
+    body = json.dumps({"read_again_for": item.hint.external_id, "inbound_event": item.id}, ensure_ascii=False)
+    rows = hint_rows(tenant_id=item.tenant_id, source=item.source, body=body, headers={}, now=runtime.clock(),
+                     hints=related, confirm_new=item.confirm_new)
+    return Fetched(item.id, note=f"{item.hint.external_id} names no booking; read again: {names}", follow=rows)
 
 
 def _fetcher(runtime: Runtime, item: Claimed, built: dict[tuple[str, str], Any],

@@ -297,6 +297,25 @@ def test_a_listing_whose_next_does_not_move_on_is_refused(httpserver, fake_time)
                                                     datetime(2026, 11, 28, tzinfo=UTC)))
 
 
+def test_a_contact_stands_for_its_newest_deals_and_a_deal_for_itself(httpserver, fake_time):
+    listing = {"result": {"items": [{"id": 4460 - n} for n in range(25)] + [{"id": "x"}, "junk"]}, "total": 27}
+    seen = serve(httpserver, fake_time, "crm.item.list", answer(listing))
+    portal = fetcher(httpserver, fake_time)
+
+    assert portal.related(Hint("4455")) is None and portal.related(Hint("booking-66")) is None
+    related = portal.related(Hint("contact-6677"))
+
+    assert related == [Hint(str(4460 - n)) for n in range(20)]  # the newest twenty, each once, none malformed
+    assert body_of(seen[0]) == {"entityTypeId": 2, "select": ["id"], "order": {"id": "DESC"},
+                                "filter": {"=contactId": 6677}, "start": 0}
+
+
+def test_a_contact_listing_without_items_is_refused(httpserver, fake_time):
+    serve(httpserver, fake_time, "crm.item.list", answer({"result": {}}))
+    with pytest.raises(CrmError, match="no list in result.items"):
+        fetcher(httpserver, fake_time).related(Hint("contact-6677"))
+
+
 # --- write-back -----------------------------------------------------------------------------------------------
 
 REPORT = Report(row_id=7, tenant_id="clinic", source="bitrix24", external_id="4455", branch_id=None,

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 from werkzeug import Request, Response
 
-from connector.store.models import Booking, InboundEvent, NotificationJob
+from connector.store.models import Booking, InboundEvent, NotificationJob, Patient
 from connector.tenants import demo_tenant
 from connector.usecases.fetching import fetch_batch
 from connector.usecases.intake import drain
@@ -36,6 +36,7 @@ class Portal:
 
     def __init__(self, httpserver):
         self.deals = {4455: answer("crm_item_get_deal_4455.json")["result"]["item"]}
+        self.contact = answer("crm_contact_get_6677.json")
         self.calls: list[tuple[str, dict]] = []
         for method in ("crm.item.get", "crm.contact.get", "crm.item.list"):
             httpserver.expect_request(f"/rest/1/c0de/{method}.json", method="POST").respond_with_handler(
@@ -51,8 +52,10 @@ class Portal:
                                 content_type="application/json")
             return Response(json.dumps({"result": {"item": deal}}), content_type="application/json")
         if method == "crm.contact.get":
-            return Response(json.dumps(answer("crm_contact_get_6677.json")), content_type="application/json")
-        items = [{"id": deal["id"], "updatedTime": deal["updatedTime"]} for deal in self.deals.values()]
+            return Response(json.dumps(self.contact), content_type="application/json")
+        contact = body.get("filter", {}).get("=contactId")
+        deals = [deal for deal in self.deals.values() if contact is None or deal.get("contactId") == contact]
+        items = [{"id": deal["id"], "updatedTime": deal["updatedTime"]} for deal in deals]
         return Response(json.dumps({"result": {"items": items}, "total": len(items)}),
                         content_type="application/json")
 
@@ -152,3 +155,30 @@ def test_reconciliation_finds_a_deal_whose_webhook_never_came(clinic):
     assert reconcile_tenant(runtime, runtime.tenants["demo"], "bitrix24", "worker-1").stored == 0
     work(runtime)
     assert [method for method, _ in portal.calls[calls:]] == ["crm.item.list"]
+
+
+def test_a_patients_new_phone_in_the_contact_reaches_the_deals_booking(clinic):
+    """Editing a contact changes no deal, so ONCRMCONTACTUPDATE is what tells us: the contact's deals are listed
+    (crm.item.list by contactId), each read again as an event of its own, and the booking follows the new phone."""
+    runtime, client, portal = clinic
+    deal_hook = sample("bitrix24", "deal_update_webhook.txt").read_bytes().strip()
+    client.post(URL, data=deal_hook, content_type="application/x-www-form-urlencoded")
+    work(runtime)
+    portal.contact["result"]["PHONE"][0]["VALUE"] = "8 (926) 555-00-11"
+    contact_hook = (deal_hook.replace(b"ONCRMDEALUPDATE", b"ONCRMCONTACTUPDATE")
+                    .replace(b"data%5BFIELDS%5D%5BID%5D=4455", b"data%5BFIELDS%5D%5BID%5D=6677"))
+    answer = client.post(URL, data=contact_hook, content_type="application/x-www-form-urlencoded").get_json()
+    assert answer["outcome"] == "accepted"
+    portal.calls.clear()
+    work(runtime)
+    listing = [body for method, body in portal.calls if method == "crm.item.list"]
+    assert listing and listing[0]["filter"] == {"=contactId": 6677}
+    with runtime.sessions() as session:
+        booking = session.scalars(select(Booking).where(Booking.external_id == "4455")).one()
+        assert session.get(Patient, booking.patient_id).phone == "+79265550011"
+        waiting = session.scalars(select(NotificationJob).where(NotificationJob.booking_id == booking.id,
+                                                                NotificationJob.status == "scheduled")).all()
+        assert waiting and {job.patient_id for job in waiting} == {booking.patient_id}
+    contact_event = client.get(f"/api/v1/demo/inbound-events/{answer['inbound_event_id']}", headers=AUTH).get_json()
+    assert contact_event["outcome"] == "ignored"
+    assert "read again: 4455" in str(contact_event)

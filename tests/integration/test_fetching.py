@@ -45,6 +45,9 @@ class ScriptedCrm:
             raise answer
         return answer
 
+    def related(self, hint: Hint):
+        return None
+
     def changed(self, since, until):
         self.windows.append((since, until))
         if self.listing_error:

@@ -53,6 +53,8 @@ def test_the_sample_deal_update_is_one_hint_for_its_deal():
     ("ONBOOKINGUPDATE", {"data[ID]": "66"}, Hint("booking-66")),
     ("ONBOOKINGDELETE", {"data[ID]": "66"}, Hint("booking-66", deleted=True)),
     ("ONBOOKINGUPDATE", {"data[FIELDS][ID]": "66"}, Hint("booking-66")),
+    ("ONCRMCONTACTUPDATE", {"data[FIELDS][ID]": "6677"}, Hint("contact-6677")),  # its deals are read again
+    ("ONCRMCONTACTADD", {"data[FIELDS][ID]": "6677"}, Hint("contact-6677")),
 ])
 def test_deal_and_booking_events(event, fields, hint):
     assert parse_hints(form(event, **fields), SETTINGS) == [hint]
@@ -64,7 +66,7 @@ def test_a_booking_and_a_deal_with_the_same_number_are_different_bookings():
     assert deal[0].external_id != booking[0].external_id
 
 
-@pytest.mark.parametrize("event", ["ONCRMCONTACTUPDATE", "ONCRMLEADADD", "ONCRMDEALUSERFIELDADD", "ONTASKADD"])
+@pytest.mark.parametrize("event", ["ONCRMCONTACTDELETE", "ONCRMLEADADD", "ONCRMDEALUSERFIELDADD", "ONTASKADD"])
 def test_events_we_do_not_book_from_are_no_hints(event):
     assert parse_hints(form(event, **{"data[FIELDS][ID]": "17"}), SETTINGS) == []
 
