@@ -164,6 +164,21 @@ class AmocrmApi:
         response = self._call("POST", f"/api/v4/leads/{_path_id(lead_id)}/notes", what="lead note", json=body)
         _refusal(response, "lead note")
 
+    def has_note(self, lead_id: str, text: str) -> bool:
+        """Whether one of the lead's newest service messages (one page) reads `text`. A listing amoCRM refuses
+        (the filter's form is UNCONFIRMED) says False: a second note is better than none."""
+        response = self._call("GET", f"/api/v4/leads/{_path_id(lead_id)}/notes", what="lead notes",
+                              params={"filter[note_type]": "service_message", "order[id]": "desc", "limit": 50})
+        try:
+            body = self._object(response, what="lead notes", absent=(204,))
+        except CrmError as error:
+            if error.transient:
+                raise
+            return False
+        notes = wire.dig(body, "_embedded", "notes") if body is not None else None
+        return isinstance(notes, list) and any(
+            isinstance(note, dict) and wire.dig(note, "params", "text") == text for note in notes)
+
     def set_field(self, lead_id: str, field_id: int, text: str) -> None:
         """One custom field of the lead set to `text`."""
         body = {"custom_fields_values": [{"field_id": field_id, "values": [{"value": text}]}]}

@@ -91,11 +91,11 @@ class AmocrmNoteTarget:
         return cls(_api(settings, tokens, session, sleep, clock), writeback)
 
     def push(self, report: Report) -> None:
-        """The note, then the field. A repeat after a lost answer may leave a second note: harmless to read,
-        and amoCRM takes no idempotency key for notes."""
+        """The note, then the field. amoCRM takes no idempotency key for notes, so a repeat (its first answer
+        perhaps lost) looks at the lead's newest notes first and writes none that is already there."""
         if report.source != SOURCE:
             raise CrmError(f"amocrm: a report about a {report.source} booking cannot go to amoCRM", transient=False)
-        if self.writeback.note:
+        if self.writeback.note and not (report.retry and self.api.has_note(report.external_id, report.text)):
             self.api.add_note(report.external_id, NOTE_SERVICE, report.text)
         if self.writeback.field_id is not None:
             self.api.set_field(report.external_id, self.writeback.field_id, report.text)

@@ -151,6 +151,21 @@ class Bitrix24Api:
         ids = [str(item.get("id")) for item in items if isinstance(item, dict)]
         return [deal for deal in ids if deal.isascii() and deal.isdigit() and int(deal) > 0][:limit]
 
+    def has_comment(self, deal_id: str, text: str) -> bool:
+        """Whether one of the deal's newest timeline comments (one page of crm.timeline.comment.list) reads
+        `text`. A listing the portal refuses says False: a second comment is better than none."""
+        try:
+            body = self.call("crm.timeline.comment.list", {
+                "filter": {"ENTITY_ID": int(deal_id), "ENTITY_TYPE": "deal"}, "select": ["ID", "COMMENT"],
+                "order": {"ID": "DESC"}})
+        except CrmError as error:
+            if error.transient:
+                raise
+            return False
+        comments = body.get("result")
+        return isinstance(comments, list) and any(
+            isinstance(comment, dict) and comment.get("COMMENT") == text for comment in comments)
+
     def add_comment(self, deal_id: str, text: str) -> None:
         """crm.timeline.comment.add on the deal (lower-case `fields`, as that method takes them)."""
         self.call("crm.timeline.comment.add",

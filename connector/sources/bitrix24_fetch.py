@@ -124,5 +124,5 @@ class Bitrix24CommentTarget:
         # The field first: writing it again is harmless, so a retry after a failed comment repeats nothing visible.
         if self.writeback.field is not None:
             self.api.set_field(deal, self.writeback.field, report.text)
-        if self.writeback.comment:
-            self.api.add_comment(deal, report.text)
+        if self.writeback.comment and not (report.retry and self.api.has_comment(deal, report.text)):
+            self.api.add_comment(deal, report.text)  # a repeat looks first: its first answer may have been lost

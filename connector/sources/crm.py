@@ -88,6 +88,9 @@ class Report:
     status: str  # the machine word beside it: delivered | read | failed | expired | sent | fallback | …
     at: datetime  # when it happened (UTC)
     details: Mapping[str, Any] = field(default_factory=dict)  # job kind, channel, job id…: the generic JSON
+    # An earlier push of this row failed, perhaps after the target took it (its answer lost): a target that can
+    # look first (an amoCRM note, a Bitrix24 comment) does, so the administrator does not read it twice.
+    retry: bool = False
 
 
 class Target(Protocol):

@@ -97,4 +97,5 @@ class _Pass:
 
 def _report(row: Claimed) -> Report:
     return Report(row_id=row.id, tenant_id=row.tenant_id, source=row.source, external_id=row.external_id,
-                  branch_id=row.branch_id, text=row.text, status=row.word, at=row.at, details=row.details)
+                  branch_id=row.branch_id, text=row.text, status=row.word, at=row.at, details=row.details,
+                  retry=row.tries > 0)

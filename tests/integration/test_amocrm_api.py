@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -334,6 +335,44 @@ def test_a_note_on_a_lead_amocrm_refuses_is_a_refusal(httpserver, fake_time, amo
         target(httpserver, fake_time, AmocrmWriteback()).push(report())
     assert not caught.value.transient and caught.value.status_code == 404
     assert str(caught.value) == "amocrm: lead note: HTTP 404 «Not found»"
+
+
+NOTES = "/api/v4/leads/24681357/notes"
+
+
+def test_a_first_push_writes_its_note_without_looking(httpserver, fake_time, amo):
+    amo.on("POST", NOTES, hal({"_embedded": {"notes": [{"id": 42}]}}))
+    target(httpserver, fake_time, AmocrmWriteback()).push(report())
+    assert amo.paths() == [f"POST {NOTES}"]
+
+
+def test_a_repeat_whose_note_is_already_there_writes_none(httpserver, fake_time, amo):
+    """The first POST's answer was lost after amoCRM took the note: the repeat finds it and writes no second."""
+    amo.on("GET", NOTES, hal({"_embedded": {"notes": [
+        {"id": 43, "note_type": "service_message", "params": {"service": "Другое", "text": "Прочитано"}},
+        {"id": 42, "note_type": "service_message",
+         "params": {"service": NOTE_SERVICE, "text": "Напоминание доставлено в MAX 02.12 18:02"}}]}}))
+    target(httpserver, fake_time, AmocrmWriteback()).push(replace(report(), retry=True))
+    assert amo.paths() == [f"GET {NOTES}?filter%5Bnote_type%5D=service_message&order%5Bid%5D=desc&limit=50"]
+
+
+@pytest.mark.parametrize("listing", [
+    hal({"_embedded": {"notes": [{"id": 43, "params": {"text": "Прочитано"}}]}}),
+    Response(status=204),
+    problem(400, "Bad filter"),  # the filter's form is unconfirmed: a refusal is no reason to write nothing
+], ids=["other notes", "no notes", "listing refused"])
+def test_a_repeat_whose_note_is_not_there_writes_it(httpserver, fake_time, amo, listing):
+    amo.on("GET", NOTES, listing)
+    amo.on("POST", NOTES, hal({"_embedded": {"notes": [{"id": 44}]}}))
+    target(httpserver, fake_time, AmocrmWriteback()).push(replace(report(), retry=True))
+    assert [path.split("?")[0] for path in amo.paths()] == [f"GET {NOTES}", f"POST {NOTES}"]
+
+
+def test_a_repeat_that_cannot_look_waits_and_writes_nothing_yet(httpserver, fake_time, amo):
+    amo.on("GET", NOTES, problem(502, "Bad gateway"))
+    with pytest.raises(CrmError) as caught:
+        target(httpserver, fake_time, AmocrmWriteback()).push(replace(report(), retry=True))
+    assert caught.value.transient and all(not path.startswith("POST") for path in amo.paths())
 
 
 def test_a_report_of_another_source_is_refused_before_the_wire(httpserver, fake_time, amo):

@@ -343,6 +343,36 @@ def test_the_field_is_written_with_its_original_name(httpserver, fake_time):
     assert len(comments) == 1
 
 
+def test_a_repeat_whose_comment_is_already_there_writes_none(httpserver, fake_time):
+    """The first comment's answer was lost after the portal took it: the repeat finds it and writes no second."""
+    listed = serve(httpserver, fake_time, "crm.timeline.comment.list", answer({"result": [
+        {"ID": "12", "COMMENT": "Прочитано"}, {"ID": "11", "COMMENT": "Напоминание доставлено в MAX 02.12 18:02"}]}))
+    added = serve(httpserver, fake_time, "crm.timeline.comment.add", answer({"result": 999}))
+    target(httpserver, fake_time, Bitrix24Writeback()).push(Report(**{**REPORT.__dict__, "retry": True}))
+    assert body_of(listed[0]) == {"filter": {"ENTITY_ID": 4455, "ENTITY_TYPE": "deal"}, "select": ["ID", "COMMENT"],
+                                  "order": {"ID": "DESC"}}
+    assert added == []
+
+
+@pytest.mark.parametrize("listing", [
+    answer({"result": [{"ID": "12", "COMMENT": "Прочитано"}]}),
+    answer({"result": []}),
+    answer({"error": "ERROR_METHOD_NOT_FOUND", "error_description": "Method not found"}, 404),
+], ids=["other comments", "none", "listing refused"])
+def test_a_repeat_whose_comment_is_not_there_writes_it(httpserver, fake_time, listing):
+    serve(httpserver, fake_time, "crm.timeline.comment.list", listing)
+    added = serve(httpserver, fake_time, "crm.timeline.comment.add", answer({"result": 999}))
+    target(httpserver, fake_time, Bitrix24Writeback()).push(Report(**{**REPORT.__dict__, "retry": True}))
+    assert len(added) == 1
+
+
+def test_a_first_push_does_not_look(httpserver, fake_time):
+    listed = serve(httpserver, fake_time, "crm.timeline.comment.list", answer({"result": []}))
+    added = serve(httpserver, fake_time, "crm.timeline.comment.add", answer({"result": 999}))
+    target(httpserver, fake_time, Bitrix24Writeback()).push(REPORT)
+    assert (len(listed), len(added)) == (0, 1)
+
+
 def test_a_comment_on_a_deleted_deal_is_refused(httpserver, fake_time):
     serve(httpserver, fake_time, "crm.timeline.comment.add", NOT_FOUND)
     with pytest.raises(CrmError) as caught:

@@ -13,13 +13,15 @@ import pytest
 from sqlalchemy import select
 from werkzeug import Request, Response
 
-from connector.store.models import Booking, InboundEvent, NotificationJob, Patient
+from connector.entrypoints.worker import Worker
+from connector.store.models import Booking, InboundEvent, NotificationJob, Patient, Writeback
 from connector.tenants import demo_tenant
 from connector.usecases.fetching import fetch_batch
 from connector.usecases.intake import drain
 from connector.web import create_app
 from tests.conftest import API_TOKEN, DEMO_TOKEN, make_runtime
 from tests.fixtures import sample
+from tests.integration.test_delivery import START, Clock, run
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 URL = f"/webhooks/amocrm/demo?token={DEMO_TOKEN}"
@@ -48,6 +50,8 @@ class Account:
         first = load("lead_24681357.json")
         self.leads = {"24681357": first, "24681358": {**first, "id": 24681358}}
         self.contacts = {"11223344": load("contact_11223344.json")}
+        self.notes: dict[str, list[dict]] = {}  # lead id → its notes, as amoCRM keeps them
+        self.lost_answers = 0  # how many note POSTs to take and then answer 502, as a proxy losing the answer
         self.too_many = 0  # how many requests to answer 429 first
         self.requests: list[str] = []
         httpserver.expect_request("").respond_with_handler(self._answer)
@@ -60,12 +64,28 @@ class Account:
             return Response("<html><body><h1>429 Too Many Requests</h1></body></html>", 429,
                             content_type="text/html")
         kind, _, entity = request.path.removeprefix("/api/v4/").partition("/")
+        if kind == "leads" and entity.endswith("/notes"):
+            return self._notes(request, entity.removesuffix("/notes"))
         if kind == "leads" and entity in self.leads:
             assert request.args.get("with") == "contacts"
             return Response(json.dumps(self.leads[entity]), content_type="application/hal+json")
         if kind == "contacts" and entity in self.contacts:
             return Response(json.dumps(self.contacts[entity]), content_type="application/hal+json")
         return Response(status=204)
+
+
+    def _notes(self, request: Request, lead_id: str) -> Response:
+        kept = self.notes.setdefault(lead_id, [])
+        if request.method == "GET":
+            assert request.args.get("filter[note_type]") == "service_message"
+            newest = sorted(kept, key=lambda note: -note["id"])
+            return Response(json.dumps({"_embedded": {"notes": newest}}), content_type="application/hal+json")
+        for note in json.loads(request.get_data()):
+            kept.append({"id": 100 + len(kept), "entity_id": int(lead_id), **note})
+        if self.lost_answers:
+            self.lost_answers -= 1
+            return Response("<html>502 Bad Gateway</html>", 502, content_type="text/html")
+        return Response(json.dumps({"_embedded": {"notes": kept[-1:]}}), content_type="application/hal+json")
 
 
 @pytest.fixture
@@ -186,3 +206,32 @@ def test_a_patients_new_phone_in_the_contact_reaches_the_booking_before_its_remi
         waiting = session.scalars(select(NotificationJob).where(NotificationJob.booking_id == booking.id,
                                                                 NotificationJob.status == "scheduled")).all()
         assert waiting and {job.patient_id for job in waiting} == {booking.patient_id}
+
+
+def test_the_lead_gets_one_note_with_the_channel_and_local_time_though_an_answer_was_lost(database_url, httpserver):
+    """The booking's outcome reaches the lead as a service note. The first POST's answer is lost after amoCRM kept
+    the note: the outbox tries again, looks at the lead's notes first, and writes no second one."""
+    account = Account(httpserver)
+    account.lost_answers = 1
+    tenant = replace(demo_tenant(DEMO_TOKEN), writeback_block={"amocrm": {"note": True}}, sources={"amocrm": {
+        "subdomain": "clinic", "base_url": httpserver.url_for("").rstrip("/"), "token": "long-lived-token"}})
+    runtime = make_runtime(database_url, [tenant])
+    clock = Clock(START)  # 12:00 in Moscow
+    runtime.clock = clock
+    worker = Worker(runtime, concurrency=4, retry_base=0.01, name="amo-writeback")
+    try:
+        answer = create_app(runtime).test_client().post(URL, data=hook(("add", "24681357", "55501")),
+                                                         content_type=FORM)
+        assert answer.status_code == 200
+        run(worker, clock, 120)  # the contact's phone ends in 2: MAX has no such user, Telegram delivers
+        notes = account.notes["24681357"]
+        texts = [note["params"]["text"][:-2] for note in notes]
+        assert texts == ["Подтверждение записи доставлено в Telegram 27.11 12:"]  # the minute is the delivery's
+        assert notes[0]["note_type"] == "service_message" and "+7" not in notes[0]["params"]["text"]
+        methods = [path for path in account.requests if path.endswith("/notes")]
+        assert len(methods) >= 2  # the lost POST, then the look before trying again
+        with runtime.sessions() as session:
+            assert session.scalars(select(Writeback.status)).all() == ["sent"]
+    finally:
+        worker.close()
+        runtime.engine.dispose()

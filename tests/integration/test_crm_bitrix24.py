@@ -12,7 +12,8 @@ import pytest
 from sqlalchemy import select
 from werkzeug import Request, Response
 
-from connector.store.models import Booking, InboundEvent, NotificationJob, Patient
+from connector.entrypoints.worker import Worker
+from connector.store.models import Booking, InboundEvent, NotificationJob, Patient, Writeback
 from connector.tenants import demo_tenant
 from connector.usecases.fetching import fetch_batch
 from connector.usecases.intake import drain
@@ -20,6 +21,7 @@ from connector.usecases.reconcile import reconcile_tenant
 from connector.web import create_app
 from tests.conftest import API_TOKEN, DEMO_TOKEN, make_runtime
 from tests.fixtures import sample
+from tests.integration.test_delivery import START, Clock, run
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 TOKEN = "app-token-from-the-handler-settings"
@@ -37,8 +39,11 @@ class Portal:
     def __init__(self, httpserver):
         self.deals = {4455: answer("crm_item_get_deal_4455.json")["result"]["item"]}
         self.contact = answer("crm_contact_get_6677.json")
+        self.comments: list[dict] = []  # the deals' timeline comments, as the portal keeps them
+        self.lost_answers = 0  # how many comments to take and then answer 502, as a proxy losing the answer
         self.calls: list[tuple[str, dict]] = []
-        for method in ("crm.item.get", "crm.contact.get", "crm.item.list"):
+        for method in ("crm.item.get", "crm.contact.get", "crm.item.list", "crm.timeline.comment.add",
+                       "crm.timeline.comment.list"):
             httpserver.expect_request(f"/rest/1/c0de/{method}.json", method="POST").respond_with_handler(
                 lambda request, method=method: self._answer(method, request))
 
@@ -51,6 +56,16 @@ class Portal:
                 return Response(json.dumps({"error": "NOT_FOUND", "error_description": "Not found"}), 400,
                                 content_type="application/json")
             return Response(json.dumps({"result": {"item": deal}}), content_type="application/json")
+        if method == "crm.timeline.comment.add":
+            self.comments.append({"ID": str(len(self.comments) + 1), **body["fields"]})
+            if self.lost_answers:
+                self.lost_answers -= 1
+                return Response("<html>502 Bad Gateway</html>", 502, content_type="text/html")
+            return Response(json.dumps({"result": len(self.comments)}), content_type="application/json")
+        if method == "crm.timeline.comment.list":
+            found = [comment for comment in reversed(self.comments)
+                     if comment["ENTITY_ID"] == body["filter"]["ENTITY_ID"] and comment["ENTITY_TYPE"] == "deal"]
+            return Response(json.dumps({"result": found}), content_type="application/json")
         if method == "crm.contact.get":
             return Response(json.dumps(self.contact), content_type="application/json")
         contact = body.get("filter", {}).get("=contactId")
@@ -182,3 +197,31 @@ def test_a_patients_new_phone_in_the_contact_reaches_the_deals_booking(clinic):
     contact_event = client.get(f"/api/v1/demo/inbound-events/{answer['inbound_event_id']}", headers=AUTH).get_json()
     assert contact_event["outcome"] == "ignored"
     assert "read again: 4455" in str(contact_event)
+
+
+def test_the_deal_gets_one_timeline_comment_with_the_channel_and_local_time_though_an_answer_was_lost(
+        database_url, httpserver):
+    """The booking's outcome reaches the deal's timeline. The first comment's answer is lost after the portal kept
+    it: the outbox tries again, reads the deal's comments first, and writes no second one."""
+    portal = Portal(httpserver)
+    portal.lost_answers = 1
+    tenant = replace(demo_tenant(DEMO_TOKEN), writeback_block={"bitrix24": {"comment": True}}, sources={"bitrix24": {
+        "webhook_url": httpserver.url_for("/rest/1/c0de/"), "application_token": TOKEN}})
+    runtime = make_runtime(database_url, [tenant])
+    clock = Clock(START)  # 12:00 in Moscow
+    runtime.clock = clock
+    worker = Worker(runtime, concurrency=4, retry_base=0.01, name="b24-writeback")
+    try:
+        body = sample("bitrix24", "deal_update_webhook.txt").read_bytes().strip()
+        create_app(runtime).test_client().post(URL, data=body, content_type="application/x-www-form-urlencoded")
+        run(worker, clock, 120)  # the contact's phone ends in 4: neither MAX nor Telegram, WhatsApp delivers
+        texts = [comment["COMMENT"][:-2] for comment in portal.comments]
+        assert texts == ["Подтверждение записи доставлено в WhatsApp 27.11 12:"]  # the minute is the delivery's
+        assert all(comment["ENTITY_ID"] == 4455 for comment in portal.comments)
+        assert [method for method, _ in portal.calls if "comment" in method][:2] == [
+            "crm.timeline.comment.add", "crm.timeline.comment.list"]
+        with runtime.sessions() as session:
+            assert session.scalars(select(Writeback.status)).all() == ["sent"]
+    finally:
+        worker.close()
+        runtime.engine.dispose()
