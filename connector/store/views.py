@@ -237,8 +237,9 @@ def planned_time() -> ColumnElement[Any]:
 
 def _search(session: Session, *, tenant_id: str, query: str, phone: str | None) -> Sequence[Booking]:
     """Bookings whose external id (or our number) is `query`; when it reads as a phone, the bookings of that
-    patient; when it reads as a word, those of the patients with that surname (as typed, or in any one case:
-    SQLite's lower() knows no Cyrillic, so the usual spellings are matched exactly)."""
+    patient; when it reads as words, those of the patients whose surname begins with the first and, given a
+    second, whose first name begins with it («Смирн», «смирнов иван»): as typed, or in any one case (SQLite's
+    lower() knows no Cyrillic, so the usual spellings are compared, each as a prefix)."""
     conditions = [Booking.external_id == query]
     if query.isdigit() and int(query) < 2**31:  # our number; a longer one would overflow PostgreSQL's integer
         conditions.append(Booking.id == int(query))
@@ -246,11 +247,20 @@ def _search(session: Session, *, tenant_id: str, query: str, phone: str | None) 
         patient_ids = select(Patient.id).where(Patient.tenant_id == tenant_id, Patient.phone == phone)
         conditions.append(Booking.patient_id.in_(patient_ids))
     elif any(ch.isalpha() for ch in query):
-        spellings = {query, query.lower(), query.upper(), query.capitalize(), query.title()}
-        namesakes = select(Patient.id).where(Patient.tenant_id == tenant_id, Patient.last_name.in_(spellings))
+        words = query.split()
+        namesakes = select(Patient.id).where(Patient.tenant_id == tenant_id, _begins(Patient.last_name, words[0]))
+        if len(words) > 1:
+            namesakes = namesakes.where(_begins(Patient.first_name, words[1]))
         conditions.append(Booking.patient_id.in_(namesakes))
     return session.scalars(select(Booking).where(Booking.tenant_id == tenant_id, or_(*conditions))
                            .order_by(Booking.starts_at.desc(), Booking.id.desc()).limit(SEARCH_LIMIT)).all()
+
+
+def _begins(column: Any, word: str) -> Any:
+    """`column` begins with `word` in one of its usual spellings; `%` and `_` typed are letters, not wildcards."""
+    escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    spellings = {escaped, escaped.lower(), escaped.upper(), escaped.capitalize()}
+    return or_(*(column.like(f"{spelling}%", escape="\\") for spelling in sorted(spellings)))
 
 
 def _booking_rows(session: Session, bookings: Iterable[Booking]) -> dict[int, BookingRow]:

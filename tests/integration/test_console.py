@@ -165,7 +165,10 @@ def test_an_event_shows_its_headers_body_and_what_it_changed(app, ledger):
 
 @pytest.mark.parametrize(("typed", "found"), [("8 (916) 123-45-67", True), ("+7 916 123 45 67", True),
                                               ("9161234567", True), ("Петров", True), ("петров", True),
-                                              ("ПЕТРОВ", True), ("7001", True), ("Иванов", False)])
+                                              ("ПЕТРОВ", True), ("7001", True), ("Иванов", False),
+                                              ("Петр", True), ("пет", True), ("Петров Иван", True),
+                                              ("петров и", True), ("Петров Олег", False), ("етров", False),
+                                              ("Пе%", False), ("Пе_ров", False)])
 def test_search_by_phone_surname_or_booking_id(app, ledger, typed, found):
     text = text_of(post(signed_in(app, "vera"), "/status/demo", {"q": typed}))
     results = text[text.index("<h2>Поиск"):text.index('class="grid now"')]
