@@ -345,6 +345,16 @@ class SignInAttempt(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class EndedSession(Base):
+    """A staff session signed out: its cookie, should a copy of it be left somewhere, signs nobody in. Kept for
+    the longest a session lasts (Settings.session_max), then deleted at the next sign-out."""
+
+    __tablename__ = "ended_session"
+
+    sid: Mapped[str] = mapped_column(String(32), primary_key=True)  # the session's random id (web.access)
+    ended_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 UNSENT = text("status IN ('pending', 'sending')")
 DUE = text("status = 'pending'")
 

@@ -1,7 +1,7 @@
 """Who is looking at the status pages, and what they may do there.
 
 Staff sign in with a login and a password (`connector.web.signin`); the session is Flask's signed cookie, and it
-holds four keys, which tests may also set with `client.session_transaction()`:
+holds five keys, which tests may also set with `client.session_transaction()`:
 
 - `staff_login`: the login of a `StaffUser` in `Runtime.staff` (looked up on every request, so a user removed
   from the tenants file is signed out at the next deploy);
@@ -9,7 +9,9 @@ holds four keys, which tests may also set with `client.session_transaction()`:
 - `seen_at`: their last request (POSIX seconds); the session ends `Settings.session_idle` after it. Each request
   refreshes it;
 - `credentials`: a keyed digest of the user's password hash (`credentials_mark`), so a password changed in the
-  tenants file (or CONNECTOR_STATUS_PASSWORD) ends every session signed in with the old one at the next deploy.
+  tenants file (or CONNECTOR_STATUS_PASSWORD) ends every session signed in with the old one at the next deploy;
+- `sid`: the session's random id; signing out writes it in `ended_session`, so a copy of the cookie (a shared
+  computer, a proxy's log) signs nobody in afterwards.
 
 Roles form a ladder (`ROLES`): a viewer reads; an operator also acts (resend, cancel, replay…); an admin also
 reveals phones. A user sees only their tenants: any other tenant's page answers 404, exactly as an unknown one.
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,16 +32,18 @@ from urllib.parse import urlsplit
 from flask import Response, abort, current_app, g, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 
+from connector.store import ended_sessions
 from connector.tenants import ROLES, StaffUser
 from connector.web.context import current_runtime
 
 __all__ = ["ROLES", "Staff", "credentials_mark", "current_staff", "guard", "requires", "safe_next",
-           "secure_headers", "sign_in_session", "signed_in"]
+           "secure_headers", "sign_in_session", "sign_out_session", "signed_in"]
 
 LOGIN_KEY = "staff_login"
 SIGNED_IN_KEY = "signed_in_at"
 SEEN_KEY = "seen_at"
 CREDENTIALS_KEY = "credentials"
+SID_KEY = "sid"
 
 _View = TypeVar("_View", bound=Callable[..., Any])
 
@@ -90,7 +95,7 @@ def guard() -> ResponseReturnValue | None:
     not see → 404, the same page as an unknown tenant."""
     staff = _signed_in()
     if staff is None:
-        for key in (LOGIN_KEY, SIGNED_IN_KEY, SEEN_KEY, CREDENTIALS_KEY):
+        for key in (LOGIN_KEY, SIGNED_IN_KEY, SEEN_KEY, CREDENTIALS_KEY, SID_KEY):
             session.pop(key, None)
         if request.method in ("GET", "HEAD"):
             return redirect(url_for("signin.form", next=request.full_path.rstrip("?")))
@@ -112,6 +117,20 @@ def sign_in_session(user: StaffUser) -> None:
     session[SIGNED_IN_KEY] = now
     session[SEEN_KEY] = now
     session[CREDENTIALS_KEY] = credentials_mark(user)
+    session[SID_KEY] = secrets.token_hex(16)
+
+
+def sign_out_session() -> None:
+    """End this session here and in every copy of its cookie."""
+    sid = session.get(SID_KEY)
+    try:
+        if isinstance(sid, str) and sid:
+            runtime = current_runtime()
+            now = runtime.clock()
+            with runtime.sessions.begin() as db:
+                ended_sessions.end(db, sid[:32], now=now, forget_before=now - runtime.settings.session_max)
+    finally:
+        session.clear()  # this browser is signed out even when the database could not be told
 
 
 def credentials_mark(user: StaffUser) -> str:
@@ -160,11 +179,17 @@ def _signed_in() -> Staff | None:
     mark = session.get(CREDENTIALS_KEY)
     if not isinstance(mark, str) or not hmac.compare_digest(mark, credentials_mark(user)):
         return None  # signed in with a password that is no longer this user's
+    sid = session.get(SID_KEY)
+    if not isinstance(sid, str) or not sid:
+        return None
     now = _now()
     settings = runtime.settings
     idle, held = now - seen_at, now - signed_in_at
     if idle > settings.session_idle.total_seconds() or held > settings.session_max.total_seconds():
         return None
+    with runtime.sessions() as db:
+        if ended_sessions.has_ended(db, sid[:32]):
+            return None  # signed out: this is a copy of the cookie
     return Staff.of(user)
 
 

@@ -12,14 +12,14 @@ import logging
 from datetime import timedelta
 from functools import cache
 
-from flask import Blueprint, Response, redirect, render_template, request, session, url_for
+from flask import Blueprint, Response, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from connector.core.sign_in_limit import Limit, retry_after
 from connector.store import sign_ins
-from connector.web.access import Staff, safe_next, secure_headers, sign_in_session, signed_in
+from connector.web.access import Staff, safe_next, secure_headers, sign_in_session, sign_out_session, signed_in
 from connector.web.context import current_runtime
 
 bp = Blueprint("signin", __name__, url_prefix="/status")
@@ -87,7 +87,7 @@ def submit() -> ResponseReturnValue:
 
 @bp.post("/sign-out")
 def sign_out() -> ResponseReturnValue:
-    session.clear()
+    sign_out_session()
     return redirect(url_for("signin.form"))
 
 

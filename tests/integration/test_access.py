@@ -200,7 +200,25 @@ def test_the_documented_session_keys_sign_a_test_client_in(app, clinics):
     assert client.get("/status/demo").status_code == 302  # without the credentials' mark, no session
     with client.session_transaction() as session:
         session.update(staff_login="oleg", signed_in_at=now, seen_at=now, credentials=mark)
+    assert client.get("/status/demo").status_code == 302  # nor without its id
+    with client.session_transaction() as session:
+        session.update(staff_login="oleg", signed_in_at=now, seen_at=now, credentials=mark, sid="a-test-session")
     assert "Олег Действующий" in text_of(client.get("/status/demo"))
+
+
+def test_signing_out_ends_every_copy_of_the_session_and_no_other(app, clinics):
+    client, other = app.test_client(), app.test_client()
+    sign_in(client, "oleg")
+    sign_in(other, "oleg")  # the same user in another browser
+    copy = app.test_client()
+    copy.set_cookie("connector_session", client.get_cookie("connector_session").value)  # left on a shared computer
+    assert copy.get("/status/demo").status_code == 200
+    answer = client.post("/status/sign-out", data={"csrf_token": csrf_token(client, "/status/demo")})
+    assert answer.status_code == 302
+    for signed_out in (client, copy):
+        gone = signed_out.get("/status/demo")
+        assert gone.status_code == 302 and "/status/sign-in" in gone.headers["Location"]
+    assert other.get("/status/demo").status_code == 200  # another sign-in of the same user goes on
 
 
 def test_a_changed_password_ends_the_sessions_signed_in_with_the_old_one(app, clinics):
