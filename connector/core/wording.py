@@ -180,6 +180,20 @@ def local_time(moment: datetime, zone: ZoneInfo, now: datetime, *, seconds: bool
     return local.strftime(f"%d.%m.%Y {clock}")
 
 
+def channel_memory(channel: str, *, opted_out: bool, not_registered_until: datetime | None,
+                   last_delivered_at: datetime | None, zone: ZoneInfo, now: datetime) -> str | None:
+    """What the cascade knows of a patient on one channel, as support reads it («MAX: нет в мессенджере, не
+    пробуем до 04.01.2027 12:00»); None when it knows nothing worth saying."""
+    parts = []
+    if opted_out:
+        parts.append("пациент отказался от сообщений")
+    if not_registered_until is not None and not_registered_until > now:
+        parts.append(f"нет в мессенджере, не пробуем до {local_time(not_registered_until, zone, now)}")
+    if last_delivered_at is not None:
+        parts.append(f"последняя доставка {local_time(last_delivered_at, zone, now)}")
+    return f"{said(CHANNEL, channel)}: {', '.join(parts)}" if parts else None
+
+
 def duration_phrase(value: timedelta) -> str:
     """«5 мин», «1 ч 30 мин», «2 дн»; «45 с» under a minute."""
     seconds = int(value.total_seconds())

@@ -26,6 +26,7 @@ from connector.store.models import (
     InboundEvent,
     NotificationJob,
     Patient,
+    PatientChannel,
     SyncState,
     WorkerHeartbeat,
     Writeback,
@@ -34,6 +35,7 @@ from connector.store.models import (
 LIST_LIMIT = 50
 OVERDUE_LIMIT = 20
 SEARCH_LIMIT = 100
+OTHER_BOOKINGS = 10  # a patient's other bookings shown beside one
 HEARTBEAT_LIMIT = 20
 
 
@@ -48,6 +50,8 @@ class BookingTrail:
     audit: Sequence[AuditEvent]
     inbound: Sequence[InboundEvent]  # bodies and headers not loaded
     writebacks: Sequence[Writeback] = ()  # what was reported to its CRM, oldest first
+    channels: Sequence[PatientChannel] = ()  # what the cascade knows of the patient, channel by channel
+    others: Sequence[Booking] = ()  # the patient's other bookings with this tenant, latest visit first
 
 
 @dataclass(frozen=True)
@@ -104,7 +108,7 @@ def booking_trail_by_id(session: Session, *, tenant_id: str, booking_id: int) ->
 
 
 def _trail(session: Session, booking: Booking) -> BookingTrail:
-    """Six queries however many jobs a booking has."""
+    """Eight queries however many jobs a booking has."""
     patient = session.get(Patient, booking.patient_id) if booking.patient_id else None
     jobs = session.scalars(select(NotificationJob).where(NotificationJob.booking_id == booking.id)
                            .order_by(planned_time(), NotificationJob.id)).all()
@@ -121,7 +125,15 @@ def _trail(session: Session, booking: Booking) -> BookingTrail:
         .order_by(InboundEvent.received_at, InboundEvent.id)).all()
     writebacks = session.scalars(select(Writeback).where(Writeback.booking_id == booking.id)
                                  .order_by(Writeback.id)).all()
-    return BookingTrail(booking, patient, jobs, attempts, audit, inbound, writebacks)
+    channels: Sequence[PatientChannel] = ()
+    others: Sequence[Booking] = ()
+    if patient is not None:
+        channels = session.scalars(select(PatientChannel).where(PatientChannel.patient_id == patient.id)
+                                   .order_by(PatientChannel.channel)).all()
+        others = session.scalars(select(Booking).where(Booking.tenant_id == booking.tenant_id,
+                                                       Booking.patient_id == patient.id, Booking.id != booking.id)
+                                 .order_by(Booking.starts_at.desc(), Booking.id.desc()).limit(OTHER_BOOKINGS)).all()
+    return BookingTrail(booking, patient, jobs, attempts, audit, inbound, writebacks, channels, others)
 
 
 def event_trail(session: Session, *, tenant_id: str, event_id: int) -> EventTrail | None:

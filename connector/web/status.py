@@ -38,6 +38,7 @@ from connector.core.wording import (
     JOB_STATUS,
     WRITEBACK,
     audit_line,
+    channel_memory,
     duration_phrase,
     local_time,
     reason_phrase,
@@ -201,6 +202,11 @@ def _booking_context(trail: views.BookingTrail, tenant: Tenant, *, zone: ZoneInf
         patient=None if patient is None else {
             "phone": patient.phone if phone_shown else mask_phone(patient.phone), "phone_shown": phone_shown,
             "name": " ".join(part for part in (patient.last_name, patient.first_name, patient.patronymic) if part),
+            "channels": [line for line in (
+                channel_memory(row.channel, opted_out=row.opted_out, not_registered_until=row.not_registered_until,
+                               last_delivered_at=row.last_delivered_at, zone=zone, now=now)
+                for row in trail.channels) if line],
+            "others": trail.others,
         },
         jobs=[{"job": job, "text": mask_phones(job.rendered_text or ""),
                "reason": scrub(reason_phrase(job.status_reason, zone=zone, now=now)),

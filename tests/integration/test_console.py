@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from connector.entrypoints.worker import Worker
-from connector.store.models import AuditEvent, DeliveryAttempt, NotificationJob
+from connector.store.models import AuditEvent, Booking, DeliveryAttempt, NotificationJob, PatientChannel
 from connector.web import create_app
 from tests.conftest import DEMO_TOKEN
 from tests.fixtures import sample
@@ -185,6 +185,32 @@ def test_a_booking_reads_as_one_timeline_in_russian(app, ledger):
         assert line in timeline, line
     assert "T09:00:00" not in text and "+00:00" not in text  # no UTC ISO times left
     assert "не доставлено" in text
+
+
+def test_a_booking_shows_what_is_known_of_its_patient_and_their_other_bookings(app, runtime, ledger):
+    """«Why did it go by SMS?» is answered on the booking: the patient's channels as the cascade knows them (an
+    opt-out, a messenger they are not on, the last delivery), and their other visits, one click away."""
+    client = app.test_client()
+    later = book(client, 7002, FAILING, surname="Петров", visit=START + timedelta(days=20))
+    work(runtime, passes=1)
+    other = event_of(client, WEBHOOK, later)["booking_id"]
+    with runtime.sessions.begin() as session:
+        patient_id = session.get(Booking, ledger["booking"]).patient_id
+        session.add_all([
+            PatientChannel(patient_id=patient_id, channel="telegram", opted_out=True, updated_at=START),
+            PatientChannel(patient_id=patient_id, channel="max", not_registered_until=START + timedelta(days=30),
+                           updated_at=START),
+            PatientChannel(patient_id=patient_id, channel="sms", last_delivered_at=START, updated_at=START)])
+    text = text_of(signed_in(app, "vera").get(f"/status/demo/bookings/{ledger['booking']}"))
+    facts = text[text.index("Каналы пациента"):text.index("Сообщения (")]
+    assert "MAX: нет в мессенджере, не пробуем до 27.12 12:00" in facts
+    assert "Telegram: пациент отказался от сообщений" in facts
+    assert "SMS: последняя доставка 27.11 12:00" in facts
+    assert f'/status/demo/bookings/{other}">№{other}</a> 17.12.2026 12:00' in facts  # its visit, Moscow time
+    back = text_of(signed_in(app, "vera").get(f"/status/demo/bookings/{other}"))
+    assert f'/status/demo/bookings/{ledger["booking"]}"' in back[back.index("Другие записи"):back.index("Сообщения (")]
+    delivered = text_of(signed_in(app, "vera").get(f"/status/demo/bookings/{ledger['delivered']}"))
+    assert "Другие записи" not in delivered  # another patient's bookings are not theirs
 
 
 # --- what staff do ---------------------------------------------------------------------------------------------

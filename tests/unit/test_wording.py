@@ -156,3 +156,18 @@ def test_reasons_and_errors_are_worded_clause_by_clause():
     assert reason_phrase("never started: nothing went to the provider", zone=MOSCOW, now=NOW) == \
         "не начиналась: провайдеру ничего не ушло"
     assert reason_phrase("HTTP 500 from the provider", zone=MOSCOW, now=NOW) == "HTTP 500 from the provider"
+
+
+@pytest.mark.parametrize(("channel", "memory", "words"), [
+    ("max", {"not_registered_until": NOW + timedelta(days=30)},
+     "MAX: нет в мессенджере, не пробуем до 01.01.2027 15:00"),
+    ("telegram", {"opted_out": True}, "Telegram: пациент отказался от сообщений"),
+    ("sms", {"last_delivered_at": NOW - timedelta(hours=1)}, "SMS: последняя доставка 02.12 14:00"),
+    ("whatsapp", {"opted_out": True, "last_delivered_at": NOW - timedelta(days=1)},
+     "WhatsApp: пациент отказался от сообщений, последняя доставка 01.12 15:00"),
+    ("max", {"not_registered_until": NOW - timedelta(seconds=1)}, None),  # the absence has run out: tried again
+    ("max", {}, None),
+])
+def test_what_the_cascade_knows_of_a_patient_on_a_channel(channel, memory, words):
+    known = {"opted_out": False, "not_registered_until": None, "last_delivered_at": None, **memory}
+    assert wording.channel_memory(channel, zone=MOSCOW, now=NOW, **known) == words
