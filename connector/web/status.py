@@ -293,7 +293,7 @@ def _render(template: str, tenant: Tenant, zone: ZoneInfo, **context: Any) -> st
 
     return render_template(template, tenant=tenant, zone=zone.key, when=when, when_exact=when_exact,
                            when_in=when_in, short=short, short_s=short_s, said=said, words=WORDS,
-                           duration=duration_phrase, staff=current_staff(), **context)
+                           duration=duration_phrase, staff=current_staff(), generated_at=now, **context)
 
 
 WORDS = {"job": JOB_STATUS, "attempt": ATTEMPT_STATUS, "kind": JOB_KIND, "channel": CHANNEL,

@@ -9,6 +9,7 @@ import json
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -117,8 +118,11 @@ def trail(runtime, what: str) -> list[AuditEvent]:
 # --- what staff see --------------------------------------------------------------------------------------------
 
 
-def test_the_overview_counts_each_channel_rates_each_step_and_draws_the_week(app, ledger):
+def test_the_overview_counts_each_channel_rates_each_step_and_draws_the_week(app, runtime, ledger):
     text = text_of(signed_in(app, "vera").get("/status/demo"))
+    # a page that does not refresh itself says when its figures were read, in the clinic's time
+    stamp = runtime.clock().astimezone(ZoneInfo("Europe/Moscow")).strftime("%d.%m %H:%M:%S")
+    assert f"данные на {stamp}, время: Europe/Moscow" in text
     today = text[text.index('id="figures-today"'):text.index('id="figures-24h"')]
     rows = {cells[0]: cells[1:] for cells in (re.findall(r"<td[^>]*>([^<]*)</td>", row)
                                              for row in re.findall(r"<tr><td>.*?</tr>", today))}
