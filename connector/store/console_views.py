@@ -136,6 +136,19 @@ def events_page(session: Session, *, tenant_id: str, source: str | None, outcome
     return EventsPage(rows[:per_page], page, len(rows) > per_page, sources)
 
 
+def rejected_ids(session: Session, *, tenant_id: str, source: str | None, excluding: Sequence[str],
+                 limit: int) -> list[int]:
+    """The tenant's rejected events (of one source when given), newest first, but those rejected for a reason in
+    `excluding` (a body nobody vouched for is never applied) and those kept only in part."""
+    query = select(InboundEvent.id).where(InboundEvent.tenant_id == tenant_id,
+                                          state_is(InboundEvent.outcome, InboundOutcome.REJECTED),
+                                          InboundEvent.body_truncated.is_(False),
+                                          InboundEvent.reason.is_(None) | InboundEvent.reason.not_in(list(excluding)))
+    if source:
+        query = query.where(InboundEvent.source == source)
+    return list(session.scalars(query.order_by(InboundEvent.id.desc()).limit(limit)))
+
+
 def writeback_trouble(session: Session, *, tenant_id: str, limit: int = 10) -> WritebackTrouble:
     """The tenant's failing reports to its CRM: how many failed for good, how many are being retried, the latest
     failed (to open their bookings). Two queries."""

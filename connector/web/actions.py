@@ -14,12 +14,16 @@ from flask import session as session_store
 from flask.typing import ResponseReturnValue
 
 from connector.core.wording import CHANNEL, JOB_KIND, said
+from connector.store import console_views
 from connector.store.models import Booking, InboundEvent, NotificationJob, Writeback
 from connector.tenants import Tenant
 from connector.usecases import staff_actions
+from connector.usecases.refusals import UNAUTHENTICATED
 from connector.web.access import current_staff, requires
 from connector.web.context import current_runtime
 from connector.web.status import bp
+
+BULK_REPLAY = 200  # rejected events replayed by one press of the button, newest first
 
 ACTIONS = {
     "resend": ("Отправить ещё раз", "Да, отправить ещё раз"),
@@ -73,6 +77,36 @@ def replay(tenant_id: str, event_id: int) -> ResponseReturnValue:
     [done] = staff_actions.replay_events(runtime, [event_id], staff=current_staff().name, tenant_id=tenant_id)
     _said(done)
     return redirect(url_for("status.event", tenant_id=tenant_id, event_id=event_id), 303)
+
+
+@bp.post("/<tenant_id>/events/replay-rejected")
+@requires("operator")
+def replay_rejected(tenant_id: str) -> ResponseReturnValue:
+    """Every rejected event (of one source) made pending again, newest first, at most BULK_REPLAY: after a fix
+    (a mapping, a token, a CRM back up) support replays the lot; the worker applies them, not this request."""
+    runtime = current_runtime()
+    source = request.form.get("source") or None
+    with runtime.sessions() as session:
+        ids = console_views.rejected_ids(session, tenant_id=tenant_id, source=source, excluding=UNAUTHENTICATED,
+                                         limit=BULK_REPLAY)
+    back = url_for("status.events", tenant_id=tenant_id, source=source, outcome="rejected")
+    if not ids:
+        flash("Отклонённых событий, которые можно обработать заново, нет.", "refused")
+        return redirect(back, 303)
+    if request.form.get("confirmed") != "1":
+        return _confirm(
+            runtime.tenants[tenant_id], title="Обработать заново отклонённые", button="Да, обработать заново",
+            question=f"Разобрать заново сегодняшним кодом {len(ids)} отклонённых событий"
+                     f"{f' из {source}' if source else ''} (сначала новые) и отдать их воркеру?",
+            back=back, fields={"source": source} if source else {})
+    done = staff_actions.replay_events(runtime, ids, staff=current_staff().name, tenant_id=tenant_id,
+                                       apply=lambda _runtime, _ids: None)  # the worker's intake applies them
+    queued = sum(1 for item in done if item.ok)
+    message = f"{queued} из {len(ids)} событий снова в очереди: воркер применит их в течение минуты"
+    if queued < len(ids):
+        message += "; остальные по-прежнему не разобрать (их причина — на странице события)"
+    flash(message, "ok" if queued else "refused")
+    return redirect(back, 303)
 
 
 @bp.post("/<tenant_id>/bookings/<int:booking_id>/writebacks/<int:writeback_id>/retry")

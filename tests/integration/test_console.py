@@ -15,7 +15,14 @@ import pytest
 from sqlalchemy import select
 
 from connector.entrypoints.worker import Worker
-from connector.store.models import AuditEvent, Booking, DeliveryAttempt, NotificationJob, PatientChannel
+from connector.store.models import (
+    AuditEvent,
+    Booking,
+    DeliveryAttempt,
+    InboundEvent,
+    NotificationJob,
+    PatientChannel,
+)
 from connector.web import create_app
 from tests.conftest import DEMO_TOKEN
 from tests.fixtures import sample
@@ -278,6 +285,43 @@ def test_cancel_and_send_now_a_waiting_reminder(app, runtime, ledger):
     assert attempts(runtime, second) == []
 
 
+def test_every_rejected_event_of_a_source_is_replayed_with_one_press_and_the_worker_applies_them(app, runtime, ledger):
+    """After a fix, support replays the lot from the events page; a body nobody vouched for is never among them."""
+    from connector.store.ledger import record_inbound
+
+    def rejected(record_id: int, reason: str) -> int:
+        body = json.loads(sample("yclients", "record_create.json").read_text(encoding="utf-8"))
+        body["resource_id"] = body["data"]["id"] = record_id
+        with runtime.sessions.begin() as session:
+            return record_inbound(session, tenant_id="demo", source="yclients", body=json.dumps(body).encode(),
+                                  headers={}, now=runtime.clock(), outcome="rejected", error="a parser bug",
+                                  reason=reason).id
+
+    fixable = [rejected(7101, "unprocessable"), rejected(7102, "unprocessable")]
+    forged = rejected(7103, "unauthorized")
+    action, page = "/status/demo/events/replay-rejected", "/status/demo/events?outcome=rejected&source=yclients"
+    viewer = signed_in(app, "vera")
+    assert "Обработать заново все отклонённые" not in text_of(viewer.get(page))
+    assert post(viewer, action, {"source": "yclients", "confirmed": "1"}, page).status_code == 403
+    client = signed_in(app, "olga")
+    assert "Обработать заново все отклонённые из yclients" in text_of(client.get(page))
+    asked = text_of(post(client, action, {"source": "yclients"}, page))
+    assert "Разобрать заново сегодняшним кодом 2 отклонённых событий из yclients" in asked  # the forged one is not
+    done = post(client, action, {"source": "yclients", "confirmed": "1"}, page)
+    assert done.status_code == 303
+    assert "2 из 2 событий снова в очереди" in text_of(client.get(done.headers["Location"]))
+    work(runtime, passes=2)  # the worker applies them, not the page's request
+    with runtime.sessions() as session:
+        outcomes = {row.id: row.outcome for row in session.scalars(
+            select(InboundEvent).where(InboundEvent.id.in_([*fixable, forged])))}
+    assert outcomes == {fixable[0]: "applied", fixable[1]: "applied", forged: "rejected"}
+    lines = trail(runtime, "staff.replay")
+    assert sorted(line.inbound_event_id for line in lines) == sorted(fixable)
+    assert all(line.detail.startswith("Ольга Сидорова: ") for line in lines)
+    nothing = post(client, action, {"source": "yclients", "confirmed": "1"}, page)
+    assert "можно обработать заново, нет" in text_of(client.get(nothing.headers["Location"]))
+
+
 def test_a_rejected_webhook_is_replayed_from_its_page(app, runtime, ledger):
     client = signed_in(app, "olga")
     body = sample("yclients", "record_create.json").read_bytes()
@@ -338,7 +382,8 @@ def test_an_operator_may_act_but_not_see_a_phone(app, runtime, ledger):
 def test_a_form_without_its_csrf_token_does_nothing(app, runtime, ledger):
     client = signed_in(app, "admin")
     page = f"/status/demo/bookings/{ledger['booking']}"
-    for path in (f"{page}/jobs/{ledger['job']}/resend", f"{page}/phone", "/status/demo/events/1/replay"):
+    for path in (f"{page}/jobs/{ledger['job']}/resend", f"{page}/phone", "/status/demo/events/1/replay",
+                 "/status/demo/events/replay-rejected"):
         assert client.post(path, data={"confirmed": "1"}).status_code == 400
     assert trail(runtime, "staff.resend") == [] and trail(runtime, "staff.phone_shown") == []
 
@@ -348,6 +393,8 @@ def test_another_tenants_booking_and_actions_answer_404(app, runtime, ledger):
     page = f"/status/demo/bookings/{ledger['booking']}"
     assert client.get(page).status_code == 404
     assert client.post(f"{page}/jobs/{ledger['job']}/resend",
+                       data={"confirmed": "1", "csrf_token": csrf_token(client)}).status_code == 404
+    assert client.post("/status/demo/events/replay-rejected",
                        data={"confirmed": "1", "csrf_token": csrf_token(client)}).status_code == 404
     mine = signed_in(app, "admin")  # a job of another booking under this one's path is not found either
     assert post(mine, f"/status/demo/bookings/{ledger['delivered']}/jobs/{ledger['job']}/resend",
