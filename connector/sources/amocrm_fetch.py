@@ -77,6 +77,9 @@ class AmocrmFetcher:
     def changed(self, since: datetime, until: datetime) -> Iterator[tuple[str, datetime]]:
         return self.api.changed_leads(since, until)
 
+    def changed_contacts(self, since: datetime, until: datetime) -> Iterator[tuple[str, datetime]]:
+        return self.api.changed_contact_leads(since, until)
+
 
 class AmocrmNoteTarget:
     """connector.sources.crm.Target: each report as a service note on the lead; optionally also into a field."""

@@ -115,10 +115,20 @@ class Bitrix24Api:
     def changed_deals(self, since: datetime, until: datetime, *,
                       max_pages: int = MAX_PAGES) -> Iterator[tuple[str, datetime]]:
         """(deal id, updatedTime in UTC) of every deal changed in [since, until), oldest first, page by page."""
+        return self._changed(2, since, until, max_pages=max_pages)
+
+    def changed_contacts(self, since: datetime, until: datetime, *,
+                         max_pages: int = MAX_PAGES) -> Iterator[tuple[str, datetime]]:
+        """(contact id, updatedTime in UTC) of every contact changed in [since, until), oldest first."""
+        return self._changed(3, since, until, max_pages=max_pages)
+
+    def _changed(self, entity_type: int, since: datetime, until: datetime, *,
+                 max_pages: int) -> Iterator[tuple[str, datetime]]:
+        """crm.item.list of one entity type by updatedTime, page by page (`next` must move on)."""
         if since.utcoffset() is None or until.utcoffset() is None:
             raise ValueError("bitrix24: since and until must carry a zone")
         query: dict[str, Any] = {
-            "entityTypeId": 2, "select": ["id", "updatedTime"],
+            "entityTypeId": entity_type, "select": ["id", "updatedTime"],
             "filter": {">=updatedTime": since.isoformat(timespec="seconds"),
                        "<updatedTime": until.isoformat(timespec="seconds")},
             "order": {"updatedTime": "ASC"}}

@@ -17,7 +17,7 @@ from typing import Any
 import requests
 
 from connector.core.model import EventAction, SourceEvent
-from connector.sources.bitrix24 import booking_id, contact_id, deal_id, map_booking, map_deal
+from connector.sources.bitrix24 import CONTACT_PREFIX, booking_id, contact_id, deal_id, map_booking, map_deal
 from connector.sources.bitrix24_api import Bitrix24Api
 from connector.sources.bitrix24_mapping import Bitrix24Mapping
 from connector.sources.bitrix24_settings import Bitrix24Source, Bitrix24Writeback
@@ -75,6 +75,10 @@ class Bitrix24Fetcher:
     def changed(self, since: datetime, until: datetime) -> Iterator[tuple[str, datetime]]:
         """Deals only: the booking module's listing has no change time to filter on."""
         return self.api.changed_deals(since, until)
+
+    def changed_contacts(self, since: datetime, until: datetime) -> Iterator[tuple[str, datetime]]:
+        """Each changed contact as a `contact-<id>` hint: its fetch reads its deals again (`related`)."""
+        return ((CONTACT_PREFIX + contact, at) for contact, at in self.api.changed_contacts(since, until))
 
     def _booking(self, external_id: str, booking: str) -> SourceEvent | None:
         if not self.mapping.booking_module:

@@ -74,6 +74,12 @@ class Fetcher(Protocol):
         through the listing as the CRM allows. Raises CrmError."""
         ...
 
+    def changed_contacts(self, since: datetime, until: datetime) -> Iterator[tuple[str, datetime]]:
+        """(external id, the contact's change time) of what to read again because a patient's contact changed in
+        [since, until) (a new phone changes no lead or deal): amoCRM the contact's leads, Bitrix24 a `contact-<id>`
+        hint that `related` expands. Raises CrmError."""
+        ...
+
 
 @dataclass(frozen=True)
 class Report:

@@ -292,6 +292,30 @@ def test_a_listing_that_never_ends_is_cut_short_as_transient(httpserver, fake_ti
     assert caught.value.transient and len(amo.seen) == 3
 
 
+def test_a_changed_contact_stands_for_its_newest_leads(httpserver, fake_time, amo):
+    contacts = {"_page": 1, "_embedded": {"contacts": [
+        {"id": 11223344, "updated_at": 1795766460,  # changed in the window: its newest leads, each once
+         "_embedded": {"leads": [{"id": lead} for lead in range(100, 125)] + [{"id": 101}, {"id": "x"}]}},
+        {"id": 11223345, "updated_at": 1795766500, "_embedded": {}},  # no leads
+        {"id": 11223346, "updated_at": 1795770000, "_embedded": {"leads": [{"id": 7}]}},  # at `until`: the next
+    ]}}
+    amo.on("GET", "/api/v4/contacts", hal(contacts))
+
+    found = list(api(httpserver, fake_time).changed_contact_leads(SINCE, UNTIL))
+
+    changed = datetime(2026, 11, 27, 8, 1, tzinfo=UTC)
+    assert found == [(str(lead), changed) for lead in range(124, 104, -1)]
+    (_, request, _), = amo.seen
+    assert request.args.to_dict() == {"filter[updated_at][from]": "1795766400", "filter[updated_at][to]": "1795770000",
+                                      "order[updated_at]": "asc", "with": "leads", "page": "1", "limit": "250"}
+
+
+def test_a_contacts_listing_that_is_not_a_list_is_refused(httpserver, fake_time, amo):
+    amo.on("GET", "/api/v4/contacts", hal({"_embedded": {"contacts": {"id": 1}}}))
+    with pytest.raises(CrmError, match="contacts list"):
+        list(fetcher(httpserver, fake_time).changed_contacts(SINCE, UNTIL))
+
+
 # --- write-back -------------------------------------------------------------------------------------------------
 
 

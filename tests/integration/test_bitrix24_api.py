@@ -289,6 +289,16 @@ def test_the_listing_pages_by_next(httpserver, fake_time):
     assert fake_time.calls[1] - fake_time.calls[0] == pytest.approx(MIN_INTERVAL)
 
 
+def test_changed_contacts_are_listed_as_contact_hints(httpserver, fake_time):
+    page = {"result": {"items": [{"id": 6677, "updatedTime": "2026-11-27T11:05:00+03:00"}]}, "total": 1}
+    seen = serve(httpserver, fake_time, "crm.item.list", answer(page))
+    since, until = datetime(2026, 11, 27, 6, 0, tzinfo=UTC), datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+    assert list(fetcher(httpserver, fake_time).changed_contacts(since, until)) == [
+        ("contact-6677", datetime(2026, 11, 27, 8, 5, tzinfo=UTC))]
+    assert body_of(seen[0])["entityTypeId"] == 3 and body_of(seen[0])["filter"] == {
+        ">=updatedTime": "2026-11-27T06:00:00+00:00", "<updatedTime": "2026-11-27T09:00:00+00:00"}
+
+
 def test_a_listing_whose_next_does_not_move_on_is_refused(httpserver, fake_time):
     page = {"result": {"items": [{"id": 1, "updatedTime": "2026-11-27T11:00:00+03:00"}]}, "next": 0}
     serve(httpserver, fake_time, "crm.item.list", answer(page))

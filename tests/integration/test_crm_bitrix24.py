@@ -39,6 +39,7 @@ class Portal:
     def __init__(self, httpserver):
         self.deals = {4455: answer("crm_item_get_deal_4455.json")["result"]["item"]}
         self.contact = answer("crm_contact_get_6677.json")
+        self.contact_changed: str | None = None  # the contact's updatedTime, once it changed
         self.comments: list[dict] = []  # the deals' timeline comments, as the portal keeps them
         self.lost_answers = 0  # how many comments to take and then answer 502, as a proxy losing the answer
         self.calls: list[tuple[str, dict]] = []
@@ -68,6 +69,10 @@ class Portal:
             return Response(json.dumps({"result": found}), content_type="application/json")
         if method == "crm.contact.get":
             return Response(json.dumps(self.contact), content_type="application/json")
+        if body.get("entityTypeId") == 3:  # contacts changed in the window
+            items = [{"id": 6677, "updatedTime": self.contact_changed}] if self.contact_changed else []
+            return Response(json.dumps({"result": {"items": items}, "total": len(items)}),
+                            content_type="application/json")
         contact = body.get("filter", {}).get("=contactId")
         deals = [deal for deal in self.deals.values() if contact is None or deal.get("contactId") == contact]
         items = [{"id": deal["id"], "updatedTime": deal["updatedTime"]} for deal in deals]
@@ -162,14 +167,29 @@ def test_reconciliation_finds_a_deal_whose_webhook_never_came(clinic):
     work(runtime)
     booking = client.get("/api/v1/demo/bookings/bitrix24/4455", headers=AUTH).get_json()
     assert booking["state"] == "active"
-    [listing] = [body for method, body in portal.calls if method == "crm.item.list"]
-    assert listing["entityTypeId"] == 2
+    listings = [body for method, body in portal.calls if method == "crm.item.list"]
+    assert [listing["entityTypeId"] for listing in listings] == [2, 3]  # deals, then contacts
 
     calls = len(portal.calls)  # the next pass finds nothing newer than what we hold: nothing is fetched
     runtime.clock = lambda: NOW.replace(hour=10)
     assert reconcile_tenant(runtime, runtime.tenants["demo"], "bitrix24", "worker-1").stored == 0
     work(runtime)
-    assert [method for method, _ in portal.calls[calls:]] == ["crm.item.list"]
+    assert [method for method, _ in portal.calls[calls:]] == ["crm.item.list", "crm.item.list"]
+
+
+def test_reconciliation_finds_a_contact_whose_webhook_never_came_and_reads_its_deals_again(clinic):
+    runtime, client, portal = clinic
+    body = sample("bitrix24", "deal_update_webhook.txt").read_bytes().strip()
+    client.post(URL, data=body, content_type="application/x-www-form-urlencoded")
+    work(runtime)
+    portal.contact["result"]["PHONE"][0]["VALUE"] = "+7 926 555-00-11"  # ONCRMCONTACTUPDATE was lost
+    portal.contact_changed = "2026-12-01T11:50:00+03:00"
+    result = reconcile_tenant(runtime, runtime.tenants["demo"], "bitrix24", "worker-1")
+    assert result.error is None and result.stored == 1  # the contact; the deal itself is held as it is
+    work(runtime)
+    with runtime.sessions() as session:
+        booking = session.scalars(select(Booking).where(Booking.external_id == "4455")).one()
+        assert session.get(Patient, booking.patient_id).phone == "+79265550011"
 
 
 def test_a_patients_new_phone_in_the_contact_reaches_the_deals_booking(clinic):

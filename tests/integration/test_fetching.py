@@ -35,6 +35,8 @@ class ScriptedCrm:
         self.asked: list[str] = []
         self.listing: list[tuple[str, datetime]] = []
         self.listing_error: CrmError | None = None
+        self.contacts: list[tuple[str, datetime]] = []  # what changed contacts stand for
+        self.contacts_error: CrmError | None = None
         self.windows: list[tuple[datetime, datetime]] = []
 
     def fetch(self, hint: Hint):
@@ -53,6 +55,11 @@ class ScriptedCrm:
         if self.listing_error:
             raise self.listing_error
         yield from self.listing
+
+    def changed_contacts(self, since, until):
+        if self.contacts_error:
+            raise self.contacts_error
+        yield from self.contacts
 
 
 def lead(external_id: str, *, version: datetime, starts_at: datetime = VISIT,
@@ -237,6 +244,36 @@ def test_reconciliation_fetches_what_changed_after_what_we_hold(setup):
         booking = session.scalars(select(Booking).where(Booking.external_id == "late")).one()
         kinds = session.scalars(select(NotificationJob.kind).where(NotificationJob.booking_id == booking.id)).all()
         assert "confirmation" in kinds, "a booking whose webhook was lost minutes ago gets its confirmation"
+
+
+def test_reconciliation_reads_again_what_a_changed_contact_stands_for(setup):
+    runtime, crm, clock, factories = setup
+    tenant = runtime.tenants["demo"]
+    hinted(runtime, "held")
+    crm.answers["held"] = [lead("held", version=NOW - timedelta(hours=2))]
+    fetch_batch(runtime, fetchers=factories)
+    drain(runtime)
+    # the lead did not change, its contact did (a new phone): the lead is read again all the same
+    crm.contacts = [("held", NOW - timedelta(minutes=5))]
+    result = reconcile_tenant(runtime, tenant, "amocrm", "w1", factories=factories)
+    assert (result.read, result.stored, result.error) == (1, 1, None)
+
+
+def test_a_refused_contacts_listing_costs_only_that_part_of_the_pass(setup):
+    runtime, crm, clock, factories = setup
+    crm.listing = [("missed", NOW - timedelta(minutes=30))]
+    crm.contacts_error = CrmError("amocrm: contacts list: HTTP 400 «Bad filter»", transient=False)
+    result = reconcile_tenant(runtime, runtime.tenants["demo"], "amocrm", "w1", factories=factories)
+    assert (result.read, result.stored, result.error) == (1, 1, None)
+    with runtime.sessions() as session:
+        assert session.get(SyncState, ("demo", "amocrm")).cursor == NOW  # the watermark moves on
+
+    clock["now"] = NOW + timedelta(minutes=10)
+    crm.contacts_error = CrmError("amocrm: contacts list: HTTP 503", transient=True)  # down: read it all again
+    result = reconcile_tenant(runtime, runtime.tenants["demo"], "amocrm", "w1", factories=factories)
+    assert result.error == "amocrm: contacts list: HTTP 503"
+    with runtime.sessions() as session:
+        assert session.get(SyncState, ("demo", "amocrm")).cursor == NOW
 
 
 def test_a_failed_listing_keeps_the_watermark(setup):
