@@ -229,7 +229,11 @@ def audit_line(what: str, detail: str | None, *, zone: ZoneInfo, now: datetime) 
     if not worded:
         return title
     # «MAX (sandbox): не доставлено: …» already says what happened: «не доставлено: » before it would say it twice
-    return worded if re.search(rf"(?:^|: ){re.escape(title)}(?=$|[;:( ])", worded) else f"{title}: {worded}"
+    # (and «пациента нет в мессенджере» before «MAX (sandbox): нет в мессенджере»: the status is the same word)
+    status = ATTEMPT_STATUS.get(what.rpartition(".")[2]) if what.startswith("attempt.") else None
+    said_already = any(re.search(rf"(?:^|: ){re.escape(words)}(?=$|[;:( ])", worded)
+                       for words in (title, status) if words)
+    return worded if said_already else f"{title}: {worded}"
 
 
 def reason_phrase(text: str | None, *, zone: ZoneInfo, now: datetime) -> str:

@@ -153,7 +153,7 @@ def test_booking_page_shows_jobs_attempts_and_the_timeline_in_russian(client, le
     trail = text[text.index("Хронология"):text.index("Входящие события этой записи")]
     lines = ["пришло событие из yclients: применено", "запись создана",
              "подтверждение записи запланировано на 27.11 12:00", "попытка поставлена в очередь: шаг 1: MAX (sandbox)",
-             "отправлено провайдеру", "MAX (sandbox) сообщает: доставлено"]
+             "MAX (sandbox): отправлено", "MAX (sandbox) сообщает: доставлено"]
     positions = [trail.index(line) for line in lines]
     assert positions == sorted(positions), positions
     # the inbound event that made the booking, linked

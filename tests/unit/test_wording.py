@@ -78,6 +78,8 @@ def line(what: str, detail: str | None) -> str:
      "доставлено: Telegram (sandbox) сообщает: DELIVRD"),
     ("attempt.read", "max via sandbox reports read", "MAX (sandbox) сообщает: прочитано"),
     ("attempt.failed", "max via sandbox", "не доставлено: MAX (sandbox)"),
+    ("attempt.not_registered", "max via sandbox: not_registered (sandbox: not on max)",
+     "MAX (sandbox): нет в мессенджере: sandbox: not on max"),
     # the title is left out only where the detail says the same words, not their negation
     ("job.delivered", "max via sandbox: failed", "доставлено: MAX (sandbox): не доставлено"),
     ("job.scheduled", "max via sandbox: failed; falling back to step 2 (telegram)",
@@ -143,7 +145,7 @@ def line(what: str, detail: str | None) -> str:
     ("attempt.failed", "max via sandbox: failed (sandbox: simulated failure)",
      "MAX (sandbox): не доставлено: sandbox: simulated failure"),
     ("attempt.sent", "sms via smsru: sent after 3 tries (a call's answer was lost: timeout)",
-     "отправлено провайдеру: SMS (smsru): отправлено с 3-й попытки (ответ на один из вызовов потерялся: timeout)"),
+     "SMS (smsru): отправлено с 3-й попытки (ответ на один из вызовов потерялся: timeout)"),
     ("a.new_line", "something", "a.new_line: something"),
 ])
 def test_audit_lines_read_as_a_person_would_say_them(what, detail, words):
