@@ -250,6 +250,7 @@ class AuditWhat(StrEnum):
     STAFF_REPLAY = "staff.replay"
     STAFF_PHONE_SHOWN = "staff.phone_shown"
     STAFF_RETRY_WRITEBACK = "staff.retry_writeback"
+    STAFF_OPT_OUTS = "staff.opt_outs"  # the patient's opt-outs set as they asked (the detail: who, and which)
 
     @classmethod
     def of_job(cls, status: JobStatus) -> AuditWhat:

@@ -26,14 +26,19 @@ def set_opt_outs(session: Session, *, tenant_id: str, phone: str, channels: Coll
     patient = patient_by_phone(session, tenant_id=tenant_id, phone=phone)
     if patient is None:
         raise UnknownPatientError(phone)
+    set_patient_opt_outs(session, patient_id=patient.id, channels=channels, now=now)
+
+
+def set_patient_opt_outs(session: Session, *, patient_id: int, channels: Collection[str], now: datetime) -> None:
+    """Make `channels` exactly the opt-outs of this patient (the caller owns the transaction)."""
     rows = {row.channel: row for row in session.scalars(
-        select(PatientChannel).where(PatientChannel.patient_id == patient.id))}
+        select(PatientChannel).where(PatientChannel.patient_id == patient_id))}
     for channel in CHANNELS:
         row = rows.get(channel)
         if row is None and channel not in channels:
             continue  # no row means "never opted out": only a channel being opted out needs a new one
         if row is None:
-            row = PatientChannel(patient_id=patient.id, channel=channel)
+            row = PatientChannel(patient_id=patient_id, channel=channel)
             session.add(row)
         row.opted_out = channel in channels
         row.updated_at = now

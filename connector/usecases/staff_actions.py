@@ -9,7 +9,7 @@ the worker's next pass starts a new sequence of attempts from there, exactly as 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -23,6 +23,8 @@ from connector.core.writeback import WritebackStatus
 from connector.entrypoints.bootstrap import Runtime
 from connector.store.ledger import audit, audit_row
 from connector.store.models import Booking, InboundEvent, NotificationJob, Patient, Writeback
+from connector.tenants import CHANNELS
+from connector.usecases.patients import set_patient_opt_outs
 from connector.usecases.replay import Replayed, replay, settle
 
 
@@ -138,6 +140,22 @@ def reveal_phone(runtime: Runtime, booking_id: int, *, staff: str, tenant_id: st
         session.add(audit_row(tenant_id=tenant_id, at=runtime.clock(), what=AuditWhat.STAFF_PHONE_SHOWN,
                               detail=staff, booking_id=booking.id))
         return patient.phone
+
+
+def set_opt_outs(runtime: Runtime, booking_id: int, channels: Collection[str], *, staff: str, tenant_id: str) -> Done:
+    """The channels the booking's patient asked not to be reached on (on the phone, at the desk), exactly these;
+    a line in the trail says who set which."""
+    with runtime.sessions.begin() as session:
+        booking = session.get(Booking, booking_id)
+        if booking is None or booking.tenant_id != tenant_id or booking.patient_id is None:
+            return Done(booking_id, False, f"у записи №{booking_id} нет пациента")
+        now = runtime.clock()
+        set_patient_opt_outs(session, patient_id=booking.patient_id, channels=channels, now=now)
+        named = ", ".join(said(CHANNEL, channel) for channel in CHANNELS if channel in channels)
+        which = f"не писать в {named}" if named else "отказов нет, пишем во все каналы каскада"
+        session.add(audit_row(tenant_id=tenant_id, at=now, what=AuditWhat.STAFF_OPT_OUTS,
+                              detail=f"{staff}: {which}", booking_id=booking.id))
+    return Done(booking_id, True, f"пациент записи №{booking_id}: {which}")
 
 
 def _job(session: Session, job_id: int, tenant_id: str | None) -> tuple[NotificationJob | None, datetime | None]:

@@ -16,7 +16,7 @@ from flask.typing import ResponseReturnValue
 from connector.core.wording import CHANNEL, JOB_KIND, said
 from connector.store import console_views
 from connector.store.models import Booking, InboundEvent, NotificationJob, Writeback
-from connector.tenants import Tenant
+from connector.tenants import CHANNELS, Tenant
 from connector.usecases import staff_actions
 from connector.usecases.refusals import UNAUTHENTICATED
 from connector.web.access import current_staff, requires
@@ -137,6 +137,16 @@ def _confirm(tenant: Tenant, *, title: str, button: str, question: str, back: st
 def _said(done: staff_actions.Done) -> None:
     """What became of the action, once, on the page the browser is sent back to."""
     flash(done.message[:1].upper() + done.message[1:], "ok" if done.ok else "refused")
+
+
+@bp.post("/<tenant_id>/bookings/<int:booking_id>/opt-outs")
+@requires("operator")
+def opt_outs(tenant_id: str, booking_id: int) -> ResponseReturnValue:
+    """The channels the patient asked not to be reached on, exactly those ticked; the cascade skips them."""
+    channels = [channel for channel in request.form.getlist("opt_out") if channel in CHANNELS]
+    _said(staff_actions.set_opt_outs(current_runtime(), booking_id, channels, staff=current_staff().name,
+                                     tenant_id=tenant_id))
+    return redirect(url_for("status.booking", tenant_id=tenant_id, booking_id=booking_id), 303)
 
 
 @bp.post("/<tenant_id>/bookings/<int:booking_id>/phone")

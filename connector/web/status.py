@@ -207,6 +207,9 @@ def _booking_context(trail: views.BookingTrail, tenant: Tenant, *, zone: ZoneInf
                                last_delivered_at=row.last_delivered_at, zone=zone, now=now)
                 for row in trail.channels) if line],
             "others": trail.others,
+            "opted_out": {row.channel for row in trail.channels if row.opted_out},
+            # the channels of the clinic's cascade, once each, in its order: those a patient may refuse
+            "cascade": list(dict.fromkeys(step.channel for step in tenant.cascade)),
         },
         jobs=[{"job": job, "text": mask_phones(job.rendered_text or ""),
                "reason": scrub(reason_phrase(job.status_reason, zone=zone, now=now)),

@@ -359,6 +359,31 @@ def test_an_admin_sees_a_phone_once_and_the_trail_says_who(app, runtime, ledger)
 # --- who may ---------------------------------------------------------------------------------------------------
 
 
+def test_a_patients_request_not_to_be_written_to_is_set_from_the_booking_and_the_cascade_skips_it(
+        app, runtime, ledger):
+    """The patient calls: «не пишите мне в WhatsApp». The operator ticks it on the booking; the trail says who; the
+    next sending goes past WhatsApp and says why."""
+    page = f"/status/demo/bookings/{ledger['booking']}"
+    client = signed_in(app, "olga")
+    assert 'name="opt_out" value="whatsapp"' in text_of(client.get(page))
+    done = post(client, f"{page}/opt-outs", {"opt_out": ["whatsapp", "not-a-channel"]}, page)
+    assert done.status_code == 303
+    text = text_of(client.get(page))
+    assert "Пациент записи №" in text and "не писать в WhatsApp" in text  # what the action said
+    assert 'value="whatsapp" checked' in text and 'value="max" checked' not in text
+    assert "WhatsApp: пациент отказался от сообщений" in text
+    [line] = trail(runtime, "staff.opt_outs")
+    assert line.detail == "Ольга Сидорова: не писать в WhatsApp" and line.booking_id == ledger["booking"]
+    # the failed confirmation sent again: every channel but WhatsApp is tried
+    post(client, f"{page}/jobs/{ledger['job']}/resend", {"step": "0", "confirmed": "1"}, page)
+    work(runtime)
+    assert [channel for _, channel, _ in attempts(runtime, ledger["job"])][4:] == ["max", "telegram", "sms"]
+    # and taken back: nothing ticked is «no opt-outs»
+    post(client, f"{page}/opt-outs", {}, page)
+    assert "WhatsApp: пациент отказался" not in text_of(client.get(page))
+    assert trail(runtime, "staff.opt_outs")[-1].detail == "Ольга Сидорова: отказов нет, пишем во все каналы каскада"
+
+
 def test_a_viewer_sees_no_action_and_is_refused_one(app, runtime, ledger):
     client = signed_in(app, "vera")
     page = f"/status/demo/bookings/{ledger['booking']}"
@@ -369,7 +394,10 @@ def test_a_viewer_sees_no_action_and_is_refused_one(app, runtime, ledger):
         assert answer.status_code == 403 and "Недостаточно прав" in answer.get_data(as_text=True)
     assert post(client, "/status/demo/events/1/replay", {"confirmed": "1"}, page).status_code == 403
     assert post(client, f"{page}/phone", {}, page).status_code == 403
+    assert post(client, f"{page}/opt-outs", {"opt_out": "max"}, page).status_code == 403
+    assert 'name="opt_out"' not in text
     assert len(attempts(runtime, ledger["job"])) == 4 and trail(runtime, "staff.phone_shown") == []
+    assert trail(runtime, "staff.opt_outs") == []
 
 
 def test_an_operator_may_act_but_not_see_a_phone(app, runtime, ledger):
@@ -383,7 +411,7 @@ def test_a_form_without_its_csrf_token_does_nothing(app, runtime, ledger):
     client = signed_in(app, "admin")
     page = f"/status/demo/bookings/{ledger['booking']}"
     for path in (f"{page}/jobs/{ledger['job']}/resend", f"{page}/phone", "/status/demo/events/1/replay",
-                 "/status/demo/events/replay-rejected"):
+                 "/status/demo/events/replay-rejected", f"{page}/opt-outs"):
         assert client.post(path, data={"confirmed": "1"}).status_code == 400
     assert trail(runtime, "staff.resend") == [] and trail(runtime, "staff.phone_shown") == []
 
