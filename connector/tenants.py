@@ -115,6 +115,11 @@ class Tenant:
         object.__setattr__(self, "writeback", writeback)
 
     @property
+    def channels(self) -> tuple[str, ...]:
+        """The cascade's channels, each once, in the order it tries them."""
+        return tuple(dict.fromkeys(step.channel for step in self.cascade))
+
+    @property
     def writeback_bitrix24(self) -> Bitrix24Writeback | None:
         """`writeback.bitrix24`, which the Bitrix24 fetcher must know (its field is never read as a fact)."""
         return self.writeback.bitrix24 if self.writeback is not None else None

@@ -18,7 +18,7 @@ from connector.core.model import BookingFacts, BookingState, EventAction, Patien
 from connector.core.phones import normalise_phone
 from connector.sources.amocrm_mapping import AmocrmMapping, FieldRef, whole
 from connector.sources.amocrm_settings import AmocrmSource
-from connector.sources.crm import Hint
+from connector.sources.crm import Hint, newest
 from connector.sources.errors import PayloadError
 from connector.sources.limits import BRANCH_LENGTH, check_duration, check_id, check_moment, fit_facts, scalar_text
 from connector.sources.signatures import AuthError
@@ -29,7 +29,6 @@ __all__ = ["CHANGES", "main_contact_id", "lead_event", "parse_hints"]
 CHANGES = ("add", "update", "status", "restore")  # lead hooks that mean "read it again"
 DELETES = ("delete",)
 CONTACT_CHANGES = ("add", "update")  # a contact's phone or name changed: its leads are read again, with it
-LINKED_LEADS = 20  # of a contact's linked leads, the newest (highest ids) are read again: the visits to come
 # Other lead hooks (a note added — our own write-back among them —, a responsible user changed) say nothing
 # about the visit: they give no hint.
 
@@ -73,7 +72,7 @@ def _events(body: Mapping[str, Any], entity: str, actions: tuple[str, ...]
 
 
 def _linked_leads(linked: Any, field: str) -> list[str]:
-    """A contact's `linked_leads_id[<id>][ID]=<id>` as lead ids, the newest LINKED_LEADS of them."""
+    """A contact's `linked_leads_id[<id>][ID]=<id>` as lead ids, the newest of them (crm.newest)."""
     if linked is None:
         return []
     if isinstance(linked, Mapping):
@@ -82,8 +81,7 @@ def _linked_leads(linked: Any, field: str) -> list[str]:
         raws = [entry.get("ID") if isinstance(entry, Mapping) else entry for entry in linked]
     else:
         raise PayloadError(f"`{field}` is not a list of leads", field=field)
-    ids = {_lead_id(raw, f"{field}[{index}]") for index, raw in enumerate(raws)}
-    return sorted(ids, key=int, reverse=True)[:LINKED_LEADS]
+    return newest(int(_lead_id(raw, f"{field}[{index}]")) for index, raw in enumerate(raws))
 
 
 def _check_account(body: Mapping[str, Any], settings: AmocrmSource) -> None:

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 import requests
 
 from connector.channels.base import TransientError
-from connector.sources.crm import CrmError
+from connector.sources.crm import CrmError, newest
 from connector.transport import wire
 from connector.transport.sessions import new_session
 from connector.transport.throttle import Throttle
@@ -148,8 +148,8 @@ class AmocrmApi:
                 yield str(lead_id), changed
 
     def changed_contact_leads(self, since: datetime, until: datetime, *, limit: int = PAGE_SIZE,
-                              max_pages: int = MAX_PAGES, per_contact: int = 20) -> Iterator[tuple[str, datetime]]:
-        """(lead id, the contact's updated_at) for the newest `per_contact` leads of every contact changed in
+                              max_pages: int = MAX_PAGES) -> Iterator[tuple[str, datetime]]:
+        """(lead id, the contact's updated_at) for the newest leads (crm.newest) of every contact changed in
         [since, until) (`with=leads`; UNCONFIRMED on a real account): a new phone changes no lead, so these
         leads are read again with their contact."""
         for contact in self._listing("contacts", {"with": "leads"}, since, until, limit=limit, max_pages=max_pages):
@@ -158,9 +158,9 @@ class AmocrmApi:
                 continue
             linked = wire.dig(contact, "_embedded", "leads")
             leads = linked if isinstance(linked, list) else []
-            ids = {_whole(lead.get("id")) for lead in leads if isinstance(lead, dict)}
-            for lead_id in sorted((i for i in ids if i is not None and i > 0), reverse=True)[:per_contact]:
-                yield str(lead_id), changed
+            ids = (_whole(lead.get("id")) for lead in leads if isinstance(lead, dict))
+            for lead_id in newest(i for i in ids if i is not None and i > 0):
+                yield lead_id, changed
 
     def _listing(self, kind: str, extra: Mapping[str, Any], since: datetime, until: datetime, *, limit: int,
                  max_pages: int) -> Iterator[dict[str, Any]]:
@@ -196,7 +196,7 @@ class AmocrmApi:
             if error.transient:
                 raise
             return False
-        notes = wire.dig(body, "_embedded", "notes") if body is not None else None
+        notes = wire.dig(body, "_embedded", "notes")
         return isinstance(notes, list) and any(
             isinstance(note, dict) and wire.dig(note, "params", "text") == text for note in notes)
 

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 import requests
 
 from connector.channels.base import TransientError
-from connector.sources.crm import CrmError
+from connector.sources.crm import CrmError, newest
 from connector.transport import wire
 from connector.transport.sessions import new_session
 from connector.transport.throttle import Throttle
@@ -135,9 +135,7 @@ class Bitrix24Api:
         start = 0
         for _page in range(max_pages):
             body = self.call("crm.item.list", {**query, "start": start})
-            items = dig(body, "result", "items")
-            if not isinstance(items, list):
-                raise CrmError("bitrix24: crm.item.list: the answer has no list in result.items", transient=False)
+            items = _listed_items(body)
             for item in items:
                 yield _listed(item)
             following = body.get("next")
@@ -149,17 +147,14 @@ class Bitrix24Api:
             start = following
         raise CrmError(f"bitrix24: crm.item.list: stopped after {max_pages} pages", transient=True)
 
-    def deals_of_contact(self, contact_id: str, *, limit: int) -> list[str]:
-        """The ids of the contact's newest deals (at most `limit`: one page of crm.item.list, filtered by the
-        deal's `contactId`; whether the filter also matches deals where the contact is not the first is
-        UNCONFIRMED, so the contact's first deals are what is certain)."""
+    def deals_of_contact(self, contact_id: str) -> list[str]:
+        """The ids of the contact's newest deals (crm.newest of one page of crm.item.list, filtered by the deal's
+        `contactId`; whether the filter also matches deals where the contact is not the first is UNCONFIRMED, so
+        the contact's first deals are what is certain)."""
         body = self.call("crm.item.list", {"entityTypeId": 2, "select": ["id"], "order": {"id": "DESC"},
                                            "filter": {"=contactId": int(contact_id)}, "start": 0})
-        items = dig(body, "result", "items")
-        if not isinstance(items, list):
-            raise CrmError("bitrix24: crm.item.list: the answer has no list in result.items", transient=False)
-        ids = [str(item.get("id")) for item in items if isinstance(item, dict)]
-        return [deal for deal in ids if deal.isascii() and deal.isdigit() and int(deal) > 0][:limit]
+        ids = (str(item.get("id")) for item in _listed_items(body) if isinstance(item, dict))
+        return newest(int(deal) for deal in ids if deal.isascii() and deal.isdigit() and int(deal) > 0)
 
     def has_comment(self, deal_id: str, text: str) -> bool:
         """Whether one of the deal's newest timeline comments (one page of crm.timeline.comment.list) reads
@@ -288,6 +283,14 @@ def _described(code: str | None, body: Mapping[str, Any] | None) -> str:
     if len(text) > _DESCRIPTION_LIMIT:
         text = text[: _DESCRIPTION_LIMIT - 1] + "…"
     return (f" {code}" if code else "") + (f" «{text}»" if text else "")
+
+
+def _listed_items(body: Mapping[str, Any]) -> list[Any]:
+    """crm.item.list's `result.items`; CrmError when the answer has none."""
+    items = dig(body, "result", "items")
+    if not isinstance(items, list):
+        raise CrmError("bitrix24: crm.item.list: the answer has no list in result.items", transient=False)
+    return items
 
 
 def _object(value: Any, method: str, where: str) -> dict[str, Any]:

@@ -26,8 +26,6 @@ from connector.sources.errors import PayloadError
 
 __all__ = ["Bitrix24CommentTarget", "Bitrix24Fetcher"]
 
-RELATED_DEALS = 20  # of a changed contact's deals, the newest are read again: the visits still to come
-
 
 class Bitrix24Fetcher:
     """The `Fetcher` of one tenant's portal (connector.sources.crm)."""
@@ -66,11 +64,11 @@ class Bitrix24Fetcher:
         return event
 
     def related(self, hint: Hint) -> list[Hint] | None:
-        """A contact's deals (its newest RELATED_DEALS), read again with the contact: a new phone reaches them."""
+        """A contact's newest deals, read again with the contact: a new phone reaches them."""
         contact = contact_id(hint.external_id)
         if contact is None:
             return None
-        return [Hint(deal) for deal in self.api.deals_of_contact(contact, limit=RELATED_DEALS)]
+        return [Hint(deal) for deal in self.api.deals_of_contact(contact)]
 
     def changed(self, since: datetime, until: datetime) -> Iterator[tuple[str, datetime]]:
         """Deals only: the booking module's listing has no change time to filter on."""

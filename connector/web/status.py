@@ -153,7 +153,7 @@ def event(tenant_id: str, event_id: int) -> str:
 
 def _in_cascade_order(rows: list[ChannelFigures], tenant: Tenant) -> list[ChannelFigures]:
     """Channels as the cascade tries them (those it no longer has last), so the table reads like the cascade."""
-    order = [step.channel for step in tenant.cascade]
+    order = tenant.channels
     return sorted(rows, key=lambda row: (order.index(row.channel) if row.channel in order else len(order),
                                          row.channel))
 
@@ -208,8 +208,6 @@ def _booking_context(trail: views.BookingTrail, tenant: Tenant, *, zone: ZoneInf
                 for row in trail.channels) if line],
             "others": trail.others,
             "opted_out": {row.channel for row in trail.channels if row.opted_out},
-            # the channels of the clinic's cascade, once each, in its order: those a patient may refuse
-            "cascade": list(dict.fromkeys(step.channel for step in tenant.cascade)),
         },
         jobs=[{"job": job, "text": mask_phones(job.rendered_text or ""),
                "reason": scrub(reason_phrase(job.status_reason, zone=zone, now=now)),
