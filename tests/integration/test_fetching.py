@@ -149,11 +149,13 @@ def test_a_crm_down_is_retried_with_growing_pauses_then_rejected_and_replayable(
     assert f"gave up after {fetching.MAX_TRIES} tries" in row.error
 
     crm.answers["5"] = [lead("5", version=NOW)]  # the CRM is back: support replays the event
-    fetching.FETCHERS["amocrm"] = factories["amocrm"]
-    try:
-        [result] = replay(runtime, [event_id])
-    finally:
-        del fetching.FETCHERS["amocrm"]
+
+    def settle(runtime, _ids) -> None:  # as replay.settle, with this test's CRM instead of the registry's
+        while fetch_batch(runtime, fetchers=factories):
+            pass
+        drain(runtime)
+
+    [result] = replay(runtime, [event_id], apply=settle)
     assert result.outcome == "applied", result.detail
 
 
@@ -210,13 +212,18 @@ def test_a_claim_is_leased_so_two_workers_do_not_fetch_one_entity(setup):
         assert len(claim_fetches(session, now=NOW + fetching.LEASE, limit=10, lease=fetching.LEASE)) == 1
 
 
-def test_reconciliation_fetches_what_changed_after_what_we_hold(setup):
-    runtime, crm, clock, factories = setup
-    tenant = runtime.tenants["demo"]
+def hold_a_lead(runtime, crm, factories) -> None:
+    """Lead `held`, changed two hours ago, fetched and applied: a booking the ledger holds."""
     hinted(runtime, "held")
     crm.answers["held"] = [lead("held", version=NOW - timedelta(hours=2))]
     fetch_batch(runtime, fetchers=factories)
     drain(runtime)
+
+
+def test_reconciliation_fetches_what_changed_after_what_we_hold(setup):
+    runtime, crm, clock, factories = setup
+    tenant = runtime.tenants["demo"]
+    hold_a_lead(runtime, crm, factories)
 
     crm.listing = [("held", NOW - timedelta(hours=2)), ("missed", NOW - timedelta(minutes=30)),
                    ("missed", NOW - timedelta(minutes=20))]
@@ -249,10 +256,7 @@ def test_reconciliation_fetches_what_changed_after_what_we_hold(setup):
 def test_reconciliation_reads_again_what_a_changed_contact_stands_for(setup):
     runtime, crm, clock, factories = setup
     tenant = runtime.tenants["demo"]
-    hinted(runtime, "held")
-    crm.answers["held"] = [lead("held", version=NOW - timedelta(hours=2))]
-    fetch_batch(runtime, fetchers=factories)
-    drain(runtime)
+    hold_a_lead(runtime, crm, factories)
     # the lead did not change, its contact did (a new phone): the lead is read again all the same
     crm.contacts = [("held", NOW - timedelta(minutes=5))]
     result = reconcile_tenant(runtime, tenant, "amocrm", "w1", factories=factories)
